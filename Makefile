@@ -1,0 +1,40 @@
+# Lending backend. `make run` serves the local stack, `make test` runs every test.
+SHELL := /bin/bash
+PYTHON ?= python3.12
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | sha1sum | cut -c1-12)
+STAGE ?= prod
+
+.PHONY: venv run jobs test test-fast package policies bench clean
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt requirements-dev.txt
+	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (pyenv install 3.12)"; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -r requirements.txt -r requirements-dev.txt
+	@rm -f $(VENV)/.installed-* && touch $@
+
+run: venv  ## serve the API on 127.0.0.1:8000 with moto on :5000 (Ctrl-C stops)
+	exec $(BIN)/python -m infra.local_stack serve
+
+jobs: venv  ## run every scheduled job as of AT against the running stack, then drain queues
+	@test -n "$(AT)" || { echo 'usage: make jobs AT=2027-01-10T09:00:00+08:00'; exit 2; }
+	$(BIN)/python -m infra.local_stack jobs --at "$(AT)"
+
+test: venv  ## the whole suite: unit, routes/events on moto, end-to-end on the local stack
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests
+
+package: venv  ## chalice package + merge template into build/$(STAGE), checked and linted
+	$(BIN)/python -m infra.package --stage $(STAGE)
+
+policies: venv  ## regenerate .chalice/policy-<stage>.json
+	$(BIN)/python -m infra.policy
+
+bench: package  ## print benchmark figures (see bench/README.md)
+	$(BIN)/python -m bench.run
+
+clean:
+	rm -rf build var .pytest_cache

@@ -1,0 +1,42 @@
+"""Stage configuration, read from the environment that `.chalice/config.json` sets.
+
+Resource names follow one convention, `<prefix>-<short name>`, so the merge template, the IAM
+policies, the local stack and the code all derive the same names from one prefix.
+"""
+from __future__ import annotations
+
+import os
+
+APP_NAME = "lending"
+
+
+def stage() -> str:
+    return os.environ.get("STAGE", "local")
+
+
+def resource_prefix() -> str:
+    return os.environ.get("RESOURCE_PREFIX", f"{APP_NAME}-{stage()}")
+
+
+def table_name(short: str) -> str:
+    return f"{resource_prefix()}-{short}"
+
+
+def queue_name(short: str) -> str:
+    return f"{resource_prefix()}-{short}"
+
+
+def secret_name(short: str) -> str:
+    return f"{resource_prefix()}/{short}"
+
+
+def pii_key_alias() -> str:
+    return f"alias/{resource_prefix()}-pii"
+
+
+def region() -> str:
+    return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+
+
+def is_local() -> bool:
+    return stage() == "local"

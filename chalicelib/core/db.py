@@ -1,0 +1,45 @@
+"""pynamodb plumbing: the shared Meta, integer-fen attributes and the table registry.
+
+The pynamodb models are the single description of every table: the merge template and the
+local stack are both generated from `TABLES` (see infra/).
+"""
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from pynamodb.attributes import NumberAttribute
+from pynamodb.models import Model
+
+from chalicelib.core import config
+
+TABLES: list[type[Model]] = []
+M = TypeVar("M", bound=type[Model])
+
+
+def register_table(model: M) -> M:
+    TABLES.append(model)
+    return model
+
+
+class BaseMeta:
+    region = config.region()
+    billing_mode = "PAY_PER_REQUEST"
+    max_retry_attempts = 3
+    connect_timeout_seconds = 2
+    read_timeout_seconds = 5
+
+
+class FenAttribute(NumberAttribute):
+    """An amount of money in integer fen: refuses floats going in, returns int coming out."""
+
+    def serialize(self, value: Any) -> str:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"money must be integer fen, got {type(value).__name__}")
+        return str(value)
+
+    def deserialize(self, value: str) -> int:
+        return int(value)
+
+
+class IntAttribute(FenAttribute):
+    """A whole number (counts, versions, months) stored exactly."""

@@ -1,0 +1,64 @@
+"""Domain errors carry the contract's HTTP status and error code.
+
+They are plain exceptions (no chalice import) so pure domain code can raise them; the HTTP
+layer maps them to `{"error": {"code", "message"}}` in one place (`core.http`).
+"""
+from __future__ import annotations
+
+
+class LendingError(Exception):
+    status = 500
+    code = "INTERNAL_ERROR"
+
+    def __init__(self, message: str, *, code: str | None = None,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        self.headers = headers or {}
+
+
+class BadRequest(LendingError):
+    status = 400
+    code = "BAD_REQUEST"
+
+
+class Unauthorized(LendingError):
+    status = 401
+    code = "UNAUTHORIZED"
+
+
+class Forbidden(LendingError):
+    status = 403
+    code = "FORBIDDEN"
+
+
+class NotFound(LendingError):
+    status = 404
+    code = "NOT_FOUND"
+
+
+class Conflict(LendingError):
+    status = 409
+    code = "CONFLICT"
+
+
+class RuleViolation(LendingError):
+    """Well-formed input that breaks a business rule (checksum, limit, cap)."""
+    status = 422
+    code = "UNPROCESSABLE"
+
+
+class RateLimited(LendingError):
+    status = 429
+    code = "RATE_LIMITED"
+
+    def __init__(self, message: str, *, retry_after: int, code: str | None = None) -> None:
+        super().__init__(message, code=code, headers={"Retry-After": str(max(1, retry_after))})
+        self.retry_after = retry_after
+
+
+class DependencyDown(LendingError):
+    status = 503
+    code = "DEPENDENCY_UNAVAILABLE"

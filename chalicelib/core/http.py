@@ -1,0 +1,152 @@
+"""HTTP plumbing shared by every blueprint: body parsing, the error body, route metadata.
+
+`route()` is the only way the slices declare endpoints. It parses and validates the JSON body
+with a strict pydantic model (unknown fields are 400), calls the view, and maps any
+`LendingError` to the contract's error body. The same metadata feeds `GET /openapi.json`, so
+the document cannot drift from the routes.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from chalice import Blueprint, Response
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from chalicelib.core.errors import BadRequest, LendingError
+from chalicelib.core.observability import logger, metrics
+
+MAX_BODY_BYTES = 16 * 1024
+
+
+class ApiModel(BaseModel):
+    """Base of every request body: unknown fields rejected, no silent type coercion."""
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+@dataclass(frozen=True)
+class RouteDoc:
+    path: str
+    method: str
+    summary: str
+    tag: str
+    body: type[BaseModel] | None
+    auth: str | None  # None, "bearer" or "ops"
+    status: int
+    errors: tuple[str, ...] = ()
+    query: tuple[str, ...] = field(default_factory=tuple)
+
+
+ROUTES: list[RouteDoc] = []
+
+
+def error_body(code: str, message: str) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message}}
+
+
+def error_response(status: int, code: str, message: str,
+                   headers: dict[str, str] | None = None) -> Response:
+    return Response(body=error_body(code, message), status_code=status, headers=dict(headers or {}))
+
+
+def _describe_validation_error(err: ValidationError) -> BadRequest:
+    first = err.errors(include_input=False, include_url=False)[0]
+    where = ".".join(str(p) for p in first["loc"]) or "body"
+    kind = first["type"]
+    if kind == "extra_forbidden":
+        return BadRequest(f"Field '{where}' is not accepted in this request.", code="UNKNOWN_FIELD")
+    if kind == "missing":
+        return BadRequest(f"Field '{where}' is required.", code="FIELD_REQUIRED")
+    return BadRequest(f"Field '{where}': {first['msg']}.", code="FIELD_INVALID")
+
+
+def parse_body(raw: bytes | None, model: type[BaseModel]) -> BaseModel:
+    if raw and len(raw) > MAX_BODY_BYTES:
+        raise BadRequest("The request body is too large.", code="BODY_TOO_LARGE")
+    try:
+        data = json.loads(raw or b"null")
+    except ValueError:
+        raise BadRequest("The request body is not valid JSON.", code="BODY_INVALID") from None
+    if not isinstance(data, dict):
+        raise BadRequest("The request body must be a JSON object.", code="BODY_INVALID")
+    try:
+        return model.model_validate(data)
+    except ValidationError as err:
+        raise _describe_validation_error(err) from None
+
+
+def route(bp: Blueprint, path: str, method: str, *, summary: str, tag: str,
+          body: type[BaseModel] | None = None, auth: str | None = None, status: int = 200,
+          errors: tuple[str, ...] = (), query: tuple[str, ...] = ()) -> Callable:
+    """Declare an endpoint. The view gets the chalice request, path params, and `body=`."""
+
+    def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
+        ROUTES.append(RouteDoc(path, method, summary, tag, body, auth, status, errors, query))
+
+        @functools.wraps(view)
+        def endpoint(**params: str) -> Response:
+            request = bp.current_request
+            try:
+                if body is not None:
+                    params["body"] = parse_body(request.raw_body, body)  # type: ignore[assignment]
+                result = view(request, **params)
+            except LendingError as err:
+                return error_response(err.status, err.code, err.message, err.headers)
+            except Exception:  # noqa: BLE001 - the contract never shows a stack trace
+                logger.exception("unhandled error", extra={"route": f"{method} {path}"})
+                metrics.add_metric(name="UnhandledError", unit="Count", value=1)
+                return error_response(500, "INTERNAL_ERROR", "Something went wrong on our side; "
+                                      "nothing was changed. Please try again.")
+            if isinstance(result, Response):
+                return result
+            return Response(body=result, status_code=status)
+
+        bp.route(path, methods=[method])(endpoint)
+        return view
+
+    return decorate
+
+
+def _snake_upper(name: str) -> str:
+    out = []
+    for i, ch in enumerate(name):
+        if ch.isupper() and i and not name[i - 1].isupper():
+            out.append("_")
+        out.append(ch.upper())
+    return "".join(out).removesuffix("_ERROR") or "ERROR"
+
+
+def normalise_error(response: Response) -> Response:
+    """Chalice answers some requests itself (405, 415, its own 500) as `{"Code", "Message"}`:
+    rewrite those to the contract's error body."""
+    body = response.body
+    if isinstance(body, dict) and set(body) == {"Code", "Message"}:
+        if response.status_code >= 500:
+            response.body = error_body("INTERNAL_ERROR", "Something went wrong on our side; "
+                                       "nothing was changed. Please try again.")
+        else:
+            response.body = error_body(_snake_upper(str(body["Code"])), str(body["Message"]))
+    return response
+
+
+def http_middleware(request: Any, get_response: Callable[[Any], Response]) -> Response:
+    """Correlation id, access log, latency metric and error normalisation for every request."""
+    correlation_id = (request.headers.get("x-request-id") or
+                      (request.context or {}).get("requestId") or str(uuid.uuid4()))
+    logger.set_correlation_id(correlation_id)
+    started = time.perf_counter()
+    response = normalise_error(get_response(request))
+    elapsed_ms = (time.perf_counter() - started) * 1000
+    response.headers["X-Request-Id"] = correlation_id
+    resource = (request.context or {}).get("resourcePath", request.path)
+    logger.info("request", extra={"method": request.method, "resource": resource,
+                                  "status": response.status_code, "ms": round(elapsed_ms, 2)})
+    metrics.add_metric(name="Latency", unit="Milliseconds", value=elapsed_ms)
+    if response.status_code >= 500:
+        metrics.add_metric(name="ServerError", unit="Count", value=1)
+    metrics.flush_metrics()
+    return response

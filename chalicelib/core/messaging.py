@@ -1,0 +1,47 @@
+"""Outbound messages to people (SMS, push): a port with a real SNS adapter and a local sandbox.
+
+Every address is masked before it is logged or written to the sandbox outbox.
+"""
+from __future__ import annotations
+
+import json
+import os
+import threading
+from datetime import datetime, timezone
+from typing import Protocol
+
+from chalicelib.core import aws
+from chalicelib.core.pii import mask_phone
+
+
+class MessageSender(Protocol):
+    def send(self, channel: str, to: str, text: str) -> None: ...
+
+
+class OutboxSender:
+    """Local sandbox: appends `{"channel", "to", "text", "at"}` lines to var/outbox.jsonl."""
+
+    _lock = threading.Lock()
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def send(self, channel: str, to: str, text: str) -> None:
+        line = {"channel": channel, "to": mask_phone(to) if channel == "sms" else to,
+                "text": text, "at": datetime.now(timezone.utc).isoformat()}
+        os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
+        with self._lock, open(self.path, "a", encoding="utf-8") as out:
+            out.write(json.dumps(line, ensure_ascii=False) + "\n")
+
+
+class SnsSender:
+    """Production: SMS through SNS (transactional), push through an SNS platform endpoint."""
+
+    def send(self, channel: str, to: str, text: str) -> None:
+        sns = aws.client("sns")
+        if channel == "sms":
+            sns.publish(PhoneNumber=to if to.startswith("+") else f"+86{to}", Message=text,
+                        MessageAttributes={"AWS.SNS.SMS.SMSType": {
+                            "DataType": "String", "StringValue": "Transactional"}})
+        else:
+            sns.publish(TargetArn=to, Message=text)

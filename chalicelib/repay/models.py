@@ -1,0 +1,30 @@
+"""DynamoDB models of the repay slice."""
+from __future__ import annotations
+
+from pynamodb.attributes import UnicodeAttribute
+from pynamodb.models import Model
+
+from chalicelib.core import config
+from chalicelib.core.db import BaseMeta, IntAttribute, register_table
+
+
+@register_table
+class NotificationRecord(Model):
+    """One message to a person: the in-app inbox entry and the send-once claim in one item.
+
+    `notification_id` is chosen by the producer and is deterministic for reminders (loan,
+    installment, kind, day), so a message delivered twice maps to the same item.
+    """
+
+    class Meta(BaseMeta):
+        table_name = config.table_name("notifications")
+
+    user_id = UnicodeAttribute(hash_key=True)
+    notification_id = UnicodeAttribute(range_key=True)
+    kind = UnicodeAttribute()
+    channel = UnicodeAttribute()
+    text = UnicodeAttribute()
+    loan_id = UnicodeAttribute(null=True)
+    created_at = UnicodeAttribute()
+    status = UnicodeAttribute()  # "sending" while leased by a consumer, then "sent"
+    lease_until = IntAttribute()  # epoch seconds; a crashed consumer's lease expires

@@ -1,0 +1,62 @@
+"""Delivering a notification exactly once per `notification_id`, and the in-app inbox."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pynamodb.exceptions import PutError
+
+from chalicelib import wiring
+from chalicelib.core.observability import logger, metrics
+from chalicelib.repay.models import NotificationRecord
+
+LEASE_SECONDS = 60
+KINDS = ("due_soon", "due_today", "overdue", "disbursed", "disbursement_failed",
+         "repayment_received", "loan_closed")
+
+
+class NotificationMessage(BaseModel):
+    """Body of a message on the notifications queue."""
+    model_config = ConfigDict(extra="forbid")
+
+    notification_id: str = Field(min_length=1, max_length=200)
+    user_id: str = Field(min_length=1, max_length=64)
+    kind: Literal[KINDS]  # type: ignore[valid-type]
+    channel: Literal["sms", "push"]
+    to: str = Field(min_length=1, max_length=256)
+    text: str = Field(min_length=1, max_length=500)
+    loan_id: str | None = None
+
+
+class DeliveryInProgress(Exception):
+    """Another consumer holds the lease on this notification: retry the message later."""
+
+
+def deliver(message: NotificationMessage, now: datetime | None = None) -> str:
+    """Send once and file in the inbox. Returns "sent" or "duplicate"."""
+    now = now or datetime.now(timezone.utc)
+    epoch = int(now.timestamp())
+    record = NotificationRecord(
+        user_id=message.user_id, notification_id=message.notification_id, kind=message.kind,
+        channel=message.channel, text=message.text, loan_id=message.loan_id,
+        created_at=now.isoformat(), status="sending", lease_until=epoch + LEASE_SECONDS)
+    claimable = NotificationRecord.notification_id.does_not_exist() | (
+        (NotificationRecord.status != "sent") & (NotificationRecord.lease_until < epoch))
+    try:
+        record.save(condition=claimable)
+    except PutError as err:
+        if err.cause_response_code != "ConditionalCheckFailedException":
+            raise
+        existing = NotificationRecord.get(message.user_id, message.notification_id,
+                                          consistent_read=True)
+        if existing.status == "sent":
+            metrics.add_metric(name="NotificationDuplicate", unit="Count", value=1)
+            return "duplicate"
+        raise DeliveryInProgress(message.notification_id) from None
+    wiring.message_sender().send(message.channel, message.to, message.text)
+    record.update(actions=[NotificationRecord.status.set("sent")])
+    logger.info("notification sent", extra={"notification_id": message.notification_id,
+                                            "kind": message.kind, "channel": message.channel})
+    metrics.add_metric(name="NotificationSent", unit="Count", value=1)
+    return "sent"

@@ -1,0 +1,84 @@
+"""Create every AWS resource of a stage from the one set of definitions, and seed it.
+
+Used by the local stack (against moto) and by the tests (inside `mock_aws`). The definitions
+are the pynamodb models (`chalicelib.core.db.TABLES`) and `chalicelib.core.resources`.
+"""
+from __future__ import annotations
+
+import json
+import secrets as pysecrets
+
+from chalicelib.core import aws, config
+from chalicelib.core.db import TABLES
+from chalicelib.core.resources import QUEUES, SECRETS
+from infra.stage import visibility_timeout
+
+
+def ttl_attribute(model) -> str | None:  # type: ignore[no-untyped-def]
+    from pynamodb.attributes import TTLAttribute
+    for attr in model.get_attributes().values():
+        if isinstance(attr, TTLAttribute):
+            return attr.attr_name
+    return None
+
+
+def create_tables() -> list[str]:
+    names = []
+    for model in TABLES:
+        if not model.exists():
+            model.create_table(wait=True, billing_mode="PAY_PER_REQUEST")
+        names.append(model.Meta.table_name)
+    return names
+
+
+def create_queues(stage: str, *, local_visibility: int | None = None) -> dict[str, str]:
+    """Each queue with its dead-letter queue. Returns {key: queue url}."""
+    sqs = aws.client("sqs")
+    urls = {}
+    for spec in QUEUES:
+        dlq_url = sqs.create_queue(QueueName=config.queue_name(spec.key) + "-dlq")["QueueUrl"]
+        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])[
+            "Attributes"]["QueueArn"]
+        visibility = local_visibility or visibility_timeout(stage, spec.consumer)
+        urls[spec.key] = sqs.create_queue(
+            QueueName=config.queue_name(spec.key),
+            Attributes={"VisibilityTimeout": str(visibility),
+                        "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn,
+                                                     "maxReceiveCount": spec.max_receive_count})},
+        )["QueueUrl"]
+    return urls
+
+
+def create_keys_and_secrets() -> dict[str, str]:
+    """The personal-data KMS key (by alias) and the secrets. Returns the generated values."""
+    kms = aws.client("kms")
+    aliases = {a["AliasName"] for a in kms.list_aliases()["Aliases"]}
+    if config.pii_key_alias() not in aliases:
+        key_id = kms.create_key(Description="personal data (ID and card numbers)")["KeyMetadata"]["KeyId"]
+        kms.create_alias(AliasName=config.pii_key_alias(), TargetKeyId=key_id)
+    sm = aws.client("secretsmanager")
+    values = {}
+    for spec in SECRETS:
+        name = config.secret_name(spec.key)
+        value = json.dumps({"key": pysecrets.token_hex(32)}) if spec.generated else json.dumps(
+            {"app_id": "local-sandbox", "app_secret": "local-sandbox"})
+        try:
+            sm.create_secret(Name=name, SecretString=value)
+            values[spec.key] = value
+        except sm.exceptions.ResourceExistsException:
+            values[spec.key] = sm.get_secret_value(SecretId=name)["SecretString"]
+    return values
+
+
+def seed() -> int:
+    from chalicelib.loans.catalog import seed_products
+    return seed_products()
+
+
+def bootstrap(stage: str, *, local_visibility: int | None = None) -> dict:
+    """Everything a stage needs, created idempotently. The app must already be imported."""
+    tables = create_tables()
+    queues = create_queues(stage, local_visibility=local_visibility)
+    secret_values = create_keys_and_secrets()
+    products = seed()
+    return {"tables": tables, "queues": queues, "secrets": secret_values, "products": products}

@@ -1,0 +1,135 @@
+"""The local stack: moto as the embedded AWS, the API, the event pump and the schedules.
+
+    python -m infra.local_stack serve            # what `make run` does
+    python -m infra.local_stack jobs --at ISO    # what `make jobs AT=...` does
+
+Ports: API_PORT (8000), MOTO_PORT (5000), LOCAL_HOST (127.0.0.1).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import sys
+import threading
+from datetime import datetime
+from typing import Any
+
+from infra.stage import ROOT, apply_stage_env, chalice_config
+
+
+def _settings() -> tuple[str, int, int]:
+    return (os.environ.get("LOCAL_HOST", "127.0.0.1"), int(os.environ.get("API_PORT", "8000")),
+            int(os.environ.get("MOTO_PORT", "5000")))
+
+
+def _local_env(host: str, moto_port: int) -> None:
+    apply_stage_env("local")
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    os.environ["AWS_ENDPOINT_URL"] = f"http://{host}:{moto_port}"
+
+
+def _port_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def serve() -> int:
+    host, api_port, moto_port = _settings()
+    for port in (api_port, moto_port):
+        if not _port_free(host, port):
+            print(f"port {host}:{port} is in use; stop what holds it or set API_PORT/MOTO_PORT",
+                  file=sys.stderr)
+            return 2
+    _local_env(host, moto_port)
+
+    import logging
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's access log drowns ours
+    from moto.server import ThreadedMotoServer
+    moto_server = ThreadedMotoServer(ip_address=host, port=moto_port, verbose=False)
+    moto_server.start()
+
+    from chalice.config import Config
+    from chalice.local import create_local_server
+
+    import app as app_module
+    from infra.bootstrap import bootstrap
+    from infra.pump import QueuePump, Scheduler
+
+    created = bootstrap("local", local_visibility=30)
+    ops_key = json.loads(created["secrets"]["ops"])["key"]
+
+    chalice_app: Any = app_module.app
+    cfg = Config.create(chalice_stage="local", app_name="lending", project_dir=str(ROOT),
+                        config_from_disk=chalice_config())
+    api_server = create_local_server(chalice_app, cfg, host, api_port)
+    api_thread = threading.Thread(target=api_server.server.serve_forever, name="api", daemon=True)
+    api_thread.start()
+
+    stop = threading.Event()
+    QueuePump(chalice_app).run(stop)
+    Scheduler(chalice_app).run(stop)
+
+    print(f"Lending API    http://{host}:{api_port}   (try /health, /v1/products)", flush=True)
+    print(f"Embedded AWS   http://{host}:{moto_port}  (moto: {len(created['tables'])} tables, "
+          f"{len(created['queues'])} queues + DLQs, {created['products']} products seeded)", flush=True)
+    print(f"Ops key        X-Ops-Key: {ops_key}", flush=True)
+    print("Outbox         var/outbox.jsonl      Stop with Ctrl-C.", flush=True)
+
+    def _stop(*_: Any) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    stop.wait()
+    api_server.server.shutdown()
+    api_server.server.server_close()
+    moto_server.stop()
+    print("stopped", flush=True)
+    return 0
+
+
+def jobs(at: str) -> int:
+    """Run every scheduled job as of `at` against the running stack, then drain the queues."""
+    when = datetime.fromisoformat(at)
+    if when.tzinfo is None:
+        print("AT needs an offset, e.g. 2027-01-10T09:00:00+08:00", file=sys.stderr)
+        return 2
+    host, _api_port, moto_port = _settings()
+    if _port_free(host, moto_port):
+        print(f"no local stack on {host}:{moto_port}; start it with `make run`", file=sys.stderr)
+        return 2
+    _local_env(host, moto_port)
+    import app as app_module
+    from infra.pump import QueuePump, invoke_schedule, schedules
+
+    chalice_app: Any = app_module.app
+    for source in schedules(chalice_app):
+        print(f"{source.name} as of {when.isoformat()}", flush=True)
+        invoke_schedule(chalice_app, source, when)
+    QueuePump(chalice_app).drain()
+    print("queues drained", flush=True)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m infra.local_stack")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("serve", help="run the local stack until Ctrl-C")
+    run_jobs = sub.add_parser("jobs", help="run every scheduled job as of a time, then drain")
+    run_jobs.add_argument("--at", required=True, help="ISO time with offset")
+    args = parser.parse_args(argv)
+    return serve() if args.command == "serve" else jobs(args.at)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,47 @@
+"""Load a stage's environment from `.chalice/config.json` before the app is imported.
+
+Table names are fixed when the pynamodb models are defined, so the environment must be in
+place before `import app`; every infra entry point calls `apply_stage_env()` first.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CHALICE_CONFIG = ROOT / ".chalice" / "config.json"
+
+
+def chalice_config() -> dict:
+    return json.loads(CHALICE_CONFIG.read_text(encoding="utf-8"))
+
+
+def stage_env(stage: str) -> dict[str, str]:
+    cfg = chalice_config()
+    env = dict(cfg.get("environment_variables", {}))
+    env.update(cfg["stages"][stage].get("environment_variables", {}))
+    return env
+
+
+def apply_stage_env(stage: str) -> dict[str, str]:
+    env = stage_env(stage)
+    os.environ.update(env)
+    return env
+
+
+def function_setting(stage: str, function: str, key: str, default=None):  # type: ignore[no-untyped-def]
+    """A per-function setting, stage first, then global, like chalice resolves it."""
+    cfg = chalice_config()
+    for scope in (cfg["stages"][stage].get("lambda_functions", {}), cfg.get("lambda_functions", {})):
+        if key in scope.get(function, {}):
+            return scope[function][key]
+    for scope in (cfg["stages"][stage], cfg):
+        if key in scope:
+            return scope[key]
+    return default
+
+
+def visibility_timeout(stage: str, consumer: str) -> int:
+    """SQS visibility timeout: six times the consumer's Lambda timeout (AWS's advice)."""
+    return 6 * int(function_setting(stage, consumer, "lambda_timeout", 60))

@@ -1,0 +1,64 @@
+"""Test environment: the `local` stage's settings, fake credentials, moto before any client.
+
+Order matters: the stage environment must be set before `app` is imported (pynamodb fixes
+table names at class definition), and moto must be imported before any botocore client is
+created so that its stubber sees every call. AWS_ENDPOINT_URL is removed so nothing in the
+test process can reach a real or local endpoint by accident.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+for var in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_DEFAULT_PROFILE"):
+    os.environ.pop(var, None)
+os.environ.update({"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                   "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1",
+                   "POWERTOOLS_TRACE_DISABLED": "true", "POWERTOOLS_METRICS_NAMESPACE": "LendingTest"})
+
+from infra.stage import apply_stage_env  # noqa: E402
+
+apply_stage_env("local")
+
+import moto  # noqa: E402,F401  - before any botocore client exists
+import pytest  # noqa: E402
+from moto import mock_aws  # noqa: E402
+
+import app as app_module  # noqa: E402
+
+
+@pytest.fixture()
+def outbox(tmp_path, monkeypatch):
+    path = tmp_path / "outbox.jsonl"
+    monkeypatch.setenv("OUTBOX_PATH", str(path))
+    from chalicelib import wiring
+    wiring.reset()
+    yield path
+    wiring.reset()
+
+
+@pytest.fixture()
+def aws_stack(outbox):
+    """A fresh moto account with every table, queue, key and secret of the stage, seeded."""
+    from chalicelib.core import aws
+    from chalicelib.loans import catalog
+    from infra.bootstrap import bootstrap
+
+    with mock_aws():
+        aws.reset()
+        catalog.clear_cache()
+        created = bootstrap("local", local_visibility=30)
+        yield created
+        aws.reset()
+        catalog.clear_cache()
+
+
+@pytest.fixture()
+def client(aws_stack):
+    from chalice.test import Client
+    with Client(app_module.app, stage_name="local", project_dir=str(ROOT)) as test_client:
+        yield test_client

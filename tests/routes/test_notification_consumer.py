@@ -1,0 +1,68 @@
+"""The notifications consumer: once per notification id, partial batch failures reported."""
+from __future__ import annotations
+
+import json
+
+from chalicelib.repay.models import NotificationRecord
+from infra.lambda_events import sqs_event
+
+
+def record(message_id: str, body: dict | str) -> dict:
+    return {"messageId": message_id, "receiptHandle": f"rh-{message_id}",
+            "body": body if isinstance(body, str) else json.dumps(body),
+            "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {},
+            "md5OfBody": "", "eventSource": "aws:sqs",
+            "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:lending-local-notifications",
+            "awsRegion": "us-east-1"}
+
+
+def message(n: int, **changes) -> dict:
+    body = {"notification_id": f"n-{n}", "user_id": "u-1", "kind": "due_soon", "channel": "sms",
+            "to": "13812348000", "text": f"还款提醒 {n}", "loan_id": "loan-1"}
+    body.update(changes)
+    return body
+
+
+def outbox_lines(path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def test_a_message_delivered_many_times_is_sent_once(client, outbox):
+    records = [record(f"m-{i}", message(1)) for i in range(5)]
+    result = client.lambda_.invoke("notification_consumer", sqs_event(records))
+    assert result.payload == {"batchItemFailures": []}
+    again = client.lambda_.invoke("notification_consumer", sqs_event([record("m-9", message(1))]))
+    assert again.payload == {"batchItemFailures": []}
+    sent = outbox_lines(outbox)
+    assert len(sent) == 1
+    assert sent[0]["to"] == "138****8000"  # masked even in the sandbox outbox
+    assert NotificationRecord.get("u-1", "n-1").status == "sent"
+
+
+def test_only_the_bad_record_is_reported_failed(client, outbox):
+    records = [record("good-1", message(1)), record("bad", "{not json"),
+               record("bad-kind", message(3, kind="spam")), record("good-2", message(2))]
+    result = client.lambda_.invoke("notification_consumer", sqs_event(records))
+    failed = {f["itemIdentifier"] for f in result.payload["batchItemFailures"]}
+    assert failed == {"bad", "bad-kind"}
+    assert sorted(line["text"] for line in outbox_lines(outbox)) == ["还款提醒 1", "还款提醒 2"]
+
+
+def test_a_notification_leased_by_another_consumer_is_retried_not_sent(client, outbox):
+    from datetime import datetime, timezone
+    now = int(datetime.now(timezone.utc).timestamp())
+    NotificationRecord(user_id="u-1", notification_id="n-7", kind="due_soon", channel="sms",
+                       text="x", created_at="2027-01-01T00:00:00+00:00", status="sending",
+                       lease_until=now + 60).save()
+    result = client.lambda_.invoke("notification_consumer", sqs_event([record("m", message(7))]))
+    assert result.payload == {"batchItemFailures": [{"itemIdentifier": "m"}]}
+    assert outbox_lines(outbox) == []
+
+
+def test_an_expired_lease_is_taken_over_and_sent(client, outbox):
+    NotificationRecord(user_id="u-1", notification_id="n-8", kind="due_soon", channel="sms",
+                       text="x", created_at="2027-01-01T00:00:00+00:00", status="sending",
+                       lease_until=0).save()
+    result = client.lambda_.invoke("notification_consumer", sqs_event([record("m", message(8))]))
+    assert result.payload == {"batchItemFailures": []}
+    assert len(outbox_lines(outbox)) == 1

@@ -1,0 +1,61 @@
+"""The HTTP plumbing: strict bodies, the contract's error body, chalice's own errors rewritten."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from chalice import Response
+
+from chalicelib.core.errors import BadRequest
+from chalicelib.core.http import ApiModel, normalise_error, parse_body
+
+
+class Amount(ApiModel):
+    amount: int
+
+
+def test_valid_body_parses():
+    assert parse_body(b'{"amount": 100}', Amount).amount == 100
+
+
+@pytest.mark.parametrize("raw, code", [
+    (b'{"amount": 100, "credit_limit": 1}', "UNKNOWN_FIELD"),
+    (b'{}', "FIELD_REQUIRED"),
+    (b'{"amount": 1.5}', "FIELD_INVALID"),
+    (b'{"amount": "100"}', "FIELD_INVALID"),
+    (b'{"amount": true}', "FIELD_INVALID"),
+    (b'not json', "BODY_INVALID"),
+    (b'[1, 2]', "BODY_INVALID"),
+    (b'', "BODY_INVALID"),
+    (b'{"amount": 1, "pad": "' + b"x" * 20000 + b'"}', "BODY_TOO_LARGE"),
+])
+def test_bad_bodies_are_400_with_a_code(raw, code):
+    with pytest.raises(BadRequest) as err:
+        parse_body(raw, Amount)
+    assert err.value.status == 400
+    assert err.value.code == code
+
+
+def test_validation_message_does_not_echo_the_input():
+    secret = "110101199003071234"
+    with pytest.raises(BadRequest) as err:
+        parse_body(json.dumps({"amount": secret}).encode(), Amount)
+    assert secret not in err.value.message
+
+
+def test_chalice_errors_are_rewritten_to_the_contract_body():
+    response = normalise_error(Response(body={"Code": "MethodNotAllowedError",
+                                              "Message": "Unsupported method: POST"}, status_code=405))
+    assert response.body == {"error": {"code": "METHOD_NOT_ALLOWED", "message": "Unsupported method: POST"}}
+
+
+def test_chalice_500_hides_its_message():
+    response = normalise_error(Response(body={"Code": "InternalServerError",
+                                              "Message": "boom at line 3"}, status_code=500))
+    assert response.body["error"]["code"] == "INTERNAL_ERROR"
+    assert "boom" not in response.body["error"]["message"]
+
+
+def test_other_bodies_are_left_alone():
+    body = {"Code": "x", "Message": "y", "extra": 1}
+    assert normalise_error(Response(body=body)).body is body
