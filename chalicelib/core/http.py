@@ -43,6 +43,11 @@ class RouteDoc:
 
 ROUTES: list[RouteDoc] = []
 
+# Authenticators by scheme name ("bearer", "ops"), registered by the slice that owns them
+# (core imports no slice). Each takes the chalice request and returns the principal's id, or
+# raises a LendingError (401/403). `route(auth=...)` passes the id to the view as `principal`.
+AUTHENTICATORS: dict[str, Callable[[Any], str]] = {}
+
 
 def error_body(code: str, message: str) -> dict[str, Any]:
     return {"error": {"code": code, "message": message}}
@@ -82,7 +87,9 @@ def parse_body(raw: bytes | None, model: type[BaseModel]) -> BaseModel:
 def route(bp: Blueprint, path: str, method: str, *, summary: str, tag: str,
           body: type[BaseModel] | None = None, auth: str | None = None, status: int = 200,
           errors: tuple[str, ...] = (), query: tuple[str, ...] = ()) -> Callable:
-    """Declare an endpoint. The view gets the chalice request, path params, and `body=`."""
+    """Declare an endpoint. The view gets the chalice request, the path params, `body=` (the
+    validated model) when `body` is given, and `principal=` (user or operator id) when `auth`
+    is given; authentication runs before the body is even parsed."""
 
     def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
         ROUTES.append(RouteDoc(path, method, summary, tag, body, auth, status, errors, query))
@@ -91,6 +98,11 @@ def route(bp: Blueprint, path: str, method: str, *, summary: str, tag: str,
         def endpoint(**params: str) -> Response:
             request = bp.current_request
             try:
+                if auth is not None:
+                    authenticate = AUTHENTICATORS.get(auth)
+                    if authenticate is None:
+                        raise RuntimeError(f"no authenticator registered for {auth!r}")
+                    params["principal"] = authenticate(request)
                 if body is not None:
                     params["body"] = parse_body(request.raw_body, body)  # type: ignore[assignment]
                 result = view(request, **params)

@@ -59,3 +59,42 @@ def test_chalice_500_hides_its_message():
 def test_other_bodies_are_left_alone():
     body = {"Code": "x", "Message": "y", "extra": 1}
     assert normalise_error(Response(body=body)).body is body
+
+
+def test_route_authenticates_before_parsing_and_passes_the_principal():
+    from chalice import Blueprint, Chalice
+    from chalice.test import Client
+
+    from chalicelib.core.errors import Unauthorized
+    from chalicelib.core.http import AUTHENTICATORS, route
+
+    def authenticate(request):
+        if request.headers.get("authorization") != "Bearer good":
+            raise Unauthorized("Sign in again.", code="TOKEN_INVALID")
+        return "user-1"
+
+    AUTHENTICATORS["test-scheme"] = authenticate
+    bp = Blueprint("probe")
+    seen = []
+
+    @route(bp, "/probe", "POST", summary="probe", tag="test", body=Amount, auth="test-scheme")
+    def probe(request, body, principal):
+        seen.append((principal, body.amount))
+        return {"ok": True}
+
+    probe_app = Chalice("probe")
+    probe_app.register_blueprint(bp)
+    try:
+        with Client(probe_app) as client:
+            denied = client.http.post("/probe", body=b"not json",
+                                      headers={"Content-Type": "application/json"})
+            assert denied.status_code == 401
+            assert denied.json_body["error"]["code"] == "TOKEN_INVALID"
+            ok = client.http.post("/probe", body=b'{"amount": 5}', headers={
+                "Content-Type": "application/json", "Authorization": "Bearer good"})
+            assert ok.status_code == 200
+        assert seen == [("user-1", 5)]
+    finally:
+        AUTHENTICATORS.pop("test-scheme")
+        from chalicelib.core.http import ROUTES
+        ROUTES[:] = [r for r in ROUTES if r.path != "/probe"]
