@@ -17,6 +17,7 @@ from typing import Any, Callable
 from chalice import Blueprint, Response
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from chalicelib.core import idempotency
 from chalicelib.core.errors import BadRequest, LendingError
 from chalicelib.core.observability import logger, metrics
 
@@ -39,6 +40,7 @@ class RouteDoc:
     status: int
     errors: tuple[str, ...] = ()
     query: tuple[str, ...] = field(default_factory=tuple)
+    idempotent: bool = False
 
 
 ROUTES: list[RouteDoc] = []
@@ -86,41 +88,65 @@ def parse_body(raw: bytes | None, model: type[BaseModel]) -> BaseModel:
 
 def route(bp: Blueprint, path: str, method: str, *, summary: str, tag: str,
           body: type[BaseModel] | None = None, auth: str | None = None, status: int = 200,
-          errors: tuple[str, ...] = (), query: tuple[str, ...] = ()) -> Callable:
+          errors: tuple[str, ...] = (), query: tuple[str, ...] = (),
+          idempotent: bool = False) -> Callable:
     """Declare an endpoint. The view gets the chalice request, the path params, `body=` (the
     validated model) when `body` is given, and `principal=` (user or operator id) when `auth`
-    is given; authentication runs before the body is even parsed."""
+    is given; authentication runs before the body is even parsed. `idempotent` routes need an
+    `Idempotency-Key` header and answer a retry with the first success (core.idempotency)."""
 
     def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
-        ROUTES.append(RouteDoc(path, method, summary, tag, body, auth, status, errors, query))
+        ROUTES.append(RouteDoc(path, method, summary, tag, body, auth, status, errors, query,
+                               idempotent))
+        if idempotent and auth is None:
+            raise ValueError("idempotency keys are scoped to a principal: idempotent needs auth")
 
         @functools.wraps(view)
         def endpoint(**params: str) -> Response:
             request = bp.current_request
+
+            def answer() -> Response:
+                result = view(request, **params)
+                return result if isinstance(result, Response) else Response(body=result,
+                                                                            status_code=status)
+
             try:
                 if auth is not None:
                     authenticate = AUTHENTICATORS.get(auth)
                     if authenticate is None:
                         raise RuntimeError(f"no authenticator registered for {auth!r}")
                     params["principal"] = authenticate(request)
+                if idempotent:
+                    idempotency.idempotency_key(request)
                 if body is not None:
                     params["body"] = parse_body(request.raw_body, body)  # type: ignore[assignment]
-                result = view(request, **params)
+                if idempotent:
+                    return idempotency.run_once(request, params["principal"], lambda: _guard(answer))
+                return answer()
             except LendingError as err:
                 return error_response(err.status, err.code, err.message, err.headers)
             except Exception:  # noqa: BLE001 - the contract never shows a stack trace
-                logger.exception("unhandled error", extra={"route": f"{method} {path}"})
-                metrics.add_metric(name="UnhandledError", unit="Count", value=1)
-                return error_response(500, "INTERNAL_ERROR", "Something went wrong on our side; "
-                                      "nothing was changed. Please try again.")
-            if isinstance(result, Response):
-                return result
-            return Response(body=result, status_code=status)
+                return _internal_error(method, path)
 
         bp.route(path, methods=[method])(endpoint)
         return view
 
     return decorate
+
+
+def _internal_error(method: str, path: str) -> Response:
+    logger.exception("unhandled error", extra={"route": f"{method} {path}"})
+    metrics.add_metric(name="UnhandledError", unit="Count", value=1)
+    return error_response(500, "INTERNAL_ERROR", "Something went wrong on our side; "
+                          "nothing was changed. Please try again.")
+
+
+def _guard(answer: Callable[[], Response]) -> Response:
+    """Domain errors become responses inside the idempotent section, so they are not kept."""
+    try:
+        return answer()
+    except LendingError as err:
+        return error_response(err.status, err.code, err.message, err.headers)
 
 
 def _snake_upper(name: str) -> str:
