@@ -24,6 +24,7 @@ def override(name: str, value: Any) -> None:
 def reset() -> None:
     _overrides.clear()
     message_sender.cache_clear()
+    _payout_gateway.cache_clear()
 
 
 def outbox_path() -> str:
@@ -40,3 +41,22 @@ def message_sender() -> MessageSender:
 
 
 message_sender.cache_clear = _message_sender.cache_clear  # type: ignore[attr-defined]
+
+
+@lru_cache(maxsize=1)
+def _payout_gateway() -> Any:
+    from chalicelib.loans.payout import BankTransferPayout, SandboxPayout
+    if config.is_local():
+        return SandboxPayout()
+    import json
+
+    from chalicelib.core import aws
+    secret = json.loads(aws.client("secretsmanager").get_secret_value(
+        SecretId=config.secret_name("payout"))["SecretString"])
+    return BankTransferPayout(base_url=secret["base_url"], merchant_id=secret["merchant_id"],
+                              signing_key=secret["signing_key"].encode())
+
+
+def payout_gateway() -> Any:
+    """The bank payout port: the sandbox twin in `local`, the bank's API elsewhere."""
+    return _overrides.get("payout_gateway") or _payout_gateway()

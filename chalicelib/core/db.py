@@ -43,3 +43,17 @@ class FenAttribute(NumberAttribute):
 
 class IntAttribute(FenAttribute):
     """A whole number (counts, versions, months) stored exactly."""
+
+
+def condition_failed(err: Exception) -> bool:
+    """True when a pynamodb write (or a transaction) failed only because of its condition."""
+    if getattr(err, "cause_response_code", None) == "ConditionalCheckFailedException":
+        return True
+    reasons = getattr(err, "cancellation_reasons", None) or []
+    return any(r is not None and r.code == "ConditionalCheckFailed" for r in reasons)
+
+
+def transact_connection():  # type: ignore[no-untyped-def]
+    """pynamodb's TransactWrite needs an explicit connection (created on use, never at import)."""
+    from pynamodb.connection import Connection
+    return Connection(region=config.region())

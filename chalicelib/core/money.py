@@ -27,3 +27,10 @@ def parse_rate(rate: str | Decimal) -> Decimal:
 
 def format_rate(rate: Decimal) -> str:
     return str(rate.quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP))
+
+
+def format_cny(fen: int) -> str:
+    """`123456` -> `"1234.56"`, for text shown to people (exact; no float)."""
+    sign = "-" if fen < 0 else ""
+    whole, cents = divmod(abs(fen), 100)
+    return f"{sign}{whole}.{cents:02d}"

@@ -105,3 +105,11 @@ def list_products() -> list[Product]:
 def clear_cache() -> None:
     global _cache
     _cache = None
+
+
+def get_product(product_id: str) -> Product:
+    from chalicelib.core.errors import NotFound
+    for product in list_products():
+        if product.product_id == product_id:
+            return product
+    raise NotFound("No such product.", code="PRODUCT_NOT_FOUND")

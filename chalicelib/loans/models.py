@@ -1,7 +1,8 @@
-"""DynamoDB models of the loans slice."""
+"""DynamoDB models of the loans slice: products, applications, credit lines, loans, ledger."""
 from __future__ import annotations
 
-from pynamodb.attributes import ListAttribute, NumberAttribute, UnicodeAttribute
+from pynamodb.attributes import ListAttribute, NumberAttribute, UnicodeAttribute, VersionAttribute
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.models import Model
 
 from chalicelib.core import config
@@ -26,3 +27,139 @@ class ProductRecord(Model):
     repayment_methods = ListAttribute(of=UnicodeAttribute)
     apr_min = UnicodeAttribute()
     apr_max = UnicodeAttribute()
+
+
+class ApplicationsByUser(GlobalSecondaryIndex):
+    class Meta:
+        index_name = "by_user"
+        projection = AllProjection()
+
+    user_id = UnicodeAttribute(hash_key=True)
+    decided_at = UnicodeAttribute(range_key=True)
+
+
+class ApplicationsInReview(GlobalSecondaryIndex):
+    """Sparse: only applications waiting for an operator carry `review_queue`."""
+
+    class Meta:
+        index_name = "in_review"
+        projection = AllProjection()
+
+    review_queue = UnicodeAttribute(hash_key=True)
+    decided_at = UnicodeAttribute(range_key=True)
+
+
+@register_table
+class ApplicationRecord(Model):
+    """An application and its decision, stored with everything needed to replay it."""
+
+    class Meta(BaseMeta):
+        table_name = config.table_name("applications")
+
+    application_id = UnicodeAttribute(hash_key=True)
+    user_id = UnicodeAttribute()
+    product_id = UnicodeAttribute()
+    amount = FenAttribute()
+    term_months = IntAttribute()
+    purpose = UnicodeAttribute()
+    applicant = UnicodeAttribute()  # JSON of the applicant block as submitted
+    status = UnicodeAttribute()  # approved | declined | review
+    credit_limit = FenAttribute()
+    apr = UnicodeAttribute(null=True)
+    reasons = UnicodeAttribute()  # JSON list of {code, message}
+    model_version = UnicodeAttribute(null=True)
+    decided_at = UnicodeAttribute()
+    decision = UnicodeAttribute()  # JSON: the automated decision, immutable (inputs, probability...)
+    review_queue = UnicodeAttribute(null=True)
+    reviewed_by = UnicodeAttribute(null=True)
+    review_note = UnicodeAttribute(null=True)
+    reviewed_at = UnicodeAttribute(null=True)
+
+    by_user = ApplicationsByUser()
+    in_review = ApplicationsInReview()
+
+
+@register_table
+class CreditLineRecord(Model):
+    """The user's revolving line. `drawn` is the principal not yet repaid of live loans; it
+    only moves inside the same transaction as the loan that changes it."""
+
+    class Meta(BaseMeta):
+        table_name = config.table_name("credit-lines")
+
+    user_id = UnicodeAttribute(hash_key=True)
+    credit_limit = FenAttribute()
+    drawn = FenAttribute()
+    apr = UnicodeAttribute()
+    application_id = UnicodeAttribute()
+    product_id = UnicodeAttribute()
+    updated_at = UnicodeAttribute()
+    expires_on = UnicodeAttribute()
+
+
+class LoansByUser(GlobalSecondaryIndex):
+    class Meta:
+        index_name = "by_user"
+        projection = AllProjection()
+
+    user_id = UnicodeAttribute(hash_key=True)
+    created_at = UnicodeAttribute(range_key=True)
+
+
+class LoansDueForDisbursement(GlobalSecondaryIndex):
+    """Sparse: only `scheduled` loans carry `disburse_shard`, so the sweep reads due loans only."""
+
+    class Meta:
+        index_name = "disburse_due"
+        projection = KeysOnlyProjection()
+
+    disburse_shard = UnicodeAttribute(hash_key=True)
+    disburse_at = UnicodeAttribute(range_key=True)
+
+
+@register_table
+class LoanRecord(Model):
+    class Meta(BaseMeta):
+        table_name = config.table_name("loans")
+
+    loan_id = UnicodeAttribute(hash_key=True)
+    user_id = UnicodeAttribute()
+    application_id = UnicodeAttribute()
+    product_id = UnicodeAttribute()
+    status = UnicodeAttribute()
+    principal = FenAttribute()
+    outstanding_principal = FenAttribute()
+    apr = UnicodeAttribute()
+    repayment_method = UnicodeAttribute()
+    term_months = IntAttribute()
+    bank_card_id = UnicodeAttribute()
+    card_last4 = UnicodeAttribute()
+    disburse_at = UnicodeAttribute()  # UTC ISO instant, sortable
+    disburse_shard = UnicodeAttribute(null=True)
+    disbursing_since = UnicodeAttribute(null=True)
+    disbursed_at = UnicodeAttribute(null=True)
+    payout_reference = UnicodeAttribute(null=True)
+    failure_reason = UnicodeAttribute(null=True)
+    created_at = UnicodeAttribute()
+    closed_at = UnicodeAttribute(null=True)
+    state = UnicodeAttribute()  # JSON: the schedule engine's state (preview until disbursed)
+    version = VersionAttribute()
+
+    by_user = LoansByUser()
+    disburse_due = LoansDueForDisbursement()
+
+
+@register_table
+class LedgerEntryRecord(Model):
+    """One balanced journal entry (append-only). `entry_id` is derived from its cause, so a
+    retried posting of the same cause cannot be written twice."""
+
+    class Meta(BaseMeta):
+        table_name = config.table_name("ledger")
+
+    loan_id = UnicodeAttribute(hash_key=True)
+    entry_id = UnicodeAttribute(range_key=True)
+    cause = UnicodeAttribute()
+    cause_id = UnicodeAttribute()
+    lines = UnicodeAttribute()  # JSON [{account, debit, credit}] in fen
+    posted_at = UnicodeAttribute()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pynamodb.attributes import UnicodeAttribute
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 
 from chalicelib.core import config
@@ -28,3 +29,33 @@ class NotificationRecord(Model):
     created_at = UnicodeAttribute()
     status = UnicodeAttribute()  # "sending" while leased by a consumer, then "sent"
     lease_until = IntAttribute()  # epoch seconds; a crashed consumer's lease expires
+
+
+class OpenInstallmentsByDueDate(GlobalSecondaryIndex):
+    """Sparse: only unpaid installments carry `open_shard`, so the daily jobs read exactly the
+    installments that are due, overdue or about to be due, never the whole table."""
+
+    class Meta:
+        index_name = "open_by_due_date"
+        projection = AllProjection()
+
+    open_shard = UnicodeAttribute(hash_key=True)
+    due_date = UnicodeAttribute(range_key=True)
+
+
+@register_table
+class InstallmentRecord(Model):
+    """An index entry per installment of an active loan (the loan item holds the money; this
+    item lets the jobs find installments by due date). Written in the same transaction."""
+
+    class Meta(BaseMeta):
+        table_name = config.table_name("installments")
+
+    loan_id = UnicodeAttribute(hash_key=True)
+    installment = IntAttribute(range_key=True)
+    user_id = UnicodeAttribute()
+    due_date = UnicodeAttribute()
+    status = UnicodeAttribute()
+    open_shard = UnicodeAttribute(null=True)
+
+    open_by_due_date = OpenInstallmentsByDueDate()

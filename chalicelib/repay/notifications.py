@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pynamodb.exceptions import PutError
 
 from chalicelib import wiring
+from chalicelib.core import aws
 from chalicelib.core.observability import logger, metrics
 from chalicelib.repay.models import NotificationRecord
 
@@ -24,13 +25,33 @@ class NotificationMessage(BaseModel):
     user_id: str = Field(min_length=1, max_length=64)
     kind: Literal[KINDS]  # type: ignore[valid-type]
     channel: Literal["sms", "push"]
-    to: str = Field(min_length=1, max_length=256)
+    to: str | None = Field(default=None, min_length=1, max_length=256)  # resolved when absent
     text: str = Field(min_length=1, max_length=500)
     loan_id: str | None = None
 
 
 class DeliveryInProgress(Exception):
     """Another consumer holds the lease on this notification: retry the message later."""
+
+
+def _recipient(message: NotificationMessage) -> str:
+    """The user's phone for SMS (looked up at send time, so the queue carries no phone
+    number), or their in-app push address."""
+    if message.channel == "sms":
+        from chalicelib.loans.people import borrower
+        phone = borrower(message.user_id).phone
+        if phone:
+            return phone
+    return f"user:{message.user_id}"
+
+
+def enqueue(*, notification_id: str, user_id: str, kind: str, text: str,
+            loan_id: str | None = None, channel: str = "sms") -> None:
+    """Put a notification on the notifications queue (the consumer sends it once)."""
+    message = NotificationMessage(notification_id=notification_id, user_id=user_id, kind=kind,
+                                  channel=channel, text=text, loan_id=loan_id)
+    aws.client("sqs").send_message(QueueUrl=aws.queue_url("notifications"),
+                                   MessageBody=message.model_dump_json(exclude_none=True))
 
 
 def deliver(message: NotificationMessage, now: datetime | None = None) -> str:
@@ -54,7 +75,7 @@ def deliver(message: NotificationMessage, now: datetime | None = None) -> str:
             metrics.add_metric(name="NotificationDuplicate", unit="Count", value=1)
             return "duplicate"
         raise DeliveryInProgress(message.notification_id) from None
-    wiring.message_sender().send(message.channel, message.to, message.text)
+    wiring.message_sender().send(message.channel, message.to or _recipient(message), message.text)
     record.update(actions=[NotificationRecord.status.set("sent")])
     logger.info("notification sent", extra={"notification_id": message.notification_id,
                                             "kind": message.kind, "channel": message.channel})

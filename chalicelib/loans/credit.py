@@ -1,0 +1,64 @@
+"""The revolving credit line (循环额度): one per user, set by the latest approval."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from pynamodb.exceptions import DoesNotExist, PutError
+
+from chalicelib.core.db import condition_failed
+
+from chalicelib.loans.models import CreditLineRecord
+
+LINE_VALIDITY_DAYS = 365
+
+
+@dataclass(frozen=True)
+class CreditLine:
+    user_id: str
+    limit: int
+    drawn: int
+    apr: str
+    expires_on: str
+
+    @property
+    def available(self) -> int:
+        return max(0, self.limit - self.drawn)
+
+    def to_api(self) -> dict:
+        return {"limit": self.limit, "available": self.available, "apr": self.apr}
+
+
+def _line(record: CreditLineRecord) -> CreditLine:
+    return CreditLine(record.user_id, record.credit_limit, record.drawn, record.apr, record.expires_on)
+
+
+def get_line(user_id: str) -> CreditLine | None:
+    try:
+        return _line(CreditLineRecord.get(user_id, consistent_read=True))
+    except DoesNotExist:
+        return None
+
+
+def set_line(user_id: str, *, limit: int, apr: str, application_id: str, product_id: str,
+             now: datetime) -> CreditLine:
+    """Open the line, or resize it to the latest approval; what is drawn stays drawn."""
+    expires = (now + timedelta(days=LINE_VALIDITY_DAYS)).date().isoformat()
+    record = CreditLineRecord(user_id=user_id, credit_limit=limit, drawn=0, apr=apr,
+                              application_id=application_id, product_id=product_id,
+                              updated_at=now.isoformat(), expires_on=expires)
+    try:
+        record.save(condition=CreditLineRecord.user_id.does_not_exist())
+    except PutError as err:
+        if not condition_failed(err):
+            raise
+        # The line exists: resize it without touching `drawn`.
+        CreditLineRecord(user_id=user_id).update(actions=[
+            CreditLineRecord.credit_limit.set(limit), CreditLineRecord.apr.set(apr),
+            CreditLineRecord.application_id.set(application_id),
+            CreditLineRecord.product_id.set(product_id),
+            CreditLineRecord.updated_at.set(now.isoformat()),
+            CreditLineRecord.expires_on.set(expires)])
+    line = get_line(user_id)
+    assert line is not None
+    return line

@@ -1,0 +1,195 @@
+"""Use cases of the loans slice: drawdowns, cancellation, and reading loans."""
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+
+from pynamodb.exceptions import DoesNotExist, TransactWriteError
+from pynamodb.transactions import TransactWrite
+
+from chalicelib.core.clock import SHANGHAI, shanghai_date
+from chalicelib.core.db import condition_failed, transact_connection
+from chalicelib.core.errors import Conflict, NotFound, RuleViolation
+from chalicelib.loans import catalog, credit, people, schedules
+from chalicelib.loans.models import ApplicationRecord, CreditLineRecord, LoanRecord
+
+MAX_DISBURSE_AHEAD = timedelta(days=7)
+CLOCK_SKEW = timedelta(minutes=5)
+DISBURSE_SHARDS = 4
+AFFORDABILITY_SHARE = Decimal("0.5")  # largest installment <= half of disposable income
+LIVE_STATUSES = ("scheduled", "disbursing", "active", "overdue")
+
+
+@dataclass(frozen=True)
+class DrawRequest:
+    application_id: str
+    amount: int
+    term_months: int
+    repayment_method: str
+    bank_card_id: str
+    disburse_at: datetime | None
+
+
+def shard_for(loan_id: str) -> str:
+    return f"d{int(uuid.UUID(loan_id).int % DISBURSE_SHARDS)}"
+
+
+def iso_utc(at: datetime) -> str:
+    return at.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def shanghai_iso(stamp: str | None) -> str | None:
+    if stamp is None:
+        return None
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).astimezone(SHANGHAI).isoformat(
+        timespec="seconds")
+
+
+def _own_application(user_id: str, application_id: str) -> ApplicationRecord:
+    try:
+        record = ApplicationRecord.get(application_id)
+    except DoesNotExist:
+        record = None
+    if record is None or record.user_id != user_id:
+        raise NotFound("No such application.", code="APPLICATION_NOT_FOUND")
+    return record
+
+
+def _disburse_time(requested: datetime | None, now: datetime) -> datetime:
+    if requested is None:
+        return now
+    if requested.tzinfo is None:
+        raise RuleViolation("disburse_at needs a time-zone offset.", code="DISBURSE_AT_INVALID")
+    if requested < now - CLOCK_SKEW or requested > now + MAX_DISBURSE_AHEAD:
+        raise RuleViolation("disburse_at must be between now and 7 days ahead.",
+                            code="DISBURSE_AT_INVALID")
+    return max(requested, now)
+
+
+def _check_affordable(application: ApplicationRecord, largest_installment: int) -> None:
+    applicant = json.loads(application.applicant)
+    disposable = applicant["monthly_income"] - applicant["monthly_expenses"]
+    if Decimal(largest_installment) > Decimal(disposable) * AFFORDABILITY_SHARE:
+        raise RuleViolation("The monthly repayment would exceed half of your income after "
+                            "expenses; choose a smaller amount or a longer term.",
+                            code="AFFORDABILITY")
+
+
+def draw(user_id: str, request: DrawRequest, now: datetime) -> dict:
+    """Take `amount` from the user's line and schedule the loan, atomically."""
+    application = _own_application(user_id, request.application_id)
+    if application.status != "approved":
+        raise Conflict("This application is not approved.", code="APPLICATION_NOT_APPROVED")
+    product = catalog.get_product(application.product_id)
+    if not product.min_amount <= request.amount <= product.max_amount:
+        raise RuleViolation(f"The amount must be between {product.min_amount} and "
+                            f"{product.max_amount} fen for this product.", code="AMOUNT_OUT_OF_RANGE")
+    if request.term_months not in product.term_months:
+        raise RuleViolation(f"Terms offered: {list(product.term_months)} months.", code="TERM_NOT_OFFERED")
+    if request.repayment_method not in product.repayment_methods:
+        raise RuleViolation(f"Repayment methods offered: {list(product.repayment_methods)}.",
+                            code="REPAYMENT_METHOD_NOT_OFFERED")
+    last4 = people.card_owned(user_id, request.bank_card_id)
+    if last4 is None:
+        raise NotFound("No such bank card.", code="CARD_NOT_FOUND")
+    line = credit.get_line(user_id)
+    if line is None:
+        raise Conflict("You have no credit line yet; apply first.", code="NO_CREDIT_LINE")
+    if line.expires_on < shanghai_date(now).isoformat():
+        raise Conflict("Your credit line has expired; apply again.", code="CREDIT_LINE_EXPIRED")
+    if request.amount > line.available:
+        raise RuleViolation(f"You can draw at most {line.available} fen.", code="CREDIT_LIMIT_EXCEEDED")
+    disburse_at = _disburse_time(request.disburse_at, now)
+    preview = schedules.preview(request.amount, line.apr, request.term_months,
+                                request.repayment_method, shanghai_date(disburse_at))
+    _check_affordable(application, max(i["total"] for i in preview["schedule"]))
+
+    loan_id = str(uuid.uuid4())
+    loan = LoanRecord(
+        loan_id=loan_id, user_id=user_id, application_id=application.application_id,
+        product_id=application.product_id, status="scheduled", principal=request.amount,
+        outstanding_principal=request.amount, apr=line.apr,
+        repayment_method=request.repayment_method, term_months=request.term_months,
+        bank_card_id=request.bank_card_id, card_last4=last4, disburse_at=iso_utc(disburse_at),
+        disburse_shard=shard_for(loan_id), created_at=iso_utc(now), state=preview["state"])
+    for _attempt in range(5):
+        try:
+            with TransactWrite(connection=transact_connection()) as tx:
+                tx.update(CreditLineRecord(user_id=user_id),
+                          actions=[CreditLineRecord.drawn.add(request.amount)],
+                          condition=(CreditLineRecord.credit_limit == line.limit) &
+                          (CreditLineRecord.apr == line.apr) &
+                          (CreditLineRecord.drawn <= line.limit - request.amount))
+                tx.save(loan)
+            break
+        except TransactWriteError as err:
+            if not condition_failed(err):
+                raise
+            line = credit.get_line(user_id)  # someone drew or the line moved: look again
+            if line is None or request.amount > line.available:
+                raise RuleViolation("You can draw at most "
+                                    f"{line.available if line else 0} fen.",
+                                    code="CREDIT_LIMIT_EXCEEDED") from None
+            if line.apr != loan.apr:
+                raise Conflict("Your credit line changed; review the new terms and try again.",
+                               code="CREDIT_LINE_CHANGED") from None
+    else:
+        raise Conflict("Your credit line is busy; try again.", code="CREDIT_LINE_BUSY")
+    return loan_view(loan)
+
+
+def _own_loan(user_id: str, loan_id: str) -> LoanRecord:
+    try:
+        record = LoanRecord.get(loan_id, consistent_read=True)
+    except (DoesNotExist, ValueError):
+        record = None
+    if record is None or record.user_id != user_id:
+        raise NotFound("No such loan.", code="LOAN_NOT_FOUND")
+    return record
+
+
+def cancel(user_id: str, loan_id: str, now: datetime) -> dict:
+    """Cancel a loan that is still `scheduled`; its amount goes back to the line."""
+    loan = _own_loan(user_id, loan_id)
+    if loan.status != "scheduled":
+        raise Conflict(f"A loan that is {loan.status} cannot be cancelled.", code="LOAN_NOT_CANCELLABLE")
+    try:
+        with TransactWrite(connection=transact_connection()) as tx:
+            tx.update(loan, actions=[LoanRecord.status.set("cancelled"),
+                                     LoanRecord.disburse_shard.remove(),
+                                     LoanRecord.outstanding_principal.set(0),
+                                     LoanRecord.closed_at.set(iso_utc(now))],
+                      condition=LoanRecord.status == "scheduled")
+            tx.update(CreditLineRecord(user_id=user_id),
+                      actions=[CreditLineRecord.drawn.add(-loan.principal)])
+    except TransactWriteError as err:
+        if not condition_failed(err):
+            raise
+        raise Conflict("The loan is already being paid out and can no longer be cancelled.",
+                       code="LOAN_NOT_CANCELLABLE") from None
+    return loan_view(_own_loan(user_id, loan_id))
+
+
+def get_loan(user_id: str, loan_id: str) -> dict:
+    return loan_view(_own_loan(user_id, loan_id))
+
+
+def list_loans(user_id: str) -> list[dict]:
+    records = LoanRecord.by_user.query(user_id, scan_index_forward=False)
+    return [loan_view(r) for r in records]
+
+
+def loan_view(loan: LoanRecord) -> dict:
+    shown = schedules.render(loan.state)
+    return {
+        "loan_id": loan.loan_id, "status": loan.status, "principal": loan.principal,
+        "outstanding_principal": loan.outstanding_principal, "apr": loan.apr,
+        "repayment_method": loan.repayment_method, "term_months": loan.term_months,
+        "product_id": loan.product_id, "bank_card_last4": loan.card_last4,
+        "disburse_at": shanghai_iso(loan.disburse_at), "disbursed_at": shanghai_iso(loan.disbursed_at),
+        "schedule": shown["schedule"], "total_interest": shown["total_interest"],
+        "total_repayment": shown["total_repayment"],
+    }
