@@ -25,6 +25,7 @@ def reset() -> None:
     _overrides.clear()
     message_sender.cache_clear()
     _payout_gateway.cache_clear()
+    _payment_collector.cache_clear()
 
 
 def outbox_path() -> str:
@@ -43,18 +44,37 @@ def message_sender() -> MessageSender:
 message_sender.cache_clear = _message_sender.cache_clear  # type: ignore[attr-defined]
 
 
+def _partner_secret(key: str) -> dict[str, str]:
+    import json
+
+    from chalicelib.core import aws
+    return json.loads(aws.client("secretsmanager").get_secret_value(
+        SecretId=config.secret_name(key))["SecretString"])
+
+
 @lru_cache(maxsize=1)
 def _payout_gateway() -> Any:
     from chalicelib.loans.payout import BankTransferPayout, SandboxPayout
     if config.is_local():
         return SandboxPayout()
-    import json
-
-    from chalicelib.core import aws
-    secret = json.loads(aws.client("secretsmanager").get_secret_value(
-        SecretId=config.secret_name("payout"))["SecretString"])
+    secret = _partner_secret("payout")
     return BankTransferPayout(base_url=secret["base_url"], merchant_id=secret["merchant_id"],
                               signing_key=secret["signing_key"].encode())
+
+
+@lru_cache(maxsize=1)
+def _payment_collector() -> Any:
+    from chalicelib.repay.collection import SandboxCollector, WalletDebitCollector
+    if config.is_local():
+        return SandboxCollector()
+    secret = _partner_secret("wallet")
+    return WalletDebitCollector(base_url=secret["base_url"], merchant_id=secret["merchant_id"],
+                                signing_key=secret["signing_key"].encode())
+
+
+def payment_collector() -> Any:
+    """The repayment collection port: the sandbox in `local`, the wallet's API elsewhere."""
+    return _overrides.get("payment_collector") or _payment_collector()
 
 
 def payout_gateway() -> Any:

@@ -12,6 +12,7 @@ from chalicelib.loans.models import ProductRecord
 
 CATALOG_PATH = Path(__file__).with_name("catalog.json")
 REPAYMENT_METHODS = ("equal_installment", "equal_principal", "interest_first")
+DEFAULT_REMINDER_DAYS = (-3, -1, 0, 1, 3, 7)  # days from the due date D (the contract's)
 
 
 def apr_cap() -> Decimal:
@@ -35,9 +36,11 @@ class Product:
     repayment_methods: tuple[str, ...]
     apr_min: str
     apr_max: str
+    reminder_days: tuple[int, ...] = DEFAULT_REMINDER_DAYS
 
     def to_api(self) -> dict:
         data = asdict(self)
+        del data["reminder_days"]
         data["term_months"] = list(self.term_months)
         data["repayment_methods"] = list(self.repayment_methods)
         return data
@@ -67,6 +70,8 @@ def load_catalog(path: Path = CATALOG_PATH) -> tuple[int, list[Product]]:
         item = dict(item)
         item["term_months"] = tuple(item["term_months"])
         item["repayment_methods"] = tuple(item["repayment_methods"])
+        if "reminder_days" in item:
+            item["reminder_days"] = tuple(item["reminder_days"])
         products.append(validate(Product(**item)))
     ids = [p.product_id for p in products]
     if len(ids) != len(set(ids)):
@@ -79,7 +84,8 @@ def seed_products(path: Path = CATALOG_PATH) -> int:
     version, products = load_catalog(path)
     with ProductRecord.batch_write() as batch:
         for product in products:
-            batch.save(ProductRecord(catalog_version=version, **product.to_api()))
+            batch.save(ProductRecord(catalog_version=version, reminder_days=list(product.reminder_days),
+                                     **product.to_api()))
     return len(products)
 
 
@@ -96,7 +102,8 @@ def list_products() -> list[Product]:
                          kind=r.kind, min_amount=r.min_amount, max_amount=r.max_amount,
                          term_months=tuple(int(t) for t in r.term_months),
                          repayment_methods=tuple(r.repayment_methods),
-                         apr_min=r.apr_min, apr_max=r.apr_max)
+                         apr_min=r.apr_min, apr_max=r.apr_max,
+                         reminder_days=tuple(int(d) for d in r.reminder_days))
                  for r in ProductRecord.scan()]
         _cache = (now, sorted(items, key=lambda p: p.product_id))
     return _cache[1]
@@ -113,3 +120,14 @@ def get_product(product_id: str) -> Product:
         if product.product_id == product_id:
             return product
     raise NotFound("No such product.", code="PRODUCT_NOT_FOUND")
+
+
+def reminder_days(product_id: str | None = None) -> tuple[int, ...]:
+    """Days from the due date on which a product reminds (the contract's default if unset);
+    without a product, every day any product reminds on."""
+    if product_id is None:
+        days = set(DEFAULT_REMINDER_DAYS)
+        for product in list_products():
+            days |= set(product.reminder_days)
+        return tuple(sorted(days))
+    return get_product(product_id).reminder_days

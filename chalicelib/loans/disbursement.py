@@ -113,7 +113,7 @@ def _activate(loan: LoanRecord, now: datetime, reference: str) -> str:
                                       cause_id=entry.cause_id, lines=json.dumps(entry.to_json()),
                                       posted_at=iso_utc(now)),
                     condition=LedgerEntryRecord.entry_id.does_not_exist())
-            for item in schedules.index_items(loan.loan_id, loan.user_id, state):
+            for item in schedules.index_items(loan.loan_id, loan.user_id, loan.product_id, state):
                 tx.save(item)
     except TransactWriteError as err:
         if condition_failed(err):

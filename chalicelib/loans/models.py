@@ -27,6 +27,7 @@ class ProductRecord(Model):
     repayment_methods = ListAttribute(of=UnicodeAttribute)
     apr_min = UnicodeAttribute()
     apr_max = UnicodeAttribute()
+    reminder_days = ListAttribute(of=NumberAttribute)
 
 
 class ApplicationsByUser(GlobalSecondaryIndex):

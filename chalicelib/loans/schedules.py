@@ -7,6 +7,7 @@ items the daily jobs query.
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import date
 from decimal import Decimal
 
@@ -50,13 +51,18 @@ def render(state_json: str) -> dict:
     return render_state(load(state_json))
 
 
-def index_items(loan_id: str, user_id: str, state_json: str) -> list:
+OPEN_SHARDS = 4
+
+
+def open_shard(loan_id: str) -> str:
+    """Spreads unpaid installments over a few index partitions (by loan, so a loan's stay together)."""
+    return f"o{uuid.UUID(loan_id).int % OPEN_SHARDS}"
+
+
+def index_items(loan_id: str, user_id: str, product_id: str, state_json: str) -> list:
+    """One index item per installment; only unpaid ones carry `open_shard` (sparse GSI)."""
     from chalicelib.repay.models import InstallmentRecord
-    items = []
-    for item in render(state_json)["schedule"]:
-        unpaid = item["status"] != "paid"
-        items.append(InstallmentRecord(
-            loan_id=loan_id, installment=item["installment"], user_id=user_id,
-            due_date=item["due_date"], status=item["status"],
-            open_shard=f"o{item['installment'] % 4}" if unpaid else None))
-    return items
+    return [InstallmentRecord(loan_id=loan_id, installment=item["installment"], user_id=user_id,
+                              product_id=product_id, due_date=item["due_date"], status=item["status"],
+                              open_shard=open_shard(loan_id) if item["status"] != "paid" else None)
+            for item in render(state_json)["schedule"]]

@@ -54,6 +54,7 @@ class InstallmentRecord(Model):
     loan_id = UnicodeAttribute(hash_key=True)
     installment = IntAttribute(range_key=True)
     user_id = UnicodeAttribute()
+    product_id = UnicodeAttribute()
     due_date = UnicodeAttribute()
     status = UnicodeAttribute()
     open_shard = UnicodeAttribute(null=True)

@@ -81,3 +81,13 @@ def deliver(message: NotificationMessage, now: datetime | None = None) -> str:
                                             "kind": message.kind, "channel": message.channel})
     metrics.add_metric(name="NotificationSent", unit="Count", value=1)
     return "sent"
+
+
+INBOX_PAGE = 50
+
+
+def inbox(user_id: str) -> list[dict]:
+    """The user's latest notifications, newest first (texts are masked when written)."""
+    records = sorted(NotificationRecord.query(user_id), key=lambda r: r.created_at, reverse=True)
+    return [{"notification_id": r.notification_id, "kind": r.kind, "text": r.text,
+             "loan_id": r.loan_id, "created_at": r.created_at} for r in records[:INBOX_PAGE]]

@@ -1,18 +1,79 @@
-"""Routes and event handlers of the repay slice."""
+"""Routes, schedules and queue consumers of the repay slice."""
 from __future__ import annotations
 
 import json
+from datetime import date, datetime, timezone
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from chalice import Blueprint
+from chalice import Blueprint, Cron
+from pydantic import Field
 
 from chalicelib.core import config
+from chalicelib.core.clock import shanghai_date
+from chalicelib.core.errors import BadRequest
+from chalicelib.core.http import ApiModel, route
 from chalicelib.core.observability import observed
 from chalicelib.core.resources import queue_spec
-from chalicelib.repay import notifications
+from chalicelib.repay import notifications, service
 
 bp = Blueprint(__name__)
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _event_time(event: Any) -> datetime:
+    return datetime.fromisoformat(event.time.replace("Z", "+00:00"))
+
+
+@route(bp, "/v1/loans/{loan_id}/payoff", "GET", summary="What it takes to close the loan on a day",
+       tag="repay", auth="bearer", query=("on",), errors=("404 LOAN_NOT_FOUND", "409 LOAN_NOT_ACTIVE",
+                                                          "422 PAYOFF_DATE_INVALID"))
+def payoff(request: Any, loan_id: str, principal: str) -> dict[str, Any]:
+    raw = (request.query_params or {}).get("on")
+    on = None
+    if raw is not None:
+        try:
+            on = date.fromisoformat(raw)
+        except ValueError:
+            raise BadRequest("`on` must be a date like 2027-01-31.", code="FIELD_INVALID") from None
+    return service.payoff(principal, loan_id, on, _now())
+
+
+class RepaymentBody(ApiModel):
+    amount: int = Field(gt=0, le=10**12)
+
+
+@route(bp, "/v1/loans/{loan_id}/repayments", "POST", summary="Repay part or all of a loan",
+       tag="repay", body=RepaymentBody, auth="bearer", status=201, idempotent=True,
+       errors=("404 LOAN_NOT_FOUND", "409 LOAN_NOT_ACTIVE", "422 OVERPAYMENT"))
+def repay(request: Any, loan_id: str, body: RepaymentBody, principal: str) -> dict[str, Any]:
+    return service.repay(principal, loan_id, body.amount, _now())
+
+
+@route(bp, "/v1/me/notifications", "GET", summary="The user's in-app inbox", tag="repay", auth="bearer")
+def inbox(request: Any, principal: str) -> dict[str, Any]:
+    return {"items": notifications.inbox(principal)}
+
+
+# 00:05 and 09:00 Asia/Shanghai (UTC+8, no daylight saving) = 16:05 and 01:00 UTC.
+@bp.schedule(Cron(5, 16, "*", "*", "?", "*"))
+@observed
+def close_of_business(event: Any) -> dict[str, int]:
+    """Daily close for the Asia/Shanghai date of the event's time: overdue marks, penalties."""
+    at = _event_time(event)
+    return service.close_of_business(shanghai_date(at), at)
+
+
+@bp.schedule(Cron(0, 1, "*", "*", "?", "*"))
+@observed
+def reminders(event: Any) -> dict[str, int]:
+    """Daily reminders for the Asia/Shanghai date of the event's time."""
+    return service.send_reminders(shanghai_date(_event_time(event)))
+
+
 _processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 

@@ -1,0 +1,87 @@
+"""Collection port: takes a repayment from the borrower's wallet, at most once per repayment id.
+
+`WalletDebitCollector` is the production adapter for a wallet's deduction API (signed,
+keyed, timed out); `SandboxCollector` is the local twin, which always succeeds.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import threading
+import time
+from typing import Protocol
+
+from chalicelib.core.errors import DependencyDown, RuleViolation
+from chalicelib.loans.payout import Transport, urllib_transport
+
+
+class PaymentCollector(Protocol):
+    def collect(self, *, repayment_id: str, user_id: str, amount: int) -> str: ...
+
+    def refund(self, *, repayment_id: str, user_id: str, amount: int) -> str: ...
+
+
+class SandboxCollector:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.collected: dict[str, int] = {}
+        self.refunded: dict[str, int] = {}
+
+    def collect(self, *, repayment_id: str, user_id: str, amount: int) -> str:
+        with self._lock:
+            self.collected.setdefault(repayment_id, amount)
+        return f"sbx-{repayment_id}"
+
+    def refund(self, *, repayment_id: str, user_id: str, amount: int) -> str:
+        with self._lock:
+            self.refunded.setdefault(repayment_id, amount)
+        return f"sbx-refund-{repayment_id}"
+
+
+class WalletDebitCollector:
+    """`POST {base}/v1/debits` (and `/v1/refunds`), HMAC-SHA256 signed, keyed by repayment id.
+
+    2xx -> collected; 402/422 (insufficient balance, no agreement) -> 422 for the borrower;
+    anything else -> 503, and nothing was applied (the same repayment id may be retried).
+    """
+
+    def __init__(self, base_url: str, merchant_id: str, signing_key: bytes,
+                 transport: Transport = urllib_transport, timeout: float = 5.0) -> None:
+        if not base_url.startswith("https://"):
+            raise ValueError("the wallet API must be reached over https")
+        self.base_url, self.merchant_id, self.signing_key = base_url.rstrip("/"), merchant_id, signing_key
+        self.transport, self.timeout = transport, timeout
+
+    def _post(self, path: str, payload: dict, key: str) -> dict:
+        body = json.dumps(payload, separators=(",", ":")).encode()
+        stamp = str(int(time.time()))
+        headers = {"Content-Type": "application/json", "Idempotency-Key": key,
+                   "X-Merchant-Id": self.merchant_id, "X-Timestamp": stamp,
+                   "X-Signature": hmac.new(self.signing_key, f"{stamp}.".encode() + body,
+                                           hashlib.sha256).hexdigest()}
+        try:
+            status, raw = self.transport(self.base_url + path, body, headers, self.timeout)
+        except (OSError, TimeoutError):
+            raise DependencyDown("The payment service did not answer; nothing was charged. "
+                                 "Try again.", code="PAYMENT_UNAVAILABLE") from None
+        try:
+            answer = json.loads(raw or b"{}")
+        except ValueError:
+            answer = {}
+        if 200 <= status < 300:
+            return answer
+        if status in (402, 422):
+            raise RuleViolation("Your wallet could not pay this amount.", code="PAYMENT_DECLINED")
+        raise DependencyDown("The payment service failed; nothing was charged. Try again.",
+                             code="PAYMENT_UNAVAILABLE")
+
+    def collect(self, *, repayment_id: str, user_id: str, amount: int) -> str:
+        answer = self._post("/v1/debits", {"payer": user_id, "amount": amount, "currency": "CNY",
+                                           "reference": repayment_id}, repayment_id)
+        return str(answer.get("debit_id", ""))
+
+    def refund(self, *, repayment_id: str, user_id: str, amount: int) -> str:
+        answer = self._post("/v1/refunds", {"payee": user_id, "amount": amount, "currency": "CNY",
+                                            "reference": repayment_id}, f"refund-{repayment_id}")
+        return str(answer.get("refund_id", ""))

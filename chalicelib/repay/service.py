@@ -1,0 +1,213 @@
+"""Use cases of the repay slice: payoff quotes, repayments, close of business, reminders.
+
+The money arithmetic is the pure engine's (`chalicelib.repay.engine`); this module loads and
+stores loans, collects money through the payment port, and writes every change together with
+its ledger entries and installment index items in one transaction.
+"""
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import date, datetime, timedelta
+
+from pynamodb.exceptions import DoesNotExist, TransactWriteError
+from pynamodb.transactions import TransactWrite
+
+from chalicelib import wiring
+from chalicelib.core.clock import shanghai_date
+from chalicelib.core.db import condition_failed, transact_connection
+from chalicelib.core.errors import Conflict, NotFound, RuleViolation
+from chalicelib.core.money import format_cny
+from chalicelib.core.observability import logger, metrics
+from chalicelib.loans import ledger, schedules
+from chalicelib.loans.models import CreditLineRecord, LedgerEntryRecord, LoanRecord
+from chalicelib.loans.service import iso_utc, loan_view
+from chalicelib.repay.models import InstallmentRecord
+from chalicelib.repay.notifications import enqueue
+
+REPAYABLE = ("active", "overdue")
+
+
+def _engine():  # type: ignore[no-untyped-def]
+    from chalicelib.repay import engine
+    return engine
+REMINDER_KIND = {-3: "due_soon", -1: "due_soon", 0: "due_today"}
+
+
+def _own_loan(user_id: str, loan_id: str) -> LoanRecord:
+    try:
+        record = LoanRecord.get(loan_id, consistent_read=True)
+    except (DoesNotExist, ValueError):
+        record = None
+    if record is None or record.user_id != user_id:
+        raise NotFound("No such loan.", code="LOAN_NOT_FOUND")
+    return record
+
+
+def payoff(user_id: str, loan_id: str, on: date | None, now: datetime) -> dict:
+    loan = _own_loan(user_id, loan_id)
+    today = shanghai_date(now)
+    as_of = on or today
+    if as_of < today:
+        raise RuleViolation("The payoff date cannot be in the past.", code="PAYOFF_DATE_INVALID")
+    if loan.status not in REPAYABLE:
+        raise Conflict(f"A loan that is {loan.status} has nothing to pay off.", code="LOAN_NOT_ACTIVE")
+    quote = _engine().payoff_quote(schedules.load(loan.state), as_of)
+    return {"amount": quote.amount, "principal": quote.principal, "interest": quote.interest,
+            "penalty": quote.penalty, "as_of": as_of.isoformat()}
+
+
+def _index_updates(loan: LoanRecord, state_json: str) -> list[InstallmentRecord]:
+    return schedules.index_items(loan.loan_id, loan.user_id, loan.product_id, state_json)
+
+
+def repay(user_id: str, loan_id: str, amount: int, now: datetime) -> dict:
+    """Collect `amount` and apply it: what is due first, the rest prepays principal."""
+    loan = _own_loan(user_id, loan_id)
+    if loan.status not in REPAYABLE:
+        raise Conflict(f"A loan that is {loan.status} cannot be repaid.", code="LOAN_NOT_ACTIVE")
+    today = shanghai_date(now)
+    repayment_id = str(uuid.uuid4())
+    # Check first (overpayment is refused before any money moves), then collect, then write.
+    _engine().apply_repayment(schedules.load(loan.state), amount, today)
+    wiring.payment_collector().collect(repayment_id=repayment_id, user_id=user_id, amount=amount)
+    for _attempt in range(5):
+        result = _engine().apply_repayment(schedules.load(loan.state), amount, today)
+        state_json = json.dumps(result.state.to_dict())
+        closed = result.closed
+        status = "closed" if closed else _engine().loan_status(result.state, today)
+        entry = ledger.repayment(repayment_id, amount, principal=result.allocation.principal,
+                                 interest=result.allocation.interest,
+                                 penalty_posted=result.allocation.penalty_posted,
+                                 penalty_unposted=result.allocation.penalty_unposted)
+        try:
+            with TransactWrite(connection=transact_connection()) as tx:
+                actions = [LoanRecord.state.set(state_json), LoanRecord.status.set(status),
+                           LoanRecord.outstanding_principal.set(result.state.outstanding_principal)]
+                if closed:
+                    actions.append(LoanRecord.closed_at.set(iso_utc(now)))
+                tx.update(loan, actions=actions, condition=LoanRecord.status.is_in(*REPAYABLE))
+                tx.save(LedgerEntryRecord(loan_id=loan.loan_id, entry_id=entry.entry_id,
+                                          cause=entry.cause, cause_id=entry.cause_id,
+                                          lines=json.dumps(entry.to_json()), posted_at=iso_utc(now)),
+                        condition=LedgerEntryRecord.entry_id.does_not_exist())
+                if result.allocation.principal:
+                    tx.update(CreditLineRecord(user_id=user_id),
+                              actions=[CreditLineRecord.drawn.add(-result.allocation.principal)])
+                for item in _index_updates(loan, state_json):
+                    tx.save(item)
+            break
+        except TransactWriteError as err:
+            if not condition_failed(err):
+                raise
+            loan = _own_loan(user_id, loan_id)  # a concurrent change: apply to the new state
+            if loan.status not in REPAYABLE:
+                wiring.payment_collector().refund(repayment_id=repayment_id, user_id=user_id,
+                                                  amount=amount)
+                raise Conflict("The loan changed while paying; your payment was returned.",
+                               code="LOAN_NOT_ACTIVE") from None
+    else:
+        wiring.payment_collector().refund(repayment_id=repayment_id, user_id=user_id, amount=amount)
+        raise Conflict("The loan is busy; your payment was returned. Try again.", code="LOAN_BUSY")
+    metrics.add_metric(name="RepaymentReceived", unit="Count", value=1)
+    kind = "loan_closed" if closed else "repayment_received"
+    text = (f"您的借款已全部结清，感谢使用。" if closed else
+            f"已收到您的还款 {format_cny(amount)} 元，剩余本金 {format_cny(result.state.outstanding_principal)} 元。")
+    enqueue(notification_id=f"{kind}#{repayment_id}", user_id=user_id, kind=kind, text=text,
+            loan_id=loan_id)
+    return {"repayment_id": repayment_id, "amount": amount,
+            "allocation": {"penalty": result.allocation.penalty, "interest": result.allocation.interest,
+                           "principal": result.allocation.principal},
+            "loan": {"status": status, "outstanding_principal": result.state.outstanding_principal}}
+
+
+def _open_installments(due_from: date | None, due_to: date) -> list[InstallmentRecord]:
+    """Unpaid installments with a due date in [due_from, due_to], through the sparse index."""
+    found = []
+    for shard in range(schedules.OPEN_SHARDS):
+        condition = (InstallmentRecord.due_date <= due_to.isoformat() if due_from is None else
+                     InstallmentRecord.due_date.between(due_from.isoformat(), due_to.isoformat()))
+        found.extend(InstallmentRecord.open_by_due_date.query(f"o{shard}", condition))
+    return found
+
+
+def close_of_business(business_date: date, now: datetime) -> dict[str, int]:
+    """Mark overdue and post each missing day's penalty, for the loans that need it only."""
+    late = _open_installments(None, business_date - timedelta(days=2))
+    loans = sorted({item.loan_id for item in late})
+    posted_days = 0
+    for loan_id in loans:
+        posted_days += _close_loan(loan_id, business_date, now)
+    logger.info("close of business", extra={"business_date": business_date.isoformat(),
+                                            "installments_read": len(late), "loans": len(loans),
+                                            "penalty_days_posted": posted_days})
+    return {"installments_read": len(late), "loans": len(loans), "penalty_days_posted": posted_days}
+
+
+def _close_loan(loan_id: str, business_date: date, now: datetime) -> int:
+    for _attempt in range(5):
+        loan = LoanRecord.get(loan_id, consistent_read=True)
+        if loan.status not in REPAYABLE:
+            return 0
+        result = _engine().close_of_business(schedules.load(loan.state), business_date)
+        if not result.posted and loan.status == _engine().loan_status(result.state, business_date):
+            return 0
+        state_json = json.dumps(result.state.to_dict())
+        try:
+            with TransactWrite(connection=transact_connection()) as tx:
+                tx.update(loan, actions=[LoanRecord.state.set(state_json),
+                                         LoanRecord.status.set(_engine().loan_status(result.state,
+                                                                                  business_date))],
+                          condition=LoanRecord.status.is_in(*REPAYABLE))
+                for posting in result.posted:
+                    entry = ledger.penalty_accrual(loan_id, posting.installment, posting.day.isoformat(),
+                                                   posting.amount)
+                    tx.save(LedgerEntryRecord(loan_id=loan_id, entry_id=entry.entry_id, cause=entry.cause,
+                                              cause_id=entry.cause_id, lines=json.dumps(entry.to_json()),
+                                              posted_at=iso_utc(now)),
+                            condition=LedgerEntryRecord.entry_id.does_not_exist())
+                for item in _index_updates(loan, state_json):
+                    tx.save(item)
+            return len(result.posted)
+        except TransactWriteError as err:
+            if not condition_failed(err):
+                raise
+    raise Conflict(f"loan {loan_id} kept changing during close of business")
+
+
+def reminder_kind(offset: int) -> str:
+    return REMINDER_KIND.get(offset, "overdue")
+
+
+def send_reminders(business_date: date) -> dict[str, int]:
+    """Queue a reminder for each unpaid installment `offset` days from its due date."""
+    from chalicelib.loans.catalog import reminder_days
+    queued = read = 0
+    for offset in reminder_days():
+        due = business_date - timedelta(days=offset)
+        items = _open_installments(due, due)
+        read += len(items)
+        for item in items:
+            if offset not in reminder_days(item.product_id):
+                continue
+            kind = reminder_kind(offset)
+            enqueue(notification_id=f"{kind}#{item.loan_id}#{item.installment}#{business_date.isoformat()}",
+                    user_id=item.user_id, kind=kind, loan_id=item.loan_id,
+                    text=_reminder_text(offset, item.installment, item.due_date))
+            queued += 1
+    metrics.add_metric(name="RemindersQueued", unit="Count", value=queued)
+    return {"installments_read": read, "queued": queued}
+
+
+def _reminder_text(offset: int, installment: int, due_date: str) -> str:
+    if offset < 0:
+        return f"温馨提示：您的第 {installment} 期还款将于 {due_date} 到期，请按时还款。"
+    if offset == 0:
+        return f"您的第 {installment} 期还款今天（{due_date}）到期，请今日内还款。"
+    if offset == 1:
+        return f"您的第 {installment} 期还款已于 {due_date} 到期，今天是免罚息的最后一天。"
+    return f"您的第 {installment} 期还款已逾期 {offset} 天（到期日 {due_date}），逾期将产生罚息，请尽快还款。"
+
+
+def loan_after(user_id: str, loan_id: str) -> dict:
+    return loan_view(_own_loan(user_id, loan_id))
