@@ -28,6 +28,12 @@ def reset() -> None:
     _payment_collector.cache_clear()
 
 
+def clock() -> Any:
+    """The wall clock (the API's time); tests put a FixedClock here."""
+    from chalicelib.core.clock import SystemClock
+    return _overrides.get("clock") or SystemClock()
+
+
 def outbox_path() -> str:
     return os.environ.get("OUTBOX_PATH", str(PROJECT_ROOT / "var" / "outbox.jsonl"))
 

@@ -31,14 +31,25 @@ from moto import mock_aws  # noqa: E402
 import app as app_module  # noqa: E402
 
 
+@pytest.fixture(autouse=True)
+def clock():
+    """The app's wall clock, fixed at a Beijing working hour (10:00 on 2027-01-10); move it
+    with `clock.set(...)`."""
+    from datetime import datetime, timezone
+
+    from chalicelib import wiring
+    from chalicelib.core.clock import FixedClock
+    fixed = FixedClock(datetime(2027, 1, 10, 2, 0, tzinfo=timezone.utc))
+    wiring.override("clock", fixed)
+    yield fixed
+    wiring.reset()
+
+
 @pytest.fixture()
 def outbox(tmp_path, monkeypatch):
     path = tmp_path / "outbox.jsonl"
     monkeypatch.setenv("OUTBOX_PATH", str(path))
-    from chalicelib import wiring
-    wiring.reset()
     yield path
-    wiring.reset()
 
 
 @pytest.fixture()

@@ -40,6 +40,12 @@ def get_line(user_id: str) -> CreditLine | None:
         return None
 
 
+def summary(user_id: str) -> dict | None:
+    """`credit` in `GET /v1/me`: the line's limit, what is available and its APR, or None."""
+    line = get_line(user_id)
+    return None if line is None else line.to_api()
+
+
 def set_line(user_id: str, *, limit: int, apr: str, application_id: str, product_id: str,
              now: datetime) -> CreditLine:
     """Open the line, or resize it to the latest approval; what is drawn stays drawn."""
@@ -62,3 +68,19 @@ def set_line(user_id: str, *, limit: int, apr: str, application_id: str, product
     line = get_line(user_id)
     assert line is not None
     return line
+
+
+def offers(user_id: str, products: list, now: datetime) -> list[dict]:
+    """Products the user's line can be drawn on: its APR within the product's range and enough
+    available credit for the product's minimum."""
+    from decimal import Decimal
+
+    from chalicelib.core.clock import shanghai_date
+    line = get_line(user_id)
+    if line is None or line.expires_on < shanghai_date(now).isoformat():
+        return []
+    rate = Decimal(line.apr)
+    return [{**product.to_api(), "apr": line.apr, "max_amount": min(product.max_amount, line.available)}
+            for product in products
+            if Decimal(product.apr_min) <= rate <= Decimal(product.apr_max)
+            and line.available >= product.min_amount]

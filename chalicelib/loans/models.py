@@ -107,6 +107,17 @@ class LoansByUser(GlobalSecondaryIndex):
     created_at = UnicodeAttribute(range_key=True)
 
 
+class LoansByStatus(GlobalSecondaryIndex):
+    """For the ops portfolio: loans of one status without scanning the table."""
+
+    class Meta:
+        index_name = "by_status"
+        projection = AllProjection()
+
+    status = UnicodeAttribute(hash_key=True)
+    created_at = UnicodeAttribute(range_key=True)
+
+
 class LoansDueForDisbursement(GlobalSecondaryIndex):
     """Sparse: only `scheduled` loans carry `disburse_shard`, so the sweep reads due loans only."""
 
@@ -147,6 +158,7 @@ class LoanRecord(Model):
     version = VersionAttribute()
 
     by_user = LoansByUser()
+    by_status = LoansByStatus()
     disburse_due = LoansDueForDisbursement()
 
 

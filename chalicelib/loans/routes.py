@@ -2,29 +2,76 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, Literal
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from chalice import Blueprint, Rate
 from pydantic import Field
 
+from chalicelib.auth import hooks as auth_hooks
+from chalicelib import wiring
 from chalicelib.core import config
 from chalicelib.core.http import ApiModel, route
 from chalicelib.core.observability import observed
 from chalicelib.core.resources import queue_spec
-from chalicelib.loans import catalog, disbursement, service
+from chalicelib.loans import applications, catalog, credit, disbursement, ops, service
 
 bp = Blueprint(__name__)
 
+# Answers to the auth slice's questions (see chalicelib.auth.hooks).
+auth_hooks.OUTSTANDING_LOAN_CHECKS.append(service.has_live_loan)
+auth_hooks.CREDIT_SUMMARIES.append(credit.summary)
+
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return wiring.clock().now()
 
 
 @route(bp, "/v1/products", "GET", summary="Loan products with their APR range", tag="loans")
 def list_products(request: Any) -> dict[str, Any]:
     return {"items": [p.to_api() for p in catalog.list_products()]}
+
+
+@route(bp, "/v1/me/offers", "GET", summary="Products the user's credit line qualifies for",
+       tag="loans", auth="bearer")
+def offers(request: Any, principal: str) -> dict[str, Any]:
+    return {"items": credit.offers(principal, catalog.list_products(), _now())}
+
+
+class Applicant(ApiModel):
+    monthly_income: int = Field(ge=0, le=10**10)
+    monthly_expenses: int = Field(ge=0, le=10**10)
+    assets: int = Field(ge=0, le=10**12)
+    debt: int = Field(ge=0, le=10**12)
+    job_type: Literal["fixed", "freelance", "partime", "others"]
+    job_seniority_years: int = Field(ge=0, le=60)
+    home: Literal["owner", "rent", "parents", "priv", "other"]
+    marital_status: Literal["single", "married", "widow", "separated", "divorced"]
+
+
+class ApplicationBody(ApiModel):
+    product_id: str = Field(min_length=1, max_length=64)
+    amount: int = Field(gt=0)
+    term_months: int = Field(ge=1, le=36)
+    purpose: str = Field(min_length=1, max_length=200)
+    applicant: Applicant
+
+
+@route(bp, "/v1/applications", "POST", summary="Apply for credit; decided at once", tag="loans",
+       body=ApplicationBody, auth="bearer", status=201, idempotent=True,
+       errors=("403 IDENTITY_REQUIRED", "422 AMOUNT_OUT_OF_RANGE", "422 TERM_NOT_OFFERED",
+               "422 PRODUCT_NOT_FOUND"))
+def apply(request: Any, body: ApplicationBody, principal: str) -> dict[str, Any]:
+    return applications.apply(principal, product_id=body.product_id, amount=body.amount,
+                              term_months=body.term_months, purpose=body.purpose,
+                              applicant=body.applicant.model_dump(), now=_now())
+
+
+@route(bp, "/v1/applications/{application_id}", "GET", summary="One application and its decision",
+       tag="loans", auth="bearer", errors=("404 APPLICATION_NOT_FOUND",))
+def get_application(request: Any, application_id: str, principal: str) -> dict[str, Any]:
+    return applications.get(principal, application_id)
 
 
 class DrawBody(ApiModel):
@@ -73,6 +120,39 @@ def get_loan(request: Any, loan_id: str, principal: str) -> dict[str, Any]:
        tag="loans", auth="bearer", errors=("404 LOAN_NOT_FOUND", "409 LOAN_NOT_CANCELLABLE"))
 def cancel_loan(request: Any, loan_id: str, principal: str) -> dict[str, Any]:
     return service.cancel(principal, loan_id, _now())
+
+
+@route(bp, "/v1/ops/reviews", "GET", summary="Applications waiting for an operator", tag="ops",
+       auth="ops")
+def ops_reviews(request: Any, principal: str) -> dict[str, Any]:
+    return {"items": applications.in_review()}
+
+
+class OperatorDecisionBody(ApiModel):
+    status: Literal["approved", "declined"]
+    credit_limit: int | None = Field(default=None, gt=0)
+    note: str = Field(min_length=1, max_length=500)
+
+
+@route(bp, "/v1/ops/applications/{application_id}/decision", "POST", tag="ops", auth="ops",
+       summary="Approve or decline an application in review", body=OperatorDecisionBody,
+       errors=("404 APPLICATION_NOT_FOUND", "409 APPLICATION_NOT_IN_REVIEW"))
+def ops_decide(request: Any, application_id: str, body: OperatorDecisionBody,
+               principal: str) -> dict[str, Any]:
+    return applications.operator_decision(application_id, operator=principal, status=body.status,
+                                          credit_limit=body.credit_limit, note=body.note, now=_now())
+
+
+@route(bp, "/v1/ops/loans/{loan_id}", "GET", summary="A loan with its ledger entries and events",
+       tag="ops", auth="ops", errors=("404 LOAN_NOT_FOUND",))
+def ops_loan(request: Any, loan_id: str, principal: str) -> dict[str, Any]:
+    return ops.loan_detail(loan_id)
+
+
+@route(bp, "/v1/ops/portfolio", "GET", summary="Counts and outstanding principal by status and "
+       "days past due", tag="ops", auth="ops")
+def ops_portfolio(request: Any, principal: str) -> dict[str, Any]:
+    return ops.portfolio(_now())
 
 
 @bp.schedule(Rate(1, unit=Rate.MINUTES))

@@ -66,3 +66,7 @@ def index_items(loan_id: str, user_id: str, product_id: str, state_json: str) ->
                               product_id=product_id, due_date=item["due_date"], status=item["status"],
                               open_shard=open_shard(loan_id) if item["status"] != "paid" else None)
             for item in render(state_json)["schedule"]]
+
+
+def days_past_due(state_json: str, on: date) -> int:
+    return _engine().days_past_due(load(state_json), on)

@@ -177,6 +177,12 @@ def get_loan(user_id: str, loan_id: str) -> dict:
     return loan_view(_own_loan(user_id, loan_id))
 
 
+def has_live_loan(user_id: str) -> bool:
+    """Whether the user owes or is about to receive money (adding a payout card then needs a
+    fresh SMS code)."""
+    return any(r.status in LIVE_STATUSES for r in LoanRecord.by_user.query(user_id))
+
+
 def list_loans(user_id: str) -> list[dict]:
     records = LoanRecord.by_user.query(user_id, scan_index_forward=False)
     return [loan_view(r) for r in records]

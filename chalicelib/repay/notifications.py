@@ -1,7 +1,8 @@
 """Delivering a notification exactly once per `notification_id`, and the in-app inbox."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+import os
+from datetime import datetime, time, timedelta, timezone
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -9,6 +10,7 @@ from pynamodb.exceptions import PutError
 
 from chalicelib import wiring
 from chalicelib.core import aws
+from chalicelib.core.clock import SHANGHAI
 from chalicelib.core.observability import logger, metrics
 from chalicelib.repay.models import NotificationRecord
 
@@ -28,6 +30,41 @@ class NotificationMessage(BaseModel):
     to: str | None = Field(default=None, min_length=1, max_length=256)  # resolved when absent
     text: str = Field(min_length=1, max_length=500)
     loan_id: str | None = None
+
+
+MAX_SQS_DELAY = 900
+
+
+def quiet_hours() -> tuple[time, time] | None:
+    """Beijing-time window without SMS, from `SMS_QUIET_HOURS` ("21:00-08:00" by default;
+    empty turns it off, e.g. for a test stack)."""
+    raw = os.environ.get("SMS_QUIET_HOURS", "21:00-08:00").strip()
+    if not raw:
+        return None
+    start, end = raw.split("-")
+    return time.fromisoformat(start), time.fromisoformat(end)
+
+
+def quiet_until(now: datetime) -> datetime | None:
+    """When SMS may be sent again, if `now` is in the quiet hours; else None."""
+    window = quiet_hours()
+    if window is None:
+        return None
+    start, end = window
+    local = now.astimezone(SHANGHAI)
+    if end <= local.time() < start:
+        return None
+    resume = local.replace(hour=end.hour, minute=end.minute, second=0, microsecond=0)
+    if local.time() >= start:
+        resume += timedelta(days=1)
+    return resume
+
+
+def defer(message: "NotificationMessage", until: datetime, now: datetime) -> None:
+    """Put the message back with a delay (SQS allows 15 minutes; it is re-deferred until 08:00)."""
+    delay = max(1, min(MAX_SQS_DELAY, int((until - now).total_seconds())))
+    aws.client("sqs").send_message(QueueUrl=aws.queue_url("notifications"), DelaySeconds=delay,
+                                   MessageBody=message.model_dump_json(exclude_none=True))
 
 
 class DeliveryInProgress(Exception):
@@ -55,8 +92,13 @@ def enqueue(*, notification_id: str, user_id: str, kind: str, text: str,
 
 
 def deliver(message: NotificationMessage, now: datetime | None = None) -> str:
-    """Send once and file in the inbox. Returns "sent" or "duplicate"."""
-    now = now or datetime.now(timezone.utc)
+    """Send once and file in the inbox. Returns "sent", "duplicate" or "deferred"."""
+    now = now or wiring.clock().now()
+    if message.channel == "sms":
+        until = quiet_until(now)
+        if until is not None:
+            defer(message, until, now)
+            return "deferred"
     epoch = int(now.timestamp())
     record = NotificationRecord(
         user_id=message.user_id, notification_id=message.notification_id, kind=message.kind,

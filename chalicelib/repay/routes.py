@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, timezone
+from datetime import date, datetime
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from chalice import Blueprint, Cron
 from pydantic import Field
 
+from chalicelib import wiring
 from chalicelib.core import config
 from chalicelib.core.clock import shanghai_date
 from chalicelib.core.errors import BadRequest
@@ -21,7 +22,7 @@ bp = Blueprint(__name__)
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return wiring.clock().now()
 
 
 def _event_time(event: Any) -> datetime:

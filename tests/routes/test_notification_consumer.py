@@ -48,9 +48,8 @@ def test_only_the_bad_record_is_reported_failed(client, outbox):
     assert sorted(line["text"] for line in outbox_lines(outbox)) == ["还款提醒 1", "还款提醒 2"]
 
 
-def test_a_notification_leased_by_another_consumer_is_retried_not_sent(client, outbox):
-    from datetime import datetime, timezone
-    now = int(datetime.now(timezone.utc).timestamp())
+def test_a_notification_leased_by_another_consumer_is_retried_not_sent(client, outbox, clock):
+    now = int(clock.now().timestamp())
     NotificationRecord(user_id="u-1", notification_id="n-7", kind="due_soon", channel="sms",
                        text="x", created_at="2027-01-01T00:00:00+00:00", status="sending",
                        lease_until=now + 60).save()
@@ -66,3 +65,32 @@ def test_an_expired_lease_is_taken_over_and_sent(client, outbox):
     result = client.lambda_.invoke("notification_consumer", sqs_event([record("m", message(8))]))
     assert result.payload == {"batchItemFailures": []}
     assert len(outbox_lines(outbox)) == 1
+
+
+def test_no_sms_at_night_it_is_deferred_not_dropped(client, outbox, clock):
+    from datetime import datetime, timezone
+
+    from chalicelib.core import aws
+    clock.set(datetime(2027, 1, 10, 14, 30, tzinfo=timezone.utc))  # 22:30 in Beijing
+    result = client.lambda_.invoke("notification_consumer", sqs_event([record("m", message(11))]))
+    assert result.payload == {"batchItemFailures": []}
+    assert outbox_lines(outbox) == []
+    sqs = aws.client("sqs")
+    attrs = sqs.get_queue_attributes(QueueUrl=aws.queue_url("notifications"),
+                                     AttributeNames=["ApproximateNumberOfMessagesDelayed"])
+    assert attrs["Attributes"]["ApproximateNumberOfMessagesDelayed"] == "1"
+    # push notifications are not held back
+    pushed = client.lambda_.invoke("notification_consumer", sqs_event([record("p", message(12, channel="push", to="dev-1"))]))
+    assert pushed.payload == {"batchItemFailures": []}
+    assert len(outbox_lines(outbox)) == 1
+
+
+def test_quiet_hours_window():
+    from datetime import datetime, timezone
+
+    from chalicelib.repay.notifications import quiet_until
+    assert quiet_until(datetime(2027, 1, 10, 2, 0, tzinfo=timezone.utc)) is None  # 10:00
+    resume = quiet_until(datetime(2027, 1, 10, 13, 0, tzinfo=timezone.utc))  # 21:00
+    assert resume.isoformat() == "2027-01-11T08:00:00+08:00"
+    early = quiet_until(datetime(2027, 1, 10, 23, 0, tzinfo=timezone.utc))  # 07:00 next day
+    assert early.isoformat() == "2027-01-11T08:00:00+08:00"

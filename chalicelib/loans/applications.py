@@ -1,0 +1,142 @@
+"""Applications: validate, ask risk for a decision, store it immutably, move the credit line."""
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import date, datetime
+
+from pynamodb.exceptions import DoesNotExist, UpdateError
+
+from chalicelib.core.db import condition_failed
+from chalicelib.core.errors import Conflict, Forbidden, NotFound, RuleViolation
+from chalicelib.core.observability import logger, metrics
+from chalicelib.loans import catalog, credit, people
+from chalicelib.loans.models import ApplicationRecord, LoanRecord
+from chalicelib.loans.service import LIVE_STATUSES, iso_utc, shanghai_iso
+from chalicelib.risk.service import ApplicationFacts, decide
+
+REVIEW_QUEUE = "review"
+
+
+def _history(user_id: str, product_id: str) -> dict:
+    """What the lender already knows of this borrower, for the policy's hard rules."""
+    outstanding = live = overdue = 0
+    ever_overdue = False
+    for loan in LoanRecord.by_user.query(user_id):
+        if loan.status in LIVE_STATUSES:
+            live += 1
+            outstanding += loan.outstanding_principal
+        if loan.status == "overdue":
+            overdue += 1
+        if '"overdue"' in loan.state or loan.status == "overdue":
+            ever_overdue = True
+    last_decline: date | None = None
+    for app in ApplicationRecord.by_user.query(user_id, scan_index_forward=False):
+        if app.product_id == product_id and app.status == "declined":
+            last_decline = datetime.fromisoformat(app.decided_at.replace("Z", "+00:00")).date()
+            break
+    return {"outstanding_principal": outstanding, "live_loans": live, "overdue_loans": overdue,
+            "ever_overdue": ever_overdue, "last_decline_on": last_decline}
+
+
+def view(record: ApplicationRecord) -> dict:
+    return {"application_id": record.application_id, "status": record.status,
+            "credit_limit": record.credit_limit, "apr": record.apr,
+            "reasons": json.loads(record.reasons), "model_version": record.model_version,
+            "decided_at": shanghai_iso(record.decided_at), "product_id": record.product_id,
+            "amount": record.amount, "term_months": record.term_months}
+
+
+def apply(user_id: str, *, product_id: str, amount: int, term_months: int, purpose: str,
+          applicant: dict, now: datetime) -> dict:
+    borrower = people.borrower(user_id)
+    if not (borrower.identity_verified and borrower.phone_bound and borrower.has_card):
+        raise Forbidden("Verify your identity, bind a phone and add a bank card first.",
+                        code="IDENTITY_REQUIRED")
+    try:
+        product = catalog.get_product(product_id)
+    except NotFound:
+        raise RuleViolation("No such product.", code="PRODUCT_NOT_FOUND") from None
+    if not product.min_amount <= amount <= product.max_amount:
+        raise RuleViolation(f"The amount must be between {product.min_amount} and "
+                            f"{product.max_amount} fen for this product.", code="AMOUNT_OUT_OF_RANGE")
+    if term_months not in product.term_months:
+        raise RuleViolation(f"Terms offered: {list(product.term_months)} months.", code="TERM_NOT_OFFERED")
+    facts = ApplicationFacts(user_id=user_id, product=product, amount=amount, term_months=term_months,
+                             applicant=applicant, age=borrower.age,
+                             identity_verified=borrower.identity_verified, now=now,
+                             **_history(user_id, product_id))
+    decision = decide(facts)
+    application_id = str(uuid.uuid4())
+    record = ApplicationRecord(
+        application_id=application_id, user_id=user_id, product_id=product_id, amount=amount,
+        term_months=term_months, purpose=purpose, applicant=json.dumps(applicant),
+        status=decision["status"], credit_limit=decision["credit_limit"], apr=decision["apr"],
+        reasons=json.dumps(decision["reasons"], ensure_ascii=False),
+        model_version=decision["model_version"], decided_at=iso_utc(now),
+        decision=json.dumps(decision, ensure_ascii=False, default=str),
+        review_queue=REVIEW_QUEUE if decision["status"] == "review" else None)
+    record.save(condition=ApplicationRecord.application_id.does_not_exist())
+    if decision["status"] == "approved":
+        credit.set_line(user_id, limit=decision["credit_limit"], apr=decision["apr"],
+                        application_id=application_id, product_id=product_id, now=now)
+    metrics.add_metric(name=f"Decision_{decision['status']}", unit="Count", value=1)
+    logger.info("application decided", extra={"application_id": application_id,
+                                               "status": decision["status"],
+                                               "reasons": [r["code"] for r in decision["reasons"]]})
+    return view(record)
+
+
+def _get(application_id: str) -> ApplicationRecord:
+    try:
+        return ApplicationRecord.get(application_id, consistent_read=True)
+    except (DoesNotExist, ValueError):
+        raise NotFound("No such application.", code="APPLICATION_NOT_FOUND") from None
+
+
+def get(user_id: str, application_id: str) -> dict:
+    record = _get(application_id)
+    if record.user_id != user_id:
+        raise NotFound("No such application.", code="APPLICATION_NOT_FOUND")
+    return view(record)
+
+
+def in_review() -> list[dict]:
+    return [{**view(r), "user_id": r.user_id, "decision": json.loads(r.decision)}
+            for r in ApplicationRecord.in_review.query(REVIEW_QUEUE)]
+
+
+def operator_decision(application_id: str, *, operator: str, status: str, credit_limit: int | None,
+                      note: str, now: datetime) -> dict:
+    """An operator settles a `review`: approve (with a limit) or decline. Recorded with who did it."""
+    record = _get(application_id)
+    if record.status != "review":
+        raise Conflict("Only applications in review can be decided.", code="APPLICATION_NOT_IN_REVIEW")
+    automated = json.loads(record.decision)
+    limit = 0
+    apr = record.apr
+    if status == "approved":
+        limit = credit_limit if credit_limit is not None else automated.get("suggested_limit", 0)
+        apr = apr or automated.get("suggested_apr")
+        if limit <= 0 or apr is None:
+            raise RuleViolation("An approval needs a credit limit above zero.", code="CREDIT_LIMIT_REQUIRED")
+    reasons = json.loads(record.reasons) + [{"code": "OPERATOR_DECISION", "message": note}]
+    try:
+        record.update(actions=[
+            ApplicationRecord.status.set(status), ApplicationRecord.credit_limit.set(limit),
+            ApplicationRecord.apr.set(apr) if status == "approved" else ApplicationRecord.apr.remove(),
+            ApplicationRecord.reasons.set(json.dumps(reasons, ensure_ascii=False)),
+            ApplicationRecord.review_queue.remove(), ApplicationRecord.reviewed_by.set(operator),
+            ApplicationRecord.review_note.set(note), ApplicationRecord.reviewed_at.set(iso_utc(now))],
+            condition=ApplicationRecord.status == "review")
+    except UpdateError as err:
+        if condition_failed(err):
+            raise Conflict("Someone decided this application already.",
+                           code="APPLICATION_NOT_IN_REVIEW") from None
+        raise
+    if status == "approved":
+        credit.set_line(record.user_id, limit=limit, apr=apr, application_id=application_id,
+                        product_id=record.product_id, now=now)
+    logger.info("operator decision", extra={"application_id": application_id, "status": status,
+                                            "operator": operator})
+    return {**view(_get(application_id)), "reviewed_by": operator, "review_note": note}
