@@ -1,0 +1,472 @@
+"""The repayment engine: schedules, payoff, repayments, grace and penalties (pure, no AWS)."""
+from __future__ import annotations
+
+import ast
+import json
+import math
+from datetime import date, timedelta
+from decimal import Decimal
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from chalicelib.core.errors import Conflict, RuleViolation
+from chalicelib.repay import engine
+
+DAY = timedelta(days=1)
+APR = Decimal("0.073")  # 0.0002 a day: amounts below can be checked by hand
+# 12,000 CNY, 3 months, paid out Jan 31 2027: due Feb 28 (28 days), Mar 31 (31), Apr 30 (30)
+D1, D2, D3 = date(2027, 2, 28), date(2027, 3, 31), date(2027, 4, 30)
+
+
+def hand_loan(method: str = "equal_principal") -> engine.LoanState:
+    return engine.new_loan(1_200_000, APR, 3, method, date(2027, 1, 31))
+
+
+def penalty_per_day(unpaid_principal: int, apr: Decimal) -> int:
+    """round(unpaid × 1.5 × apr / 365), half up, computed here without the engine."""
+    return math.floor(Fraction(unpaid_principal) * Fraction(3, 2) * Fraction(str(apr)) / 365 + Fraction(1, 2))
+
+
+# --- strategies -----------------------------------------------------------------------------------
+
+methods = st.sampled_from(["equal_installment", "equal_principal", "interest_first"])
+aprs = st.integers(0, 3600).map(lambda bp: Decimal(bp) / 10000)
+principals = st.one_of(st.integers(50_000, 20_000_000), st.integers(1, 50_000))
+terms = st.integers(1, 36)
+disbursement_days = st.one_of(
+    st.dates(date(2024, 1, 1), date(2031, 12, 31)),
+    st.builds(lambda y, m, d: date(y, m, min(d, 28 if m == 2 else 30 if m in (4, 6, 9, 11) else 31)),
+              st.integers(2024, 2031), st.integers(1, 12), st.integers(28, 31)))
+
+
+@st.composite
+def loans(draw, max_term: int = 36):
+    return engine.new_loan(draw(principals), draw(aprs), draw(st.integers(1, max_term)),
+                           draw(methods), draw(disbursement_days))
+
+
+# --- schedules ------------------------------------------------------------------------------------
+
+@given(principal=principals, apr=aprs, term=terms, method=methods, disbursed=disbursement_days)
+@settings(max_examples=300)
+def test_schedule_adds_up_and_falls_due_on_the_right_days(principal, apr, term, method, disbursed):
+    schedule = engine.build_schedule(principal, apr, term, method, disbursed)
+    rows = schedule.installments
+
+    assert sum(r.principal for r in rows) == principal
+    assert all(r.principal >= 0 and r.interest >= 0 for r in rows)
+    assert schedule.total_interest == sum(r.interest for r in rows)
+    assert schedule.total_repayment == principal + schedule.total_interest == sum(r.total for r in rows)
+
+    # Due dates: strictly increasing, one calendar month apart, on the day paid out or the
+    # month's last day when the month is shorter (counted from the original day, not chained)
+    dues = [r.due_date for r in rows]
+    assert all(a < b for a, b in zip([disbursed] + dues, dues))
+    for k, due in enumerate(dues, 1):
+        assert (due.year * 12 + due.month) - (disbursed.year * 12 + disbursed.month) == k
+        last_day = ((due.replace(day=1) + timedelta(days=32)).replace(day=1) - DAY).day
+        assert due.day == min(disbursed.day, last_day)
+    assert [r.start for r in rows] == [disbursed] + dues[:-1]
+
+    # Interest of each period: the principal not yet due, for its days, at apr / 365
+    left = principal
+    for row in rows:
+        exact = Fraction(left) * Fraction(str(apr)) * (row.due_date - row.start).days / 365
+        assert row.interest == math.floor(exact + Fraction(1, 2))
+        left -= row.principal
+
+    if method == "interest_first":
+        assert [r.principal for r in rows[:-1]] == [0] * (term - 1)
+    if method == "equal_principal" and principal >= term * term:
+        share = math.floor(Fraction(principal, term) + Fraction(1, 2))
+        assert [r.principal for r in rows[:-1]] == [share] * (term - 1)
+    if method == "equal_installment":
+        # every installment but the last pays the level payment, unless its principal had to be
+        # clamped: to 0 (interest above the payment) or to all the principal left
+        left = principal
+        for row in rows[:-1]:
+            assert (row.total == schedule.level_payment
+                    or (row.principal == 0 and row.interest >= schedule.level_payment)
+                    or (row.principal == left and row.total <= schedule.level_payment))
+            left -= row.principal
+
+
+@given(loan=loans())
+def test_state_round_trips_through_plain_json(loan):
+    data = loan.to_dict()
+    text = json.dumps(data)  # ints, strings, bools and None only: no float, no Decimal
+    assert "Decimal" not in text and not any(isinstance(v, float) for v in data.values())
+    restored = engine.LoanState.from_dict(json.loads(text))
+    assert restored == loan
+    assert engine.schedule_items(restored) == engine.schedule_items(loan)
+
+
+def test_due_dates_of_a_loan_paid_out_on_the_31st():
+    dues = [i.due_date for i in engine.build_schedule(
+        100_000, Decimal("0.1"), 6, "equal_principal", date(2024, 1, 31)).installments]
+    assert dues == [date(2024, 2, 29), date(2024, 3, 31), date(2024, 4, 30), date(2024, 5, 31),
+                    date(2024, 6, 30), date(2024, 7, 31)]
+    assert engine.build_schedule(100_000, Decimal("0.1"), 2, "equal_principal",
+                                 date(2025, 12, 30)).installments[1].due_date == date(2026, 2, 28)
+
+
+@pytest.mark.parametrize("kwargs,error", [
+    ({"principal": 0}, ValueError), ({"principal": -5}, ValueError), ({"principal": 10.0}, TypeError),
+    ({"principal": True}, TypeError), ({"apr": 0.1}, TypeError), ({"apr": Decimal("-0.1")}, ValueError),
+    ({"apr": Decimal("NaN")}, ValueError), ({"term_months": 0}, ValueError),
+    ({"method": "balloon"}, ValueError), ({"disbursed_on": "2027-01-31"}, TypeError),
+])
+def test_build_schedule_refuses_bad_input(kwargs, error):
+    args = {"principal": 100_000, "apr": Decimal("0.1"), "term_months": 3, "method": "equal_principal",
+            "disbursed_on": date(2027, 1, 31)} | kwargs
+    with pytest.raises(error):
+        engine.build_schedule(**args)
+
+
+# --- payoff and repayment ---------------------------------------------------------------------------
+
+def test_payoff_on_the_day_of_disbursement_is_the_principal():
+    quote = engine.payoff_quote(hand_loan(), date(2027, 1, 31))
+    assert quote.to_dict() == {"amount": 1_200_000, "principal": 1_200_000, "interest": 0, "penalty": 0}
+
+
+def test_payoff_mid_period_charges_only_the_days_elapsed():
+    # Jan 31 .. Feb 9 is 10 days: 1,200,000 × 0.0002 × 10 = 2400; nothing in advance
+    quote = engine.payoff_quote(hand_loan(), date(2027, 2, 10))
+    assert (quote.amount, quote.principal, quote.interest, quote.penalty) == (1_202_400, 1_200_000, 2400, 0)
+
+
+def test_paying_exactly_the_payoff_closes_the_loan():
+    state = hand_loan("equal_installment")
+    quote = engine.payoff_quote(state, date(2027, 2, 10))
+    result = engine.apply_repayment(state, quote.amount, date(2027, 2, 10))
+    assert result.closed and result.state.closed_on == date(2027, 2, 10)
+    assert result.allocation.to_dict() == {"penalty": 0, "interest": 2400, "principal": 1_200_000}
+    assert result.state.outstanding_principal == 0
+    assert engine.loan_status(result.state, date(2027, 2, 10)) == "closed"
+    assert {i["status"] for i in engine.schedule_items(result.state)} == {"paid"}
+    # nothing more can be quoted or paid on a closed loan (the contract's 409)
+    with pytest.raises(engine.LoanClosedError) as caught:
+        engine.payoff_quote(result.state, date(2027, 2, 11))
+    assert isinstance(caught.value, Conflict) and caught.value.status == 409
+    with pytest.raises(engine.LoanClosedError):
+        engine.apply_repayment(result.state, 1, date(2027, 2, 11))
+
+
+def test_overpayment_is_refused_and_changes_nothing():
+    state = hand_loan()
+    before = state.to_dict()
+    payoff = engine.payoff_quote(state, date(2027, 2, 10)).amount
+    with pytest.raises(engine.OverpaymentError) as caught:
+        engine.apply_repayment(state, payoff + 1, date(2027, 2, 10))
+    assert isinstance(caught.value, RuleViolation)
+    assert (caught.value.status, caught.value.code) == (422, "OVERPAYMENT")
+    assert state.to_dict() == before
+
+
+@pytest.mark.parametrize("amount,error", [(0, ValueError), (-100, ValueError), (100.0, TypeError),
+                                          (Decimal(100), TypeError), (True, TypeError)])
+def test_repayment_amount_must_be_positive_integer_fen(amount, error):
+    with pytest.raises(error):
+        engine.apply_repayment(hand_loan(), amount, date(2027, 2, 10))
+
+
+def test_dates_before_the_last_activity_are_refused():
+    state = engine.apply_repayment(hand_loan(), 1000, date(2027, 2, 10)).state
+    with pytest.raises(engine.PayoffDateError) as caught:
+        engine.payoff_quote(state, date(2027, 2, 9))
+    assert (caught.value.status, caught.value.code) == (422, "PAYOFF_DATE_INVALID")
+    with pytest.raises(engine.RepaymentDateError) as caught:
+        engine.apply_repayment(state, 1000, date(2027, 2, 9))
+    assert (caught.value.status, caught.value.code) == (422, "REPAYMENT_DATE_INVALID")
+    with pytest.raises(engine.PayoffDateError):
+        engine.payoff_quote(hand_loan(), date(2027, 1, 30))  # before the money was paid out
+    assert engine.payoff_quote(state, date(2027, 2, 10)).amount > 0  # the same day is fine
+
+
+def test_money_beyond_the_principal_pays_interest_accrued_so_far_never_in_advance():
+    # Given 2400 fen of interest accrued by Feb 10 on 1,200,000 fen
+    state = hand_loan()
+    # When 1,201,000 is paid: all principal, then 1000 of the accrued interest
+    result = engine.apply_repayment(state, 1_201_000, date(2027, 2, 10))
+    assert result.allocation.to_dict() == {"penalty": 0, "interest": 1000, "principal": 1_200_000}
+    assert not result.closed
+    # Then installment 1 owes only the 1400 left of the interest accrued before Feb 10
+    first = engine.schedule_items(result.state)[0]
+    assert (first["principal"], first["interest"], first["paid"]) == (1_200_000, 2400, 1_201_000)
+    assert [i["total"] for i in engine.schedule_items(result.state)[1:]] == [0, 0]
+    # and no more interest accrues on principal already repaid
+    assert engine.payoff_quote(result.state, date(2027, 2, 25)).to_dict() == {
+        "amount": 1400, "principal": 0, "interest": 1400, "penalty": 0}
+    closing = engine.apply_repayment(result.state, 1400, date(2027, 2, 25))
+    assert closing.closed and closing.allocation.interest == 1400
+
+
+def test_installment_paid_on_its_due_date_then_prepayment_recomputes_with_same_due_dates():
+    # Given installment 1 paid on time
+    state = engine.apply_repayment(hand_loan(), 406_720, D1).state
+    items = engine.schedule_items(state)
+    assert items[0]["status"] == "paid" and items[1]["status"] == "pending"
+    # When 200,000 is prepaid on Mar 10 (10 days on 800,000 then 21 on 600,000)
+    result = engine.apply_repayment(state, 200_000, date(2027, 3, 10))
+    items = engine.schedule_items(result.state)
+    assert [(i["due_date"], i["principal"], i["interest"]) for i in items] == [
+        ("2027-02-28", 400_000, 6720), ("2027-03-31", 500_000, 4120), ("2027-04-30", 300_000, 1800)]
+    assert result.state.outstanding_principal == 600_000
+
+
+def test_equal_installment_prepayment_gives_a_new_level_payment_over_the_installments_left():
+    state = engine.new_loan(1_000_000, Decimal("0.1825"), 6, "equal_installment", date(2027, 1, 31))
+    state = engine.apply_repayment(state, engine.schedule_items(state)[0]["total"], date(2027, 2, 28)).state
+    result = engine.apply_repayment(state, 300_000, date(2027, 3, 15))
+    new_payment = engine.level_payment(state.outstanding_principal - 300_000, Decimal("0.1825"), 5)
+    items = engine.schedule_items(result.state)
+    # installment 2 keeps its prepaid 300,000 on top of its new level payment
+    assert items[1]["total"] - 300_000 == new_payment
+    assert [i["total"] for i in items[2:-1]] == [new_payment] * 3
+    assert [i["due_date"] for i in items] == ["2027-02-28", "2027-03-31", "2027-04-30", "2027-05-31",
+                                              "2027-06-30", "2027-07-31"]
+
+
+# --- grace, overdue and penalty ---------------------------------------------------------------------
+
+def test_repayment_on_the_grace_day_costs_no_penalty():
+    state = hand_loan()
+    # the close of business for D+1 (grace day) marks nothing
+    cob = engine.close_of_business(state, D1 + DAY)
+    assert cob.posted == () and engine.schedule_items(cob.state)[0]["status"] == "pending"
+    assert engine.days_past_due(cob.state, D1 + DAY) == 1
+    assert engine.loan_status(cob.state, D1 + DAY) == "active"
+
+    result = engine.apply_repayment(cob.state, 406_720, D1 + DAY)
+    assert result.allocation.to_dict() == {"penalty": 0, "interest": 6720, "principal": 400_000}
+    assert engine.schedule_items(result.state)[0]["status"] == "paid"
+    assert engine.close_of_business(result.state, D1 + 3 * DAY).posted == ()
+    assert engine.days_past_due(result.state, D1 + 3 * DAY) == 0
+
+
+def test_three_days_after_due_it_is_overdue_with_two_days_of_penalty():
+    state = hand_loan()
+    per_day = penalty_per_day(400_000, APR)  # 400,000 × 1.5 × 0.0002 = 120
+    assert per_day == 120
+
+    result = engine.close_of_business(state, D1 + 3 * DAY)
+
+    assert [(p.installment, p.day, p.amount) for p in result.posted] == [
+        (1, D1 + DAY, 120), (1, D1 + 2 * DAY, 120)]
+    first = engine.schedule_items(result.state)[0]
+    assert (first["status"], first["penalty"], first["total"]) == ("overdue", 240, 406_960)
+    assert engine.loan_status(result.state, D1 + 3 * DAY) == "overdue"
+    assert engine.days_past_due(result.state, D1 + 3 * DAY) == 3
+    # Run again, or late for an earlier day: nothing is posted twice
+    assert engine.close_of_business(result.state, D1 + 3 * DAY).posted == ()
+    assert engine.close_of_business(result.state, D1 + 2 * DAY).posted == ()
+    # The payoff on D+3 includes those two days, plus interest on what is not yet due
+    quote = engine.payoff_quote(result.state, D1 + 3 * DAY)
+    assert quote.penalty == 240
+    assert quote.interest == 6720 + 800_000 * 3 // 5000  # 3 days at 0.0002 on 800,000 = 480
+
+
+def test_skipped_closes_of_business_catch_up_every_day_once():
+    state = hand_loan()
+    first = engine.close_of_business(state, D1 + 2 * DAY)  # D+1 posted
+    assert [p.day for p in first.posted] == [D1 + DAY]
+    later = engine.close_of_business(first.state, D1 + 6 * DAY)  # the job missed 3 days
+    assert [p.day for p in later.posted] == [D1 + i * DAY for i in range(2, 6)]
+    assert engine.schedule_items(later.state)[0]["penalty"] == 5 * 120
+
+
+def test_repayment_counts_penalty_not_yet_posted_and_splits_it_for_the_ledger():
+    # Given close of business posted D+1 and D+2, then did not run
+    state = engine.close_of_business(hand_loan(), D1 + 3 * DAY).state
+    # When the borrower pays installment 1 on D+5: penalty for D+1..D+4 (D+3, D+4 not posted yet)
+    quote = engine.payoff_quote(state, D1 + 5 * DAY)
+    assert quote.penalty == 4 * 120
+    result = engine.apply_repayment(state, 406_720 + 480, D1 + 5 * DAY)
+    allocation = result.allocation
+    assert (allocation.penalty, allocation.penalty_posted, allocation.penalty_unposted) == (480, 240, 240)
+    assert (allocation.interest, allocation.principal) == (6720, 400_000)
+    assert engine.schedule_items(result.state)[0]["status"] == "paid"
+    # and a late close of business does not post those days again
+    assert engine.close_of_business(result.state, D1 + 6 * DAY).posted == ()
+    assert engine.loan_status(result.state, D1 + 6 * DAY) == "active"
+
+
+def test_partial_payment_lowers_the_penalty_from_that_day_on():
+    state = engine.close_of_business(hand_loan(), D1 + 3 * DAY).state  # 2 days × 120 posted
+    # pays penalty 240 + interest 6720 + 100,000 of principal on D+3
+    result = engine.apply_repayment(state, 240 + 6720 + 100_000, D1 + 3 * DAY)
+    assert result.allocation.to_dict() == {"penalty": 240, "interest": 6720, "principal": 100_000}
+    first = engine.schedule_items(result.state)[0]
+    assert first["status"] == "overdue"
+    cob = engine.close_of_business(result.state, D1 + 5 * DAY)
+    # days D+3 and D+4 on 300,000 unpaid: 300,000 × 1.5 × 0.0002 = 90 a day
+    assert [(p.day, p.amount) for p in cob.posted] == [(D1 + 3 * DAY, 90), (D1 + 4 * DAY, 90)]
+
+
+def test_oldest_installment_is_settled_first_penalty_then_interest_then_principal():
+    state = hand_loan()
+    # Nothing paid until the day after installment 2 falls due
+    on = D2 + DAY
+    quote = engine.payoff_quote(state, on)
+    days_late_1 = (on - D1).days - 1  # D1+1 .. on-1
+    assert quote.penalty == days_late_1 * 120
+    result = engine.apply_repayment(state, days_late_1 * 120 + 6720 + 1000, on)
+    assert result.allocation.to_dict() == {"penalty": days_late_1 * 120, "interest": 6720, "principal": 1000}
+    items = engine.schedule_items(result.state)
+    assert items[0]["status"] == "overdue" and items[1]["status"] == "pending"
+    assert items[1]["paid"] == 0
+    assert engine.days_past_due(result.state, on) == (on - D1).days
+
+
+def test_engine_errors_are_rule_violations_with_codes():
+    assert issubclass(engine.OverpaymentError, RuleViolation)
+    assert issubclass(engine.PayoffDateError, RuleViolation)
+    assert engine.OverpaymentError(2, 1).code == "OVERPAYMENT"
+
+
+# --- properties over whole lives of loans -------------------------------------------------------------
+
+@given(loan=loans(), offset=st.integers(0, 1200), data=st.data())
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
+def test_paying_the_payoff_closes_the_loan_and_matches_the_quote(loan, offset, data):
+    on = loan.disbursed_on + timedelta(days=offset)
+    if data.draw(st.booleans()):
+        loan = engine.close_of_business(loan, on).state
+    quote = engine.payoff_quote(loan, on)
+    assert quote.amount == quote.principal + quote.interest + quote.penalty
+    assert min(quote.principal, quote.interest, quote.penalty) >= 0
+    assert quote.principal == loan.principal
+
+    result = engine.apply_repayment(loan, quote.amount, on)
+
+    assert result.closed and engine.loan_status(result.state, on) == "closed"
+    assert result.allocation.to_dict() == {"penalty": quote.penalty, "interest": quote.interest,
+                                           "principal": quote.principal}
+    assert result.state.outstanding_principal == 0
+    assert all(i["status"] == "paid" and i["paid"] == i["total"] for i in engine.schedule_items(result.state))
+
+
+class LoanLife:
+    """Records what the test saw, to check the engine's penalty independently."""
+
+    def __init__(self, state: engine.LoanState) -> None:
+        self.state = state
+        # per installment: [(from this day on, unpaid principal)]
+        self.unpaid_since = {i.number: [(state.disbursed_on, i.unpaid_principal)] for i in state.installments}
+        self.posted_days: list[tuple[int, date]] = []
+        self.posted_amount: dict[int, int] = {}
+
+    def note_principal(self, on: date) -> None:
+        for i in self.state.installments:
+            history = self.unpaid_since[i.number]
+            if history[-1][1] != i.unpaid_principal:
+                history.append((on, i.unpaid_principal))
+
+    def unpaid_on(self, number: int, day: date) -> int:
+        return [amount for since, amount in self.unpaid_since[number] if since <= day][-1]
+
+
+def check_invariants(state: engine.LoanState) -> None:
+    assert sum(i.principal for i in state.installments) == state.principal
+    assert 0 <= state.outstanding_principal <= state.principal
+    for i in state.installments:
+        for value in (i.principal, i.interest, i.principal_paid, i.interest_paid, i.penalty_posted,
+                      i.penalty_posted_paid, i.penalty_unposted, i.penalty_unposted_paid):
+            assert isinstance(value, int) and value >= 0
+        assert i.principal_paid <= i.principal and i.interest_paid <= i.interest
+        assert i.penalty_posted_paid <= i.penalty_posted and i.penalty_unposted_paid <= i.penalty_unposted
+    items = engine.schedule_items(state)
+    assert all(item["total"] == item["principal"] + item["interest"] + item["penalty"] for item in items)
+    assert all(0 <= item["paid"] <= item["total"] for item in items)
+
+
+@given(loan=loans(max_term=12), data=st.data())
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_random_lives_never_go_negative_nor_post_a_day_twice(loan, data):
+    life = LoanLife(loan)
+    today = loan.disbursed_on
+    for _ in range(data.draw(st.integers(1, 30), label="steps")):
+        today += timedelta(days=data.draw(st.integers(0, 25), label="days pass"))
+        # Close of business: for today, or late for an earlier day, up to 3 times
+        for _run in range(data.draw(st.integers(0, 3), label="close of business runs")):
+            business_date = today - timedelta(days=data.draw(st.integers(0, 4), label="late by"))
+            result = engine.close_of_business(life.state, business_date)
+            for posting in result.posted:
+                assert posting.amount > 0
+                life.posted_days.append((posting.installment, posting.day))
+                life.posted_amount[posting.installment] = life.posted_amount.get(posting.installment, 0) + posting.amount
+            life.state = engine.LoanState.from_dict(json.loads(json.dumps(result.state.to_dict())))
+            check_invariants(life.state)
+        if life.state.closed:
+            break
+        # A repayment: a random part of the payoff, or all of it
+        if data.draw(st.booleans(), label="repays"):
+            payoff = engine.payoff_quote(life.state, today).amount
+            amount = payoff if data.draw(st.booleans(), label="pays off") else data.draw(
+                st.integers(1, payoff), label="amount")
+            outstanding_before = life.state.outstanding_principal
+            result = engine.apply_repayment(life.state, amount, today)
+            allocation = result.allocation
+            assert allocation.penalty + allocation.interest + allocation.principal == amount
+            assert allocation.penalty == allocation.penalty_posted + allocation.penalty_unposted
+            assert min(allocation.penalty, allocation.interest, allocation.principal) >= 0
+            assert result.state.outstanding_principal == outstanding_before - allocation.principal
+            assert result.closed == (amount == payoff)
+            life.state = result.state
+            life.note_principal(today)
+            check_invariants(life.state)
+
+    # No (installment, day) was ever posted twice, and the posted amounts are all the engine holds
+    assert len(life.posted_days) == len(set(life.posted_days))
+    for i in life.state.installments:
+        assert i.penalty_posted == life.posted_amount.get(i.number, 0)
+        # Every day of penalty counted (by close of business or a repayment) exactly once, at that
+        # day's unpaid principal: recomputed here day by day
+        if i.penalty_through is None:
+            assert i.penalty == 0
+            continue
+        expected, day = 0, i.due_date + DAY
+        while day <= i.penalty_through:
+            expected += penalty_per_day(life.unpaid_on(i.number, day), life.state.apr)
+            day += DAY
+        assert i.penalty == expected
+    if not life.state.closed:
+        on = max(today, life.state.last_activity)
+        closing = engine.apply_repayment(life.state, engine.payoff_quote(life.state, on).amount, on)
+        assert closing.closed and closing.state.outstanding_principal == 0
+
+
+@given(loan=loans(), data=st.data())
+@settings(max_examples=150)
+def test_days_past_due_counts_from_the_oldest_unpaid_installment(loan, data):
+    # (at 0 % an interest-first installment owes nothing, so it counts as paid)
+    first_due = next(i.due_date for i in loan.installments if i.principal + i.interest)
+    on = first_due + timedelta(days=data.draw(st.integers(-20, 60)))
+    if on < loan.disbursed_on:
+        on = loan.disbursed_on
+    assert engine.days_past_due(loan, on) == max(0, (on - first_due).days)
+    assert engine.loan_status(loan, on) == ("overdue" if (on - first_due).days >= 2 else "active")
+
+
+# --- the domain stays pure -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("module", ["engine.py", "schedule.py"])
+def test_engine_imports_only_the_standard_library_and_the_core(module):
+    import sys
+    source = (Path(engine.__file__).parent / module).read_text()
+    imported = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            imported |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            imported.add(node.module)
+    allowed_project = {"chalicelib.core.money", "chalicelib.core.clock", "chalicelib.core.errors",
+                       "chalicelib.repay.schedule"}
+    for name in imported:
+        top = name.split(".")[0]
+        assert top in sys.stdlib_module_names or name in allowed_project, name
