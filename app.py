@@ -1,16 +1,23 @@
 """Lending API: assembles the blueprints and middleware; no logic lives here."""
+import logging
+
 from chalice import Chalice
 
-from chalicelib.core.http import http_middleware
+from chalicelib.auth import routes as auth_routes  # first: registers authenticators/authorizers
 from chalicelib.core import system
+from chalicelib.core.http import http_middleware
 from chalicelib.loans import routes as loans_routes
 from chalicelib.repay import routes as repay_routes
 
-app = Chalice(app_name="lending")
+app = Chalice(app_name="lending", configure_logs=False)
+# Chalice pins its logger to ERROR when debug is off; Powertools logs through the logger named
+# after the service ("lending"), so chalice gets a child logger of its own.
+app.log = logging.getLogger("lending.chalice")
 app.debug = False  # never a stack trace in a response
 
 app.register_middleware(http_middleware, "http")
 
 app.register_blueprint(system.bp)
+app.register_blueprint(auth_routes.bp)
 app.register_blueprint(loans_routes.bp)
 app.register_blueprint(repay_routes.bp)

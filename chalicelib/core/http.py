@@ -49,6 +49,9 @@ ROUTES: list[RouteDoc] = []
 # (core imports no slice). Each takes the chalice request and returns the principal's id, or
 # raises a LendingError (401/403). `route(auth=...)` passes the id to the view as `principal`.
 AUTHENTICATORS: dict[str, Callable[[Any], str]] = {}
+# API Gateway authorizers by scheme, attached to the routes in AWS (chalice's test client and
+# `chalice local` do not enforce IAM ones, hence the in-function check above as well).
+AUTHORIZERS: dict[str, Any] = {}
 
 
 def error_body(code: str, message: str) -> dict[str, Any]:
@@ -128,7 +131,8 @@ def route(bp: Blueprint, path: str, method: str, *, summary: str, tag: str,
             except Exception:  # noqa: BLE001 - the contract never shows a stack trace
                 return _internal_error(method, path)
 
-        bp.route(path, methods=[method])(endpoint)
+        options = {"authorizer": AUTHORIZERS[auth]} if auth in AUTHORIZERS else {}
+        bp.route(path, methods=[method], **options)(endpoint)
         return view
 
     return decorate

@@ -32,6 +32,12 @@ SECRETS: tuple[SecretSpec, ...] = (
     SecretSpec("hmac", "Keys for keyed hashes (OTP codes, ID-number and phone lookups)", True),
     SecretSpec("ops", "Shared key for /v1/ops in the local stage only", True),
     SecretSpec("wechat", "WeChat app id and secret for OAuth", False),
+    # Not generated: CloudFormation cannot make a key pair. Created holding {}, the app writes
+    # the Ed25519 key set on first use (chalicelib/auth/tokens.py; needs PutSecretValue).
+    SecretSpec("jwt", "Ed25519 key pairs signing access and refresh tokens (JWT)", False),
+    SecretSpec("realname", "Real-name verification vendor: base_url, app_id, app_secret", False),
+    SecretSpec("payout", "Bank payout API: base_url, merchant_id, signing_key", False),
+    SecretSpec("wallet", "Wallet debit API for repayments: base_url, merchant_id, signing_key", False),
 )
 
 

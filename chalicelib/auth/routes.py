@@ -1,0 +1,152 @@
+"""HTTP routes of the identity slice, its authenticators and its API Gateway authorizer.
+
+Authentication: `route(auth="bearer")` verifies the access token in the function itself, in
+every stage, with `service.authenticate_access_token`. `bearer_authorizer` below is a Chalice
+custom (TOKEN) authorizer running the very same function at API Gateway, for routes that
+attach it; it adds rejection at the edge but the in-function check stays authoritative,
+because `chalice local` and chalice's test client do not enforce authorizers and because a
+route without it must still be safe. The authorizer is not cached (ttl 0), so a revoked
+session is refused at once.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from chalice import AuthResponse, Blueprint, IAMAuthorizer
+from pydantic import Field
+
+from chalicelib.auth import service
+from chalicelib.core import config
+from chalicelib.core.errors import Unauthorized
+from chalicelib.core.http import AUTHENTICATORS, AUTHORIZERS, ApiModel, route
+from chalicelib.core.observability import logger
+
+bp = Blueprint(__name__)
+
+
+def _bearer(request: Any) -> str:
+    return service.authenticate_access_token(service.bearer_token(request.headers.get("authorization")))
+
+
+def _ops(request: Any) -> str:
+    return service.authenticate_operator(request.headers, request.context)
+
+
+AUTHENTICATORS["bearer"] = _bearer
+AUTHENTICATORS["ops"] = _ops
+
+
+@bp.authorizer(ttl_seconds=0)
+def bearer_authorizer(auth_request: Any) -> AuthResponse:
+    """API Gateway TOKEN authorizer: the same verification as the `bearer` authenticator."""
+    try:
+        user_id = service.authenticate_access_token(service.bearer_token(auth_request.token))
+    except Unauthorized as err:
+        logger.info("authorizer refused a token", extra={"code": err.code})
+        raise Exception("Unauthorized") from None  # API Gateway answers 401 to this message
+    return AuthResponse(routes=["*"], principal_id=user_id, context={"user_id": user_id})
+
+
+# In AWS, API Gateway checks too: the bearer routes get this authorizer, the ops routes IAM
+# (SigV4). Not in `local`, where chalice local would answer refusals in its own format; the
+# in-function check runs in every stage either way.
+if not config.is_local():
+    AUTHORIZERS["bearer"] = bearer_authorizer
+    AUTHORIZERS["ops"] = IAMAuthorizer()
+
+
+def _source_ip(request: Any) -> str:
+    return ((request.context or {}).get("identity") or {}).get("sourceIp") or "unknown"
+
+
+class WechatBody(ApiModel):
+    code: str = Field(min_length=1, max_length=256)
+
+
+class PhoneBody(ApiModel):
+    phone: str = Field(min_length=1, max_length=32)
+
+
+class PhoneCodeBody(ApiModel):
+    phone: str = Field(min_length=1, max_length=32)
+    code: str = Field(min_length=1, max_length=16)
+
+
+class RefreshBody(ApiModel):
+    refresh_token: str = Field(min_length=1, max_length=4096)
+
+
+class IdentityBody(ApiModel):
+    name: str = Field(min_length=1, max_length=64)
+    id_number: str = Field(min_length=1, max_length=32)
+
+
+class CardBody(ApiModel):
+    card_number: str = Field(min_length=1, max_length=32)
+    # Only when a loan is outstanding: a code just sent to the bound phone (step-up).
+    code: str | None = Field(default=None, min_length=1, max_length=16, description=(
+        "Needed only while a loan is outstanding (403 SMS_CODE_REQUIRED otherwise): a code "
+        "sent to the bound phone with POST /v1/auth/sms-codes."))
+
+
+@route(bp, "/v1/auth/wechat", "POST", summary="Sign in with a WeChat OAuth code", tag="auth",
+       body=WechatBody, errors=("401 OAUTH_CODE_INVALID", "503 DEPENDENCY_UNAVAILABLE"))
+def wechat_sign_in(request: Any, body: WechatBody) -> dict[str, Any]:
+    return service.sign_in_wechat(body.code)
+
+
+@route(bp, "/v1/auth/sms-codes", "POST", summary="Text a 6-digit sign-in code to a phone",
+       tag="auth", body=PhoneBody, status=202,
+       errors=("422 PHONE_INVALID", "429 SMS_RATE_LIMITED", "503 DEPENDENCY_UNAVAILABLE"))
+def send_sms_code(request: Any, body: PhoneBody) -> dict[str, Any]:
+    return service.send_sms_code(body.phone, _source_ip(request))
+
+
+@route(bp, "/v1/auth/sms-login", "POST", summary="Sign in with a phone and its SMS code",
+       tag="auth", body=PhoneCodeBody,
+       errors=("401 OTP_INVALID", "422 PHONE_INVALID", "429 OTP_LOCKED"))
+def sms_sign_in(request: Any, body: PhoneCodeBody) -> dict[str, Any]:
+    return service.sign_in_sms(body.phone, body.code)
+
+
+@route(bp, "/v1/auth/refresh", "POST", summary="Exchange a refresh token (each works once)",
+       tag="auth", body=RefreshBody,
+       errors=("401 TOKEN_INVALID", "401 TOKEN_EXPIRED", "401 TOKEN_REVOKED", "401 REFRESH_TOKEN_REUSED"))
+def refresh_tokens(request: Any, body: RefreshBody) -> dict[str, Any]:
+    return service.refresh(body.refresh_token)
+
+
+@route(bp, "/v1/me", "GET", summary="The signed-in user's profile, cards and credit line",
+       tag="me", auth="bearer")
+def get_me(request: Any, principal: str) -> dict[str, Any]:
+    return service.me(principal)
+
+
+@route(bp, "/v1/me/phone", "POST", summary="Bind a phone proven by its SMS code", tag="me",
+       body=PhoneCodeBody, auth="bearer",
+       errors=("401 OTP_INVALID", "409 PHONE_TAKEN", "422 PHONE_INVALID", "429 OTP_LOCKED"))
+def bind_phone(request: Any, body: PhoneCodeBody, principal: str) -> dict[str, Any]:
+    return service.bind_phone(principal, body.phone, body.code)
+
+
+@route(bp, "/v1/me/identity", "POST", summary="Real-name verification with a resident ID",
+       tag="me", body=IdentityBody, auth="bearer",
+       errors=("409 IDENTITY_TAKEN", "409 IDENTITY_ALREADY_VERIFIED", "422 ID_NUMBER_INVALID",
+               "422 AGE_NOT_ELIGIBLE", "422 IDENTITY_MISMATCH", "503 DEPENDENCY_UNAVAILABLE"))
+def verify_identity(request: Any, body: IdentityBody, principal: str) -> dict[str, Any]:
+    return service.verify_identity(principal, body.name, body.id_number)
+
+
+@route(bp, "/v1/me/bank-cards", "POST", summary="Add a debit card for payouts and repayments",
+       tag="me", body=CardBody, auth="bearer", status=201,
+       errors=("401 OTP_INVALID", "403 IDENTITY_REQUIRED", "403 SMS_CODE_REQUIRED",
+               "409 CARD_ALREADY_ADDED", "422 CARD_INVALID", "422 CARD_LIMIT_REACHED",
+               "429 OTP_LOCKED"))
+def add_bank_card(request: Any, body: CardBody, principal: str) -> dict[str, Any]:
+    return service.add_card(principal, body.card_number, body.code)
+
+
+@route(bp, "/v1/me/bank-cards/{card_id}", "GET", summary="One of the user's bank cards",
+       tag="me", auth="bearer", errors=("404 CARD_NOT_FOUND",))
+def get_bank_card(request: Any, card_id: str, principal: str) -> dict[str, Any]:
+    return service.get_card(principal, card_id)

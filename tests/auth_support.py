@@ -1,0 +1,117 @@
+"""Helpers for the identity tests: recorded API calls, log capture, a personal-data scan."""
+from __future__ import annotations
+
+import io
+import json
+import logging
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from tests.journeys import ChaliceApi, _CHECK, _WEIGHTS, last_code
+
+APP_LOGGER = "lending"  # the Powertools logger (and chalice's app.log share this name)
+
+
+def with_check_digit(body17: str) -> str:
+    """Complete 17 digits with their GB 11643 check digit (even over an impossible date)."""
+    return body17 + _CHECK[sum(int(d) * w for d, w in zip(body17, _WEIGHTS)) % 11]
+
+
+def years_ago(today: date, years: int, days: int = 0) -> date:
+    from datetime import timedelta
+    try:
+        born = today.replace(year=today.year - years)
+    except ValueError:  # 29 February
+        born = today.replace(year=today.year - years, day=28)
+    return born + timedelta(days=days)
+
+
+def _readable(text: str) -> str:
+    """JSON text with \\uXXXX escapes undone (a name escaped is still a leak), plus the raw."""
+    try:
+        return text + "\n" + json.dumps(json.loads(text), ensure_ascii=False)
+    except ValueError:
+        return text
+
+
+class RecordingApi(ChaliceApi):
+    """ChaliceApi that keeps every response (status, headers, raw body) for later scans."""
+
+    def __init__(self, client: Any) -> None:
+        super().__init__(client)
+        self.seen: list[str] = []
+        self.last_headers: dict[str, str] = {}
+
+    def _call(self, method: str, path: str, body: Any = None,
+              headers: dict[str, str] | None = None) -> tuple[int, Any]:
+        all_headers = {"Content-Type": "application/json", **(headers or {})}
+        raw = json.dumps(body).encode() if body is not None else b""
+        response = (self.client.http.get(path, headers=all_headers) if method == "get" else
+                    getattr(self.client.http, method)(path, body=raw, headers=all_headers))
+        text = response.body.decode() if isinstance(response.body, bytes) else str(response.body)
+        self.seen.append(json.dumps(dict(response.headers)) + "\n" + _readable(text))
+        self.last_headers = dict(response.headers)
+        try:
+            payload = json.loads(text) if text else None
+        except ValueError:
+            payload = text
+        return response.status_code, payload
+
+    def bearer(self, access_token: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {access_token}"}
+
+
+class LogCapture:
+    """Everything the app logger emits, formatted as in Lambda (JSON with extras), at DEBUG.
+
+    The app logger is silenced to ERROR by chalice (`app.debug = False` sets the level of the
+    logger named like the app, which Powertools shares), so the capture lowers the level for
+    the test's duration: a scan must see every line the code would log."""
+
+    def __init__(self) -> None:
+        from chalicelib.core.observability import logger
+        self.stream = io.StringIO()
+        self.handler = logging.StreamHandler(self.stream)
+        self.handler.setFormatter(logger.registered_formatter)
+        self.logger = logging.getLogger(APP_LOGGER)
+
+    def __enter__(self) -> "LogCapture":
+        self.level = self.logger.level
+        self.logger.setLevel(logging.DEBUG)
+        self.logger.addHandler(self.handler)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.logger.removeHandler(self.handler)
+        self.logger.setLevel(self.level)
+
+    @property
+    def text(self) -> str:
+        return "\n".join(_readable(line) for line in self.stream.getvalue().splitlines())
+
+
+def table_dump() -> str:
+    """Every item of every registered table, as raw DynamoDB JSON text."""
+    from chalicelib.core import aws
+    from chalicelib.core.db import TABLES
+    ddb = aws.client("dynamodb")
+    chunks = []
+    for model in TABLES:
+        for page in ddb.get_paginator("scan").paginate(TableName=model.Meta.table_name):
+            chunks.extend(json.dumps(item, ensure_ascii=False) for item in page["Items"])
+    return "\n".join(chunks)
+
+
+def leaks(text: str, secrets: list[str]) -> list[str]:
+    return [s for s in secrets if s and s in text]
+
+
+def code_for(outbox: Path, phone: str) -> str:
+    return last_code(outbox, phone)
+
+
+def with_wrong_check_digit(id_number: str) -> str:
+    """The same ID number with a check digit that does not match."""
+    right = id_number[-1]
+    return id_number[:-1] + ("0" if right != "0" else "1")

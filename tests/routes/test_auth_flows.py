@@ -1,0 +1,223 @@
+"""Sign-in journeys through the contract's routes, on moto with the local sandbox providers."""
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from chalicelib.auth import hooks, service
+from tests.auth_support import RecordingApi, code_for
+from tests.journeys import card_ending, ready_borrower, resident_id
+
+PHONE = "13812348000"
+TOKEN_FIELDS = {"access_token", "refresh_token", "expires_in", "user_id", "new_user"}
+
+
+@pytest.fixture()
+def api(client):
+    return RecordingApi(client)
+
+
+def test_wechat_then_phone_then_real_name_then_card(api, outbox):
+    status, signed = api.post("/v1/auth/wechat", {"code": "dev-o_alice"})
+    assert status == 200 and set(signed) == TOKEN_FIELDS
+    assert signed["new_user"] is True and signed["expires_in"] == 900
+    auth = api.bearer(signed["access_token"])
+
+    status, me = api.get("/v1/me", auth)
+    assert status == 200
+    assert me == {"user_id": signed["user_id"], "phone_masked": None, "identity_verified": False,
+                  "bank_cards": [], "credit": None}
+
+    status, body = api.post("/v1/auth/sms-codes", {"phone": "+86" + PHONE})
+    assert (status, body) == (202, {"expires_in": 300})
+    status, body = api.post("/v1/me/phone", {"phone": PHONE, "code": code_for(outbox, PHONE)}, auth)
+    assert status == 200 and body["phone_masked"] == "138****8000"
+
+    id_number = resident_id(date(1990, 3, 7))
+    status, body = api.post("/v1/me/identity", {"name": "张三", "id_number": id_number}, auth)
+    assert status == 200
+    assert body == {"verified": True, "name_masked": "*三", "id_number_masked": "1101**********" + id_number[-4:]}
+
+    number = card_ending("6789")
+    status, card = api.post("/v1/me/bank-cards", {"card_number": number}, auth)
+    assert status == 201 and set(card) == {"card_id", "bank_name", "last4"}
+    assert card["bank_name"] == "中国工商银行" and card["last4"] == "6789"
+
+    status, me = api.get("/v1/me", auth)
+    assert me["phone_masked"] == "138****8000" and me["identity_verified"] is True
+    assert me["bank_cards"] == [card] and me["credit"] is None
+    status, one = api.get(f"/v1/me/bank-cards/{card['card_id']}", auth)
+    assert status == 200 and one["last4"] == "6789"
+
+    # Signing in with WeChat again is the same user, not a new one.
+    status, again = api.post("/v1/auth/wechat", {"code": "dev-o_alice"})
+    assert again["user_id"] == signed["user_id"] and again["new_user"] is False
+
+
+def test_sms_login_creates_the_user_once_with_the_phone_bound(api, outbox):
+    api.post("/v1/auth/sms-codes", {"phone": PHONE})
+    status, first = api.post("/v1/auth/sms-login", {"phone": PHONE, "code": code_for(outbox, PHONE)})
+    assert status == 200 and set(first) == TOKEN_FIELDS and first["new_user"] is True
+    status, me = api.get("/v1/me", api.bearer(first["access_token"]))
+    assert me["phone_masked"] == "138****8000"
+
+    service.clock = _later(service.clock, 61)
+    api.post("/v1/auth/sms-codes", {"phone": "+86" + PHONE})
+    status, second = api.post("/v1/auth/sms-login", {"phone": PHONE, "code": code_for(outbox, PHONE)})
+    assert status == 200 and second["user_id"] == first["user_id"] and second["new_user"] is False
+
+
+def test_a_wechat_user_who_bound_a_phone_can_sign_in_by_sms(api, outbox):
+    borrower = ready_borrower(api, outbox, openid="o_bob", phone=PHONE, card=card_ending("1111"))
+    service.clock = _later(service.clock, 61)
+    api.post("/v1/auth/sms-codes", {"phone": PHONE})
+    status, signed = api.post("/v1/auth/sms-login", {"phone": PHONE, "code": code_for(outbox, PHONE)})
+    assert status == 200 and signed["user_id"] == borrower["user_id"] and signed["new_user"] is False
+
+
+def test_refresh_rotates_and_a_reused_token_revokes_the_whole_family(api):
+    _, signed = api.post("/v1/auth/wechat", {"code": "dev-o_carol"})
+    status, second = api.post("/v1/auth/refresh", {"refresh_token": signed["refresh_token"]})
+    assert status == 200 and set(second) == TOKEN_FIELDS
+    assert second["user_id"] == signed["user_id"] and second["new_user"] is False
+    assert second["refresh_token"] != signed["refresh_token"]
+    status, third = api.post("/v1/auth/refresh", {"refresh_token": second["refresh_token"]})
+    assert status == 200
+    assert api.get("/v1/me", api.bearer(third["access_token"]))[0] == 200
+
+    # The first refresh token, stolen and replayed: refused, and the session is over.
+    status, body = api.post("/v1/auth/refresh", {"refresh_token": signed["refresh_token"]})
+    assert status == 401 and body["error"]["code"] == "REFRESH_TOKEN_REUSED"
+    status, body = api.post("/v1/auth/refresh", {"refresh_token": third["refresh_token"]})
+    assert status == 401 and body["error"]["code"] == "TOKEN_REVOKED"
+    for access in (signed["access_token"], second["access_token"], third["access_token"]):
+        status, body = api.get("/v1/me", api.bearer(access))
+        assert status == 401 and body["error"]["code"] == "TOKEN_REVOKED"
+
+    # Other sign-ins of the same user are separate families and keep working.
+    _, other = api.post("/v1/auth/wechat", {"code": "dev-o_carol"})
+    assert api.get("/v1/me", api.bearer(other["access_token"]))[0] == 200
+
+
+def test_a_refresh_token_cannot_be_used_as_an_access_token_or_vice_versa(api):
+    _, signed = api.post("/v1/auth/wechat", {"code": "dev-o_dave"})
+    status, body = api.get("/v1/me", api.bearer(signed["refresh_token"]))
+    assert status == 401 and body["error"]["code"] == "TOKEN_INVALID"
+    status, body = api.post("/v1/auth/refresh", {"refresh_token": signed["access_token"]})
+    assert status == 401 and body["error"]["code"] == "TOKEN_INVALID"
+
+
+def test_credit_comes_from_the_loans_hook(api, monkeypatch):
+    monkeypatch.setattr(hooks, "CREDIT_SUMMARIES", [
+        lambda user_id: {"limit": 5_000_000, "available": 3_000_000, "apr": "0.1825"}])
+    _, signed = api.post("/v1/auth/wechat", {"code": "dev-o_erin"})
+    _, me = api.get("/v1/me", api.bearer(signed["access_token"]))
+    assert me["credit"] == {"limit": 5_000_000, "available": 3_000_000, "apr": "0.1825"}
+
+
+def test_a_new_card_while_a_loan_is_outstanding_needs_a_fresh_sms_code(api, outbox, monkeypatch):
+    borrower = ready_borrower(api, outbox, openid="o_fay", phone=PHONE, card=card_ending("2222"))
+    auth = borrower["headers"]
+    monkeypatch.setattr(hooks, "OUTSTANDING_LOAN_CHECKS", [lambda user_id: user_id == borrower["user_id"]])
+    new_card = card_ending("3333", prefix="621700")
+
+    status, body = api.post("/v1/me/bank-cards", {"card_number": new_card}, auth)
+    assert status == 403 and body["error"]["code"] == "SMS_CODE_REQUIRED"
+    status, body = api.post("/v1/me/bank-cards", {"card_number": new_card, "code": "000000"}, auth)
+    assert status == 401 and body["error"]["code"] == "OTP_INVALID"  # no code was sent yet
+
+    service.clock = _later(service.clock, 61)
+    api.post("/v1/auth/sms-codes", {"phone": PHONE})
+    code = code_for(outbox, PHONE)
+    status, card = api.post("/v1/me/bank-cards", {"card_number": new_card, "code": code}, auth)
+    assert status == 201 and card["bank_name"] == "中国建设银行"
+    # The code was used up by this step-up.
+    other = card_ending("4444", prefix="622848")
+    status, body = api.post("/v1/me/bank-cards", {"card_number": other, "code": code}, auth)
+    assert status == 401 and body["error"]["code"] == "OTP_INVALID"
+    assert len(api.get("/v1/me", auth)[1]["bank_cards"]) == 2
+
+
+def test_the_same_card_twice_is_a_conflict(api, outbox):
+    number = card_ending("5555")
+    borrower = ready_borrower(api, outbox, openid="o_gil", phone=PHONE, card=number)
+    status, body = api.post("/v1/me/bank-cards", {"card_number": number}, borrower["headers"])
+    assert status == 409 and body["error"]["code"] == "CARD_ALREADY_ADDED"
+
+
+def test_verifying_the_same_identity_again_is_harmless_but_another_is_refused(api, outbox):
+    borrower = ready_borrower(api, outbox, openid="o_hal", phone=PHONE, card=card_ending("6666"))
+    auth = borrower["headers"]
+    status, body = api.post("/v1/me/identity", {"name": "张三", "id_number": resident_id(date(1988, 5, 17))}, auth)
+    assert status == 200 and body["verified"] is True
+    status, body = api.post("/v1/me/identity", {"name": "李四", "id_number": resident_id(date(1985, 1, 2))}, auth)
+    assert status == 409 and body["error"]["code"] == "IDENTITY_ALREADY_VERIFIED"
+
+
+def test_the_loans_slice_reads_people_through_its_seam(api, outbox):
+    from chalicelib.loans import people
+    number = card_ending("7777")
+    borrower = ready_borrower(api, outbox, openid="o_ivy", phone=PHONE, card=number)
+    person = people.borrower(borrower["user_id"])
+    assert person.identity_verified and person.phone_bound and person.has_card
+    assert person.phone == PHONE and 18 <= person.age <= 65
+    payout = people.payout_card(borrower["user_id"], borrower["card_id"])
+    assert payout.card_number == number and payout.holder_name == "张三" and payout.last4 == "7777"
+    assert people.card_owned(borrower["user_id"], borrower["card_id"]) == "7777"
+    assert people.card_owned("someone-else", borrower["card_id"]) is None
+    assert people.payout_card("someone-else", borrower["card_id"]) is None
+    nobody = people.borrower("no-such-user")
+    assert not nobody.identity_verified and nobody.phone is None
+
+
+def _later(clock, seconds):
+    from datetime import timedelta
+
+    from chalicelib.core.clock import FixedClock
+    return FixedClock(clock.now() + timedelta(seconds=seconds))
+
+
+@pytest.fixture(autouse=True)
+def _fixed_clock(monkeypatch):
+    from datetime import datetime, timezone
+
+    from chalicelib.core.clock import FixedClock
+    monkeypatch.setattr(service, "clock", FixedClock(datetime.now(timezone.utc)))
+
+
+def test_two_refreshes_racing_with_one_token_end_the_session(api, monkeypatch):
+    from chalicelib.auth.models import RefreshFamilyRecord
+    _, signed = api.post("/v1/auth/wechat", {"code": "dev-o_race"})
+    family_id = next(iter(RefreshFamilyRecord.scan())).pk
+    stale = RefreshFamilyRecord.get(family_id)
+    assert api.post("/v1/auth/refresh", {"refresh_token": signed["refresh_token"]})[0] == 200
+    real_get = RefreshFamilyRecord.get.__func__
+    calls = []
+
+    def get(cls, *args, **kwargs):  # the slower request read the family before the rotation
+        calls.append(args)
+        return stale if len(calls) == 1 else real_get(cls, *args, **kwargs)
+
+    monkeypatch.setattr(RefreshFamilyRecord, "get", classmethod(get))
+    status, body = api.post("/v1/auth/refresh", {"refresh_token": signed["refresh_token"]})
+    assert status == 401 and body["error"]["code"] == "REFRESH_TOKEN_REUSED"
+    monkeypatch.undo()
+    assert RefreshFamilyRecord.get(family_id).revoked is True
+
+
+def test_a_concurrent_first_wechat_sign_in_makes_one_user(api, monkeypatch):
+    _, first = api.post("/v1/auth/wechat", {"code": "dev-o_twin"})
+    real_lookup = service._lookup
+    calls = []
+
+    def lookup(pk):  # the second request looked before the first one wrote the lookup item
+        calls.append(pk)
+        return None if len(calls) == 1 else real_lookup(pk)
+
+    monkeypatch.setattr(service, "_lookup", lookup)
+    status, second = api.post("/v1/auth/wechat", {"code": "dev-o_twin"})
+    assert status == 200 and second["user_id"] == first["user_id"] and second["new_user"] is False
+    from chalicelib.auth.models import UserRecord
+    profiles = [u.user_id for u in UserRecord.scan(UserRecord.sk == "PROFILE")]
+    assert profiles == [first["user_id"]]
