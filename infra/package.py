@@ -23,6 +23,7 @@ from infra.stage import ROOT
 BUILD = ROOT / "build"
 LAMBDA_UNZIPPED_LIMIT = 250 * 1024 * 1024
 BIN = Path(sys.executable).parent
+PROTECTED_PREFIXES = ("/v1/me", "/v1/loans", "/v1/applications", "/v1/ops")
 
 
 def check_template(template: dict[str, Any], stage: str) -> list[str]:
@@ -71,6 +72,13 @@ def check_template(template: dict[str, Any], stage: str) -> list[str]:
         problems.append("no KMS key with rotation")
     if not by_type.get("AWS::SecretsManager::Secret"):
         problems.append("no secrets")
+    api = resources.get("RestAPI", {}).get("Properties", {}).get("DefinitionBody", {})
+    for path, operations in api.get("paths", {}).items():
+        if not path.startswith(PROTECTED_PREFIXES):
+            continue
+        for method, operation in operations.items():
+            if method in ("get", "post", "put", "patch", "delete") and not operation.get("security"):
+                problems.append(f"{method.upper()} {path} has no API Gateway authorizer")
     return problems
 
 

@@ -15,6 +15,12 @@ from typing import Any
 from infra.stage import apply_stage_env, visibility_timeout
 
 DLQ_RETENTION_SECONDS = 14 * 24 * 3600
+GATEWAY_RESPONSES = (
+    ("UNAUTHORIZED", "401", "UNAUTHORIZED", "Sign in again."),
+    ("ACCESS_DENIED", "403", "FORBIDDEN", "This action is not allowed."),
+    ("MISSING_AUTHENTICATION_TOKEN", "404", "NOT_FOUND", "No such resource."),
+    ("DEFAULT_5XX", None, "INTERNAL_ERROR", "Something went wrong on our side; nothing was changed."),
+)
 
 
 def camel(name: str) -> str:
@@ -115,6 +121,14 @@ def build(stage: str) -> dict[str, Any]:
                 "DependsOn": [queue_logical[source.queue]],
                 "Properties": {"Events": {f"{function}SqsEventSource": {
                     "Properties": {"FunctionResponseTypes": ["ReportBatchItemFailures"]}}}}}
+    # API Gateway's own refusals (authorizer, IAM, unknown route) in the contract's error body.
+    for kind, status, code, message in GATEWAY_RESPONSES:
+        resources[f"{camel(kind.lower())}GatewayResponse"] = {
+            "Type": "AWS::ApiGateway::GatewayResponse",
+            "Properties": {"RestApiId": {"Ref": "RestAPI"}, "ResponseType": kind,
+                           **({"StatusCode": status} if status else {}),
+                           "ResponseTemplates": {"application/json": json.dumps(
+                               {"error": {"code": code, "message": message}})}}}
     return {"Resources": resources}
 
 

@@ -63,7 +63,7 @@ def test_committed_policies_are_the_generated_ones():
 def test_policies_are_scoped_to_the_stage_prefix():
     doc = policy.policy("prod")
     for statement in doc["Statement"]:
-        if statement["Sid"] in ("Tables", "Queues", "Secrets", "Logs"):
+        if statement["Sid"] in ("Tables", "Queues", "Secrets", "Logs", "TokenKeysCreatedOnFirstUse"):
             resources = statement["Resource"] if isinstance(statement["Resource"], list) \
                 else [statement["Resource"]]
             assert all("lending-prod" in r for r in resources)
