@@ -58,6 +58,9 @@ def package_size() -> tuple[float, float] | None:
     return zip_path.stat().st_size / 2**20, unzipped / 2**20
 
 
+EXTRA_BENCHES = ("bench.sweep_bench",)  # each prints its own table rows
+
+
 def main() -> int:
     print(f"| function | cold import p50 (ms) | p99 (ms) | imports onnxruntime | runs |")
     print("|---|---|---|---|---|")
@@ -69,6 +72,9 @@ def main() -> int:
         print(f"| package | zipped {size[0]:.1f} MiB | unzipped {size[1]:.1f} MiB | limit 250 MiB |")
     else:
         print("package: not built (run `make package`)")
+    for module in EXTRA_BENCHES:
+        print()
+        subprocess.run([sys.executable, "-m", module], cwd=ROOT, check=True)
     return 0
 
 

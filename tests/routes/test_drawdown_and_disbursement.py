@@ -1,0 +1,189 @@
+"""Drawdowns against the credit line and exactly-once disbursement, on moto.
+
+The auth slice is represented by its seam (`chalicelib.loans.people`): these tests are about
+money leaving the lender, the borrower journey over HTTP is in tests/e2e and test_journey.
+"""
+from __future__ import annotations
+
+import json
+import random
+import threading
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import botocore.client
+import pytest
+
+from chalicelib import wiring
+from chalicelib.loans import credit, disbursement, ledger, people, service
+from chalicelib.loans.models import ApplicationRecord, LedgerEntryRecord, LoanRecord
+from chalicelib.loans.payout import SandboxPayout
+from infra.lambda_events import sqs_event
+
+NOW = datetime(2027, 1, 10, 2, 0, tzinfo=timezone.utc)
+APPLICANT = {"monthly_income": 3_000_000, "monthly_expenses": 500_000, "assets": 0, "debt": 0,
+             "job_type": "fixed", "job_seniority_years": 5, "home": "owner", "marital_status": "single"}
+
+
+@pytest.fixture()
+def borrower(aws_stack, monkeypatch):
+    """An approved borrower with a 1,000,000 fen line at 18 %, cards c-ok and c-0000."""
+    cards = {"c-ok": "6222020000000001234", "c-0000": "6222021234567890000"}
+    monkeypatch.setattr(people, "card_owned", lambda user, card: cards[card][-4:] if card in cards else None)
+    monkeypatch.setattr(people, "payout_card", lambda user, card: people.PayoutCard(
+        card, cards[card][-4:], cards[card], "张三") if card in cards else None)
+    monkeypatch.setattr(people, "borrower", lambda user: people.Borrower(
+        user, True, True, True, 30, "13812348000"))
+    gateway = SandboxPayout()
+    wiring.override("payout_gateway", gateway)
+    application_id = str(uuid.uuid4())
+    ApplicationRecord(application_id=application_id, user_id="u-1", product_id="revolving-credit",
+                      amount=1_000_000, term_months=12, purpose="装修", applicant=json.dumps(APPLICANT),
+                      status="approved", credit_limit=1_000_000, apr="0.1800", reasons="[]",
+                      model_version="test", decided_at=service.iso_utc(NOW), decision="{}").save()
+    credit.set_line("u-1", limit=1_000_000, apr="0.1800", application_id=application_id,
+                    product_id="revolving-credit", now=NOW)
+    return {"application_id": application_id, "gateway": gateway}
+
+
+def draw(borrower, amount=100_000, card="c-ok", at=None, term=12, method="equal_installment"):
+    return service.draw("u-1", service.DrawRequest(borrower["application_id"], amount, term, method,
+                                                   card, at), NOW)
+
+
+def ledger_of(loan_id):
+    return [json.loads(e.lines) for e in LedgerEntryRecord.query(loan_id)]
+
+
+def test_a_drawdown_takes_credit_and_shows_a_schedule(borrower):
+    loan = draw(borrower, 120_000)
+    assert loan["status"] == "scheduled"
+    assert sum(i["principal"] for i in loan["schedule"]) == 120_000
+    assert loan["total_repayment"] == 120_000 + loan["total_interest"]
+    assert credit.get_line("u-1").available == 1_000_000 - 120_000
+
+
+def test_more_than_available_is_refused_and_changes_nothing(borrower):
+    draw(borrower, 900_000)
+    with pytest.raises(Exception) as err:
+        draw(borrower, 200_000)
+    assert getattr(err.value, "code", None) == "CREDIT_LIMIT_EXCEEDED"
+    assert credit.get_line("u-1").drawn == 900_000
+
+
+def test_disburse_at_more_than_seven_days_ahead_is_refused(borrower):
+    with pytest.raises(Exception) as err:
+        draw(borrower, at=NOW + timedelta(days=8))
+    assert err.value.code == "DISBURSE_AT_INVALID"
+
+
+def test_cancel_gives_the_credit_back(borrower):
+    loan = draw(borrower, 300_000)
+    cancelled = service.cancel("u-1", loan["loan_id"], NOW)
+    assert cancelled["status"] == "cancelled"
+    assert credit.get_line("u-1").available == 1_000_000
+    with pytest.raises(Exception) as err:
+        service.cancel("u-1", loan["loan_id"], NOW)
+    assert err.value.status == 409
+
+
+def test_another_users_loan_is_not_found(borrower):
+    loan = draw(borrower)
+    with pytest.raises(Exception) as err:
+        service.get_loan("u-2", loan["loan_id"])
+    assert err.value.status == 404
+
+
+def consume(client, loan_ids, copies=5, seed=7):
+    records = [{"messageId": f"{loan_id}-{n}", "receiptHandle": "r", "body": json.dumps({"loan_id": loan_id}),
+                "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {}, "md5OfBody": "",
+                "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:1:q", "awsRegion": "us-east-1"}
+               for loan_id in loan_ids for n in range(copies)]
+    random.Random(seed).shuffle(records)
+    return client.lambda_.invoke("disbursement_consumer", sqs_event(records)).payload
+
+
+def test_each_loan_is_paid_once_however_often_its_message_comes(client, borrower, clock):
+    loans = [draw(borrower, 100_000)["loan_id"] for _ in range(3)]
+    answer = consume(client, loans, copies=5)
+    assert answer == {"batchItemFailures": []}
+    assert sorted(t.idempotency_key for t in borrower["gateway"].transfers) == sorted(loans)
+    for loan_id in loans:
+        record = LoanRecord.get(loan_id)
+        assert record.status == "active"
+        entries = ledger_of(loan_id)
+        assert len(entries) == 1 and sum(ledger.balances(entries).values()) == 0
+
+
+def test_a_crash_after_the_payout_never_pays_twice(client, borrower, monkeypatch, clock):
+    loan_id = draw(borrower, 100_000)["loan_id"]
+    real_activate = disbursement._activate
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("container died")
+
+    monkeypatch.setattr(disbursement, "_activate", crash)
+    assert consume(client, [loan_id], copies=1)["batchItemFailures"]
+    assert LoanRecord.get(loan_id).status == "disbursing"
+    monkeypatch.setattr(disbursement, "_activate", real_activate)
+    # redelivered while the lease is fresh: left alone; after the lease: finished, no new payout
+    assert disbursement.disburse(loan_id, NOW + timedelta(seconds=10)) == "in_progress"
+    assert disbursement.disburse(loan_id, NOW + timedelta(minutes=2)) == "active"
+    assert len(borrower["gateway"].transfers) == 1
+    assert len(ledger_of(loan_id)) == 1
+
+
+def test_a_loan_due_tomorrow_is_not_paid_today(borrower):
+    later = draw(borrower, 100_000, at=NOW + timedelta(days=1))["loan_id"]
+    now_loan = draw(borrower, 100_000)["loan_id"]
+    queued = disbursement.sweep(NOW)
+    assert queued["queued"] == 1 and queued["items_read"] == 1
+    assert disbursement.disburse(later, NOW) == "not_due"
+    assert disbursement.disburse(now_loan, NOW) == "active"
+
+
+def test_a_refused_card_fails_the_loan_and_restores_the_credit(borrower):
+    loan_id = draw(borrower, 250_000, card="c-0000")["loan_id"]
+    assert disbursement.disburse(loan_id, NOW) == "failed"
+    assert LoanRecord.get(loan_id).status == "failed"
+    assert credit.get_line("u-1").available == 1_000_000
+    assert ledger_of(loan_id) == []
+
+
+@pytest.fixture()
+def serialised_aws():
+    """DynamoDB runs each request atomically; moto does not under threads. One lock around each
+    botocore call makes moto behave like DynamoDB, so the test checks our conditions, not moto."""
+    lock = threading.Lock()
+    original = botocore.client.BaseClient._make_api_call
+
+    def atomic(self, operation, params):
+        with lock:
+            return original(self, operation, params)
+
+    botocore.client.BaseClient._make_api_call = atomic
+    yield
+    botocore.client.BaseClient._make_api_call = original
+
+
+def test_two_hundred_concurrent_drawdowns_never_exceed_the_line(borrower, serialised_aws):
+    results: list[str] = []
+
+    def one() -> None:
+        try:
+            draw(borrower, 7_000 * 10)  # 70,000 fen each: at most 14 fit in 1,000,000
+            results.append("ok")
+        except Exception as err:  # noqa: BLE001
+            results.append(getattr(err, "code", repr(err)))
+
+    threads = [threading.Thread(target=one) for _ in range(200)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    accepted = results.count("ok")
+    line = credit.get_line("u-1")
+    loans = [l for l in LoanRecord.by_user.query("u-1")]
+    assert accepted == len(loans) == 14
+    assert line.drawn == sum(l.principal for l in loans) == accepted * 70_000 <= line.limit
+    assert set(results) <= {"ok", "CREDIT_LIMIT_EXCEEDED", "CREDIT_LINE_BUSY"}
