@@ -14,42 +14,10 @@ from datetime import datetime, timedelta, timezone
 import botocore.client
 import pytest
 
-from chalicelib import wiring
-from chalicelib.loans import credit, disbursement, ledger, people, service
-from chalicelib.loans.models import ApplicationRecord, LedgerEntryRecord, LoanRecord
-from chalicelib.loans.payout import SandboxPayout
+from chalicelib.loans import credit, disbursement, ledger, service
+from chalicelib.loans.models import LedgerEntryRecord, LoanRecord
 from infra.lambda_events import sqs_event
-
-NOW = datetime(2027, 1, 10, 2, 0, tzinfo=timezone.utc)
-APPLICANT = {"monthly_income": 3_000_000, "monthly_expenses": 500_000, "assets": 0, "debt": 0,
-             "job_type": "fixed", "job_seniority_years": 5, "home": "owner", "marital_status": "single"}
-
-
-@pytest.fixture()
-def borrower(aws_stack, monkeypatch):
-    """An approved borrower with a 1,000,000 fen line at 18 %, cards c-ok and c-0000."""
-    cards = {"c-ok": "6222020000000001234", "c-0000": "6222021234567890000"}
-    monkeypatch.setattr(people, "card_owned", lambda user, card: cards[card][-4:] if card in cards else None)
-    monkeypatch.setattr(people, "payout_card", lambda user, card: people.PayoutCard(
-        card, cards[card][-4:], cards[card], "张三") if card in cards else None)
-    monkeypatch.setattr(people, "borrower", lambda user: people.Borrower(
-        user, True, True, True, 30, "13812348000"))
-    gateway = SandboxPayout()
-    wiring.override("payout_gateway", gateway)
-    application_id = str(uuid.uuid4())
-    ApplicationRecord(application_id=application_id, user_id="u-1", product_id="revolving-credit",
-                      amount=1_000_000, term_months=12, purpose="装修", applicant=json.dumps(APPLICANT),
-                      status="approved", credit_limit=1_000_000, apr="0.1800", reasons="[]",
-                      model_version="test", decided_at=service.iso_utc(NOW), decision="{}").save()
-    credit.set_line("u-1", limit=1_000_000, apr="0.1800", application_id=application_id,
-                    product_id="revolving-credit", now=NOW)
-    return {"application_id": application_id, "gateway": gateway}
-
-
-def draw(borrower, amount=100_000, card="c-ok", at=None, term=12, method="equal_installment"):
-    return service.draw("u-1", service.DrawRequest(borrower["application_id"], amount, term, method,
-                                                   card, at), NOW)
-
+from tests.routes.conftest import NOW, draw
 
 def ledger_of(loan_id):
     return [json.loads(e.lines) for e in LedgerEntryRecord.query(loan_id)]

@@ -1,0 +1,124 @@
+"""Repayments, payoff, close of business and reminders against moto, through the services
+and the queue consumer; the money itself is the engine's (tested to the fen in tests/unit)."""
+from __future__ import annotations
+
+import json
+from datetime import date, timedelta
+
+import pytest
+
+from chalicelib.core import aws
+from chalicelib.core.errors import Conflict, RuleViolation
+from chalicelib.loans import credit, disbursement, ledger
+from chalicelib.loans.models import LedgerEntryRecord, LoanRecord
+from chalicelib.repay import service
+from chalicelib.repay.models import InstallmentRecord
+from tests.routes.conftest import NOW, draw
+
+TODAY = date(2027, 1, 10)  # NOW in Beijing
+
+
+@pytest.fixture()
+def loan(borrower):
+    loan_id = draw(borrower, 120_000)["loan_id"]
+    assert disbursement.disburse(loan_id, NOW) == "active"
+    assert [m["kind"] for m in queued_notifications()] == ["disbursed"]
+    return loan_id
+
+
+def balances(loan_id):
+    return ledger.balances([json.loads(e.lines) for e in LedgerEntryRecord.query(loan_id)])
+
+
+def queued_notifications():
+    sqs = aws.client("sqs")
+    bodies = []
+    while True:
+        got = sqs.receive_message(QueueUrl=aws.queue_url("notifications"), MaxNumberOfMessages=10)
+        if not got.get("Messages"):
+            return bodies
+        for message in got["Messages"]:
+            bodies.append(json.loads(message["Body"]))
+            sqs.delete_message(QueueUrl=aws.queue_url("notifications"), ReceiptHandle=message["ReceiptHandle"])
+
+
+def test_the_schedule_starts_on_the_disbursement_day_with_an_index_item_each(loan):
+    record = LoanRecord.get(loan)
+    items = list(InstallmentRecord.query(loan))
+    assert len(items) == 12 and all(i.open_shard for i in items)
+    assert items[0].due_date == "2027-02-10"
+    assert record.disbursed_at.startswith("2027-01-10")
+
+
+def test_payoff_on_the_disbursement_day_is_the_principal(loan):
+    quote = service.payoff("u-1", loan, None, NOW)
+    assert quote == {"amount": 120_000, "principal": 120_000, "interest": 0, "penalty": 0,
+                     "as_of": "2027-01-10"}
+    with pytest.raises(RuleViolation):
+        service.payoff("u-1", loan, TODAY - timedelta(days=1), NOW)
+
+
+def test_a_prepayment_frees_credit_and_balances_the_ledger(loan):
+    answer = service.repay("u-1", loan, 50_000, NOW)
+    assert answer["allocation"] == {"penalty": 0, "interest": 0, "principal": 50_000}
+    assert answer["loan"] == {"status": "active", "outstanding_principal": 70_000}
+    assert credit.get_line("u-1").available == 1_000_000 - 70_000
+    assert sum(balances(loan).values()) == 0
+    assert balances(loan)[ledger.PRINCIPAL_RECEIVABLE] == 70_000
+    kinds = [m["kind"] for m in queued_notifications()]
+    assert "repayment_received" in kinds
+
+
+def test_overpayment_is_refused_and_nothing_moves(loan):
+    with pytest.raises(RuleViolation) as err:
+        service.repay("u-1", loan, 120_001, NOW)
+    assert err.value.code == "OVERPAYMENT"
+    assert LoanRecord.get(loan).outstanding_principal == 120_000
+    assert len(list(LedgerEntryRecord.query(loan))) == 1
+
+
+def test_paying_the_payoff_closes_the_loan_and_restores_the_line(loan):
+    quote = service.payoff("u-1", loan, None, NOW)
+    answer = service.repay("u-1", loan, quote["amount"], NOW)
+    assert answer["loan"]["status"] == "closed"
+    assert credit.get_line("u-1").available == 1_000_000
+    assert not [i for i in InstallmentRecord.query(loan) if i.open_shard]
+    with pytest.raises(Conflict):
+        service.repay("u-1", loan, 1, NOW)
+
+
+def test_close_of_business_posts_each_day_once_even_late_or_repeated(loan):
+    due = date(2027, 2, 10)
+    first = service.close_of_business(due + timedelta(days=3), NOW)
+    assert first["penalty_days_posted"] == 2  # D+1, D+2
+    assert service.close_of_business(due + timedelta(days=3), NOW)["penalty_days_posted"] == 0
+    record = LoanRecord.get(loan)
+    assert record.status == "overdue"
+    # a skipped day, then a late run: D+3 and D+4 are posted once
+    assert service.close_of_business(due + timedelta(days=5), NOW)["penalty_days_posted"] == 2
+    penalties = [e for e in LedgerEntryRecord.query(loan) if e.cause == "penalty"]
+    assert len(penalties) == 4
+    assert sum(balances(loan).values()) == 0
+
+
+def test_close_of_business_reads_only_late_installments(loan, borrower):
+    draw(borrower, 100_000)  # a second, still scheduled loan: no index items at all
+    result = service.close_of_business(date(2027, 2, 12), NOW)
+    assert result["installments_read"] == 1 and result["loans"] == 1
+
+
+def test_reminders_are_queued_with_one_id_per_installment_kind_and_day(loan):
+    assert service.send_reminders(date(2027, 2, 7))["queued"] == 1  # D-3
+    assert service.send_reminders(date(2027, 2, 7))["queued"] == 1  # a replay queues again...
+    messages = queued_notifications()
+    assert [m["kind"] for m in messages] == ["due_soon", "due_soon"]
+    assert messages[0]["notification_id"] == messages[1]["notification_id"]  # ...the consumer sends once
+    assert service.send_reminders(date(2027, 2, 8))["queued"] == 0  # D-2: no reminder day
+    assert service.send_reminders(date(2027, 2, 11))["queued"] == 1  # D+1: overdue (last free day)
+
+
+def test_no_reminder_for_a_paid_installment(loan):
+    quote = service.payoff("u-1", loan, None, NOW)
+    service.repay("u-1", loan, quote["amount"], NOW)
+    queued_notifications()
+    assert service.send_reminders(date(2027, 2, 7)) == {"installments_read": 0, "queued": 0}
