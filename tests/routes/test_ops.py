@@ -1,0 +1,91 @@
+"""The operators' routes: reviews decided with the operator recorded, one loan in full, the
+portfolio by status and days past due."""
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import date
+
+import pytest
+
+from chalicelib.loans import credit, disbursement
+from chalicelib.loans.models import ApplicationRecord
+from chalicelib.loans.service import iso_utc
+from chalicelib.repay import service as repay
+from tests.routes.conftest import APPLICANT, NOW, draw
+
+
+@pytest.fixture()
+def ops(client, aws_stack):
+    key = json.loads(aws_stack["secrets"]["ops"])["key"]
+
+    def call(method, path, body=None, headers=None):
+        all_headers = {"Content-Type": "application/json", "X-Ops-Key": key, **(headers or {})}
+        raw = json.dumps(body).encode() if body is not None else b""
+        response = client.http.get(path, headers=all_headers) if method == "get" else \
+            client.http.post(path, body=raw, headers=all_headers)
+        return response.status_code, json.loads(response.body) if response.body else None
+
+    return call
+
+
+def review_application(user_id="u-9"):
+    application_id = str(uuid.uuid4())
+    ApplicationRecord(application_id=application_id, user_id=user_id, product_id="revolving-credit",
+                      amount=800_000, term_months=12, purpose="教育", applicant=json.dumps(APPLICANT),
+                      status="review", credit_limit=0, apr="0.2000", reasons="[]", model_version="test",
+                      decided_at=iso_utc(NOW), review_queue="review",
+                      decision=json.dumps({"suggested_limit": 800_000, "suggested_apr": "0.2000"})).save()
+    return application_id
+
+
+def test_ops_routes_refuse_without_the_key(client, aws_stack):
+    for path in ("/v1/ops/reviews", "/v1/ops/portfolio"):
+        response = client.http.get(path, headers={"X-Ops-Key": "wrong"})
+        assert response.status_code == 403
+        assert json.loads(response.body)["error"]["code"] == "OPS_FORBIDDEN"
+
+
+def test_an_operator_approves_a_review_and_the_line_opens(ops):
+    application_id = review_application()
+    status, listed = ops("get", "/v1/ops/reviews")
+    assert status == 200 and [a["application_id"] for a in listed["items"]] == [application_id]
+    status, decided = ops("post", f"/v1/ops/applications/{application_id}/decision",
+                          {"status": "approved", "credit_limit": 500_000, "note": "收入证明已核实"})
+    assert status == 200 and decided["status"] == "approved" and decided["credit_limit"] == 500_000
+    assert decided["reviewed_by"] == "local-operator"
+    assert credit.get_line("u-9").limit == 500_000
+    assert ops("get", "/v1/ops/reviews")[1]["items"] == []
+    status, again = ops("post", f"/v1/ops/applications/{application_id}/decision",
+                        {"status": "declined", "note": "twice"})
+    assert status == 409 and again["error"]["code"] == "APPLICATION_NOT_IN_REVIEW"
+
+
+def test_operators_cannot_set_fields_they_do_not_own(ops):
+    application_id = review_application()
+    status, body = ops("post", f"/v1/ops/applications/{application_id}/decision",
+                       {"status": "approved", "note": "x", "apr": "0.01"})
+    assert status == 400 and body["error"]["code"] == "UNKNOWN_FIELD"
+
+
+def test_ops_loan_view_has_the_ledger_and_events(ops, borrower):
+    loan_id = draw(borrower, 100_000)["loan_id"]
+    disbursement.disburse(loan_id, NOW)
+    status, loan = ops("get", f"/v1/ops/loans/{loan_id}")
+    assert status == 200 and loan["status"] == "active"
+    assert [e["cause"] for e in loan["ledger"]] == ["disbursement"]
+    assert [e["event"] for e in loan["events"]][:3] == ["drawn", "disbursing", "disbursed"]
+    assert ops("get", f"/v1/ops/loans/{uuid.uuid4()}")[0] == 404
+
+
+def test_portfolio_by_status_and_days_past_due(ops, borrower):
+    live = draw(borrower, 100_000)["loan_id"]
+    disbursement.disburse(live, NOW)
+    draw(borrower, 50_000)  # scheduled
+    repay.close_of_business(date(2027, 2, 13), NOW)  # first due 2027-02-10: overdue
+    status, report = ops("get", "/v1/ops/portfolio")
+    assert status == 200
+    assert report["by_status"]["overdue"] == {"count": 1, "outstanding_principal": 100_000}
+    assert report["by_status"]["scheduled"]["count"] == 1
+    # the API's wall clock is 2027-01-10 here, before the due date: 0 days past due
+    assert report["by_days_past_due"]["0"]["count"] == 1
