@@ -28,6 +28,7 @@ from typing import Any, Callable, Protocol
 from stdnum.cn import ric
 from stdnum.exceptions import ValidationError
 
+from chalicelib.core.transport import HttpPost, urllib_post
 from chalicelib.core import config
 from chalicelib.core.clock import shanghai_date
 from chalicelib.core.errors import DependencyDown, Unauthorized
@@ -61,20 +62,10 @@ class RealNameProvider(Protocol):
 # ---------------------------------------------------------------- transports
 
 HttpGet = Callable[[str, dict[str, str], float], tuple[int, bytes]]
-HttpPost = Callable[[str, bytes, dict[str, str], float], tuple[int, bytes]]
 
 
 def urllib_get(url: str, params: dict[str, str], timeout: float) -> tuple[int, bytes]:
     request = urllib.request.Request(f"{url}?{urllib.parse.urlencode(params)}", method="GET")
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - https only
-            return response.status, response.read(64 * 1024)
-    except urllib.error.HTTPError as err:
-        return err.code, err.read(64 * 1024)
-
-
-def urllib_post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> tuple[int, bytes]:
-    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - https only
             return response.status, response.read(64 * 1024)

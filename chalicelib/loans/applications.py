@@ -10,7 +10,7 @@ from pynamodb.exceptions import DoesNotExist, UpdateError
 from chalicelib.core.db import condition_failed
 from chalicelib.core.errors import Conflict, Forbidden, NotFound, RuleViolation
 from chalicelib.core.observability import logger, metrics
-from chalicelib.loans import catalog, credit, people
+from chalicelib.loans import catalog, credit, people, schedules
 from chalicelib.loans.models import ApplicationRecord, LoanRecord
 from chalicelib.loans.service import LIVE_STATUSES, iso_utc, shanghai_iso
 from chalicelib.risk.service import ApplicationFacts, decide
@@ -28,7 +28,7 @@ def _history(user_id: str, product_id: str) -> dict:
             outstanding += loan.outstanding_principal
         if loan.status == "overdue":
             overdue += 1
-        if '"overdue"' in loan.state or loan.status == "overdue":
+        if loan.status in ("active", "overdue", "closed") and schedules.ever_overdue(loan.state):
             ever_overdue = True
     last_decline: date | None = None
     for app in ApplicationRecord.by_user.query(user_id, scan_index_forward=False):

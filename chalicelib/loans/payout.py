@@ -11,10 +11,10 @@ import hmac
 import json
 import threading
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Protocol
+
+from chalicelib.core.transport import HttpPost, urllib_post
 
 
 @dataclass(frozen=True)
@@ -61,19 +61,6 @@ class SandboxPayout:
             return result
 
 
-# (status, headers, body) for a POST; injected so tests stub the network.
-Transport = Callable[[str, bytes, dict[str, str], float], tuple[int, bytes]]
-
-
-def urllib_transport(url: str, body: bytes, headers: dict[str, str], timeout: float) -> tuple[int, bytes]:
-    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - https only
-            return response.status, response.read()
-    except urllib.error.HTTPError as err:
-        return err.code, err.read()
-
-
 class BankTransferPayout:
     """A bank's transfer API: `POST {base}/v1/transfers`, HMAC-SHA256 signed, keyed requests.
 
@@ -84,7 +71,7 @@ class BankTransferPayout:
     REFUSALS = {"ACCOUNT_CLOSED", "ACCOUNT_INVALID", "ACCOUNT_FROZEN", "NAME_MISMATCH"}
 
     def __init__(self, base_url: str, merchant_id: str, signing_key: bytes,
-                 transport: Transport = urllib_transport, timeout: float = 5.0) -> None:
+                 transport: HttpPost = urllib_post, timeout: float = 5.0) -> None:
         if not base_url.startswith("https://"):
             raise ValueError("the payout API must be reached over https")
         self.base_url = base_url.rstrip("/")

@@ -5,13 +5,13 @@ import json
 from datetime import datetime
 from typing import Any, Literal
 
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from chalice import Blueprint, Rate
 from pydantic import Field
 
 from chalicelib.auth import hooks as auth_hooks
 from chalicelib import wiring
 from chalicelib.core import config
+from chalicelib.core.events import partial_batch
 from chalicelib.core.http import ApiModel, route
 from chalicelib.core.observability import observed
 from chalicelib.core.resources import queue_spec
@@ -162,9 +162,6 @@ def disbursement_sweep(event: Any) -> dict[str, int]:
     return disbursement.sweep(datetime.fromisoformat(event.time.replace("Z", "+00:00")))
 
 
-_processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-
-
 def _handle_disbursement(record: Any) -> None:
     loan_id = json.loads(record.body)["loan_id"]
     disbursement.disburse(loan_id, _now())
@@ -175,5 +172,4 @@ def _handle_disbursement(record: Any) -> None:
 @observed
 def disbursement_consumer(event: Any) -> dict[str, Any]:
     """Pays out each queued loan at most once; failed records are retried, then dead-lettered."""
-    return process_partial_response(event=event.to_dict(), record_handler=_handle_disbursement,
-                                    processor=_processor, context=event.context)
+    return partial_batch(event, _handle_disbursement)

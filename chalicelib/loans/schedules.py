@@ -70,3 +70,8 @@ def index_items(loan_id: str, user_id: str, product_id: str, state_json: str) ->
 
 def days_past_due(state_json: str, on: date) -> int:
     return _engine().days_past_due(load(state_json), on)
+
+
+def ever_overdue(state_json: str) -> bool:
+    """Whether any installment of the loan went past its grace day unpaid (a credit record)."""
+    return any(i.overdue for i in load(state_json).installments)

@@ -141,7 +141,8 @@ def draw(user_id: str, request: DrawRequest, now: datetime) -> dict:
     return loan_view(loan)
 
 
-def _own_loan(user_id: str, loan_id: str) -> LoanRecord:
+def own_loan(user_id: str, loan_id: str) -> LoanRecord:
+    """The user's loan, read consistently; another user's loan is "not found" (404), never 403."""
     try:
         record = LoanRecord.get(loan_id, consistent_read=True)
     except (DoesNotExist, ValueError):
@@ -153,7 +154,7 @@ def _own_loan(user_id: str, loan_id: str) -> LoanRecord:
 
 def cancel(user_id: str, loan_id: str, now: datetime) -> dict:
     """Cancel a loan that is still `scheduled`; its amount goes back to the line."""
-    loan = _own_loan(user_id, loan_id)
+    loan = own_loan(user_id, loan_id)
     if loan.status != "scheduled":
         raise Conflict(f"A loan that is {loan.status} cannot be cancelled.", code="LOAN_NOT_CANCELLABLE")
     try:
@@ -170,11 +171,11 @@ def cancel(user_id: str, loan_id: str, now: datetime) -> dict:
             raise
         raise Conflict("The loan is already being paid out and can no longer be cancelled.",
                        code="LOAN_NOT_CANCELLABLE") from None
-    return loan_view(_own_loan(user_id, loan_id))
+    return loan_view(own_loan(user_id, loan_id))
 
 
 def get_loan(user_id: str, loan_id: str) -> dict:
-    return loan_view(_own_loan(user_id, loan_id))
+    return loan_view(own_loan(user_id, loan_id))
 
 
 def has_live_loan(user_id: str) -> bool:

@@ -13,7 +13,7 @@ import time
 from typing import Protocol
 
 from chalicelib.core.errors import DependencyDown, RuleViolation
-from chalicelib.loans.payout import Transport, urllib_transport
+from chalicelib.core.transport import HttpPost, urllib_post
 
 
 class PaymentCollector(Protocol):
@@ -47,7 +47,7 @@ class WalletDebitCollector:
     """
 
     def __init__(self, base_url: str, merchant_id: str, signing_key: bytes,
-                 transport: Transport = urllib_transport, timeout: float = 5.0) -> None:
+                 transport: HttpPost = urllib_post, timeout: float = 5.0) -> None:
         if not base_url.startswith("https://"):
             raise ValueError("the wallet API must be reached over https")
         self.base_url, self.merchant_id, self.signing_key = base_url.rstrip("/"), merchant_id, signing_key

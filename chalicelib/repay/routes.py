@@ -5,7 +5,6 @@ import json
 from datetime import date, datetime
 from typing import Any
 
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from chalice import Blueprint, Cron
 from pydantic import Field
 
@@ -13,6 +12,7 @@ from chalicelib import wiring
 from chalicelib.core import config
 from chalicelib.core.clock import shanghai_date
 from chalicelib.core.errors import BadRequest
+from chalicelib.core.events import partial_batch
 from chalicelib.core.http import ApiModel, route
 from chalicelib.core.observability import observed
 from chalicelib.core.resources import queue_spec
@@ -75,9 +75,6 @@ def reminders(event: Any) -> dict[str, int]:
     return service.send_reminders(shanghai_date(_event_time(event)))
 
 
-_processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-
-
 def _handle_notification(record: Any) -> None:
     notifications.deliver(notifications.NotificationMessage.model_validate(json.loads(record.body)))
 
@@ -87,5 +84,4 @@ def _handle_notification(record: Any) -> None:
 @observed
 def notification_consumer(event: Any) -> dict[str, Any]:
     """Sends each queued notification once; failed records are reported, not the whole batch."""
-    return process_partial_response(event=event.to_dict(), record_handler=_handle_notification,
-                                    processor=_processor, context=event.context)
+    return partial_batch(event, _handle_notification)

@@ -10,18 +10,18 @@ import json
 import uuid
 from datetime import date, datetime, timedelta
 
-from pynamodb.exceptions import DoesNotExist, TransactWriteError
+from pynamodb.exceptions import TransactWriteError
 from pynamodb.transactions import TransactWrite
 
 from chalicelib import wiring
 from chalicelib.core.clock import shanghai_date
 from chalicelib.core.db import condition_failed, transact_connection
-from chalicelib.core.errors import Conflict, NotFound, RuleViolation
+from chalicelib.core.errors import Conflict, RuleViolation
 from chalicelib.core.money import format_cny
 from chalicelib.core.observability import logger, metrics
 from chalicelib.loans import ledger, schedules
 from chalicelib.loans.models import CreditLineRecord, LedgerEntryRecord, LoanRecord
-from chalicelib.loans.service import iso_utc, loan_view
+from chalicelib.loans.service import iso_utc, loan_view, own_loan
 from chalicelib.repay.models import InstallmentRecord
 from chalicelib.repay.notifications import enqueue
 
@@ -34,18 +34,8 @@ def _engine():  # type: ignore[no-untyped-def]
 REMINDER_KIND = {-3: "due_soon", -1: "due_soon", 0: "due_today"}
 
 
-def _own_loan(user_id: str, loan_id: str) -> LoanRecord:
-    try:
-        record = LoanRecord.get(loan_id, consistent_read=True)
-    except (DoesNotExist, ValueError):
-        record = None
-    if record is None or record.user_id != user_id:
-        raise NotFound("No such loan.", code="LOAN_NOT_FOUND")
-    return record
-
-
 def payoff(user_id: str, loan_id: str, on: date | None, now: datetime) -> dict:
-    loan = _own_loan(user_id, loan_id)
+    loan = own_loan(user_id, loan_id)
     today = shanghai_date(now)
     as_of = on or today
     if as_of < today:
@@ -63,7 +53,7 @@ def _index_updates(loan: LoanRecord, state_json: str) -> list[InstallmentRecord]
 
 def repay(user_id: str, loan_id: str, amount: int, now: datetime) -> dict:
     """Collect `amount` and apply it: what is due first, the rest prepays principal."""
-    loan = _own_loan(user_id, loan_id)
+    loan = own_loan(user_id, loan_id)
     if loan.status not in REPAYABLE:
         raise Conflict(f"A loan that is {loan.status} cannot be repaid.", code="LOAN_NOT_ACTIVE")
     today = shanghai_date(now)
@@ -100,7 +90,7 @@ def repay(user_id: str, loan_id: str, amount: int, now: datetime) -> dict:
         except TransactWriteError as err:
             if not condition_failed(err):
                 raise
-            loan = _own_loan(user_id, loan_id)  # a concurrent change: apply to the new state
+            loan = own_loan(user_id, loan_id)  # a concurrent change: apply to the new state
             if loan.status not in REPAYABLE:
                 wiring.payment_collector().refund(repayment_id=repayment_id, user_id=user_id,
                                                   amount=amount)
@@ -210,4 +200,4 @@ def _reminder_text(offset: int, installment: int, due_date: str) -> str:
 
 
 def loan_after(user_id: str, loan_id: str) -> dict:
-    return loan_view(_own_loan(user_id, loan_id))
+    return loan_view(own_loan(user_id, loan_id))
