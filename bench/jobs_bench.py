@@ -29,7 +29,7 @@ def main() -> int:
     from chalicelib.repay.models import InstallmentRecord
     from infra.bootstrap import bootstrap
 
-    business_date = date(2027, 3, 15)
+    business_date = date(2027, 2, 17)  # loans paid out on Jan 15 are two days past due
     with mock_aws():
         aws.reset()
         bootstrap("local")
@@ -53,7 +53,7 @@ def main() -> int:
         reminders = service.send_reminders(business_date)
         reminders_ms = (time.perf_counter() - started) * 1000
         started = time.perf_counter()
-        closed = service.close_of_business(business_date, datetime(2027, 3, 14, 16, 5, tzinfo=timezone.utc))
+        closed = service.close_of_business(business_date, datetime(2027, 2, 16, 16, 5, tzinfo=timezone.utc))
         cob_ms = (time.perf_counter() - started) * 1000
     ratio = reminders["installments_read"] / max(1, reminders["queued"])
     print(f"| reminders job | {LOANS} active loans | {reminders['queued']} queued | "

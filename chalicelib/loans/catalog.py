@@ -37,10 +37,12 @@ class Product:
     apr_min: str
     apr_max: str
     reminder_days: tuple[int, ...] = DEFAULT_REMINDER_DAYS
+    upfront_fee_bps: int = 0  # service fee taken from the payout, in basis points of the principal
 
     def to_api(self) -> dict:
         data = asdict(self)
         del data["reminder_days"]
+        del data["upfront_fee_bps"]
         data["term_months"] = list(self.term_months)
         data["repayment_methods"] = list(self.repayment_methods)
         return data
@@ -57,9 +59,17 @@ def validate(product: Product) -> Product:
     apr_min, apr_max = Decimal(product.apr_min), Decimal(product.apr_max)
     if not (0 < apr_min <= apr_max):
         raise CatalogError(f"{where}: need 0 < apr_min <= apr_max")
-    # No product carries fees yet, so its all-in rate is its APR; fees would enter an IRR here.
     if apr_max > apr_cap():
-        raise CatalogError(f"{where}: all-in APR {apr_max} exceeds the cap {apr_cap()}")
+        raise CatalogError(f"{where}: APR {apr_max} exceeds the cap {apr_cap()}")
+    # The all-in rate, fees included, by the IRR method, at the product's dearest terms.
+    from chalicelib.loans.apr import all_in_apr
+    for term in product.term_months:
+        for method in product.repayment_methods:
+            fee = product.min_amount * product.upfront_fee_bps // 10_000
+            rate = all_in_apr(product.min_amount, apr_max, term, method, upfront_fee=fee)
+            if rate > apr_cap():
+                raise CatalogError(f"{where}: all-in APR {rate:.6f} ({term} months, {method}, "
+                                   f"fees included) exceeds the cap {apr_cap()}")
     return product
 
 

@@ -47,3 +47,30 @@ def test_inconsistent_products_are_refused(tmp_path, change):
 def test_duplicate_ids_are_refused(tmp_path):
     with pytest.raises(CatalogError, match="duplicate"):
         load_catalog(write(tmp_path, lambda ps: ps.append(dict(ps[0]))))
+
+
+def test_an_upfront_fee_counts_in_the_all_in_rate(tmp_path):
+    # 18 % APR plus a 3 % fee on a 3-month loan is far above 24 % all-in
+    path = write(tmp_path, lambda ps: ps[1].update(apr_max="0.1800", upfront_fee_bps=300))
+    with pytest.raises(CatalogError, match="fees included"):
+        load_catalog(path)
+
+
+def test_without_fees_the_all_in_rate_does_not_exceed_the_apr():
+    from decimal import Decimal
+
+    from chalicelib.loans.apr import all_in_apr
+    for method in ("equal_installment", "equal_principal", "interest_first"):
+        for term in (1, 3, 12):
+            rate = all_in_apr(1_000_000, Decimal("0.24"), term, method)
+            assert Decimal("0.235") < rate <= Decimal("0.24")
+
+
+def test_irr_of_a_known_cash_flow():
+    from decimal import Decimal
+
+    from chalicelib.loans.apr import irr_annual
+    # 10,000 out, 10,100 back after 73 days: 1 % over 73 days; daily compounding gives
+    # 365 * (1.01^(1/73) - 1) = 4.97550...%
+    rate = irr_annual([(0, -10_000), (73, 10_100)])
+    assert abs(rate - Decimal("0.0497550451")) < Decimal("1e-9")
