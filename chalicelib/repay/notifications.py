@@ -85,10 +85,19 @@ def _recipient(message: NotificationMessage) -> str:
 def enqueue(*, notification_id: str, user_id: str, kind: str, text: str,
             loan_id: str | None = None, channel: str = "sms") -> None:
     """Put a notification on the notifications queue (the consumer sends it once)."""
-    message = NotificationMessage(notification_id=notification_id, user_id=user_id, kind=kind,
-                                  channel=channel, text=text, loan_id=loan_id)
-    aws.client("sqs").send_message(QueueUrl=aws.queue_url("notifications"),
-                                   MessageBody=message.model_dump_json(exclude_none=True))
+    enqueue_many([NotificationMessage(notification_id=notification_id, user_id=user_id, kind=kind,
+                                      channel=channel, text=text, loan_id=loan_id)])
+
+
+def enqueue_many(messages: list[NotificationMessage]) -> None:
+    """Queue messages ten to a request (SQS's batch size); raise if any is not accepted."""
+    sqs = aws.client("sqs")
+    for start in range(0, len(messages), 10):
+        chunk = messages[start:start + 10]
+        answer = sqs.send_message_batch(QueueUrl=aws.queue_url("notifications"), Entries=[
+            {"Id": str(n), "MessageBody": m.model_dump_json(exclude_none=True)} for n, m in enumerate(chunk)])
+        if answer.get("Failed"):
+            raise RuntimeError(f"{len(answer['Failed'])} notifications were not queued")
 
 
 def deliver(message: NotificationMessage, now: datetime | None = None) -> str:

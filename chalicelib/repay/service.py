@@ -23,7 +23,7 @@ from chalicelib.loans import ledger, schedules
 from chalicelib.loans.models import CreditLineRecord, LedgerEntryRecord, LoanRecord
 from chalicelib.loans.service import iso_utc, loan_view, own_loan
 from chalicelib.repay.models import InstallmentRecord
-from chalicelib.repay.notifications import enqueue
+from chalicelib.repay.notifications import NotificationMessage, enqueue, enqueue_many
 
 REPAYABLE = ("active", "overdue")
 
@@ -172,7 +172,8 @@ def reminder_kind(offset: int) -> str:
 def send_reminders(business_date: date) -> dict[str, int]:
     """Queue a reminder for each unpaid installment `offset` days from its due date."""
     from chalicelib.loans.catalog import reminder_days
-    queued = read = 0
+    read = 0
+    messages = []
     for offset in reminder_days():
         due = business_date - timedelta(days=offset)
         items = _open_installments(due, due)
@@ -181,12 +182,13 @@ def send_reminders(business_date: date) -> dict[str, int]:
             if offset not in reminder_days(item.product_id):
                 continue
             kind = reminder_kind(offset)
-            enqueue(notification_id=f"{kind}#{item.loan_id}#{item.installment}#{business_date.isoformat()}",
-                    user_id=item.user_id, kind=kind, loan_id=item.loan_id,
-                    text=_reminder_text(offset, item.installment, item.due_date))
-            queued += 1
-    metrics.add_metric(name="RemindersQueued", unit="Count", value=queued)
-    return {"installments_read": read, "queued": queued}
+            messages.append(NotificationMessage(
+                notification_id=f"{kind}#{item.loan_id}#{item.installment}#{business_date.isoformat()}",
+                user_id=item.user_id, kind=kind, channel="sms", loan_id=item.loan_id,
+                text=_reminder_text(offset, item.installment, item.due_date)))
+    enqueue_many(messages)
+    metrics.add_metric(name="RemindersQueued", unit="Count", value=len(messages))
+    return {"installments_read": read, "queued": len(messages)}
 
 
 def _reminder_text(offset: int, installment: int, due_date: str) -> str:
