@@ -48,7 +48,7 @@ def view(record: ApplicationRecord) -> dict:
 
 
 def apply(user_id: str, *, product_id: str, amount: int, term_months: int, purpose: str,
-          applicant: dict, now: datetime) -> dict:
+          applicant: dict, now: datetime, lang: str = "zh") -> dict:
     borrower = people.borrower(user_id)
     if not (borrower.identity_verified and borrower.phone_bound and borrower.has_card):
         raise Forbidden("Verify your identity, bind a phone and add a bank card first.",
@@ -64,7 +64,7 @@ def apply(user_id: str, *, product_id: str, amount: int, term_months: int, purpo
         raise RuleViolation(f"Terms offered: {list(product.term_months)} months.", code="TERM_NOT_OFFERED")
     facts = ApplicationFacts(user_id=user_id, product=product, amount=amount, term_months=term_months,
                              applicant=applicant, age=borrower.age,
-                             identity_verified=borrower.identity_verified, now=now,
+                             identity_verified=borrower.identity_verified, now=now, lang=lang,
                              **_history(user_id, product_id))
     decision = decide(facts)
     application_id = str(uuid.uuid4())

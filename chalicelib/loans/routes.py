@@ -63,9 +63,10 @@ class ApplicationBody(ApiModel):
        errors=("403 IDENTITY_REQUIRED", "422 AMOUNT_OUT_OF_RANGE", "422 TERM_NOT_OFFERED",
                "422 PRODUCT_NOT_FOUND"))
 def apply(request: Any, body: ApplicationBody, principal: str) -> dict[str, Any]:
+    lang = "en" if (request.headers.get("accept-language") or "").lower().startswith("en") else "zh"
     return applications.apply(principal, product_id=body.product_id, amount=body.amount,
                               term_months=body.term_months, purpose=body.purpose,
-                              applicant=body.applicant.model_dump(), now=_now())
+                              applicant=body.applicant.model_dump(), now=_now(), lang=lang)
 
 
 @route(bp, "/v1/applications/{application_id}", "GET", summary="One application and its decision",

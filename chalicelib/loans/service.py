@@ -10,9 +10,11 @@ from decimal import Decimal
 from pynamodb.exceptions import DoesNotExist, TransactWriteError
 from pynamodb.transactions import TransactWrite
 
+from chalicelib.core import aws
 from chalicelib.core.clock import SHANGHAI, shanghai_date
 from chalicelib.core.db import condition_failed, transact_connection
 from chalicelib.core.errors import Conflict, NotFound, RuleViolation
+from chalicelib.core.observability import logger
 from chalicelib.loans import catalog, credit, people, schedules
 from chalicelib.loans.models import ApplicationRecord, CreditLineRecord, LoanRecord
 
@@ -138,7 +140,18 @@ def draw(user_id: str, request: DrawRequest, now: datetime) -> dict:
                                code="CREDIT_LINE_CHANGED") from None
     else:
         raise Conflict("Your credit line is busy; try again.", code="CREDIT_LINE_BUSY")
+    if disburse_at <= now:
+        queue_disbursement(loan_id)
     return loan_view(loan)
+
+
+def queue_disbursement(loan_id: str) -> None:
+    """Pay out now rather than at the next sweep; if queueing fails, the sweep still will."""
+    try:
+        aws.client("sqs").send_message(QueueUrl=aws.queue_url("disbursements"),
+                                       MessageBody=json.dumps({"loan_id": loan_id}))
+    except Exception:  # noqa: BLE001 - the minute sweep is the safety net
+        logger.warning("could not queue the disbursement; the sweep will", extra={"loan_id": loan_id})
 
 
 def own_loan(user_id: str, loan_id: str) -> LoanRecord:

@@ -1,12 +1,18 @@
 """The credit decision as the loans slice asks for it: facts in, a stored-ready decision out.
 
-Joins the model (scorer) and the versioned policy; a missing or wrong model never approves.
+Joins the model (`scorer`) and the versioned policy (`policy`). A missing, corrupt or swapped
+model never approves anyone: the policy then answers `review`, and /health says why.
+Everything needed to replay a decision is returned with it (`replay()` does so).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
+
+from chalicelib.core import system
+from chalicelib.core.observability import logger, metrics
 
 
 @dataclass(frozen=True)
@@ -24,7 +30,62 @@ class ApplicationFacts:
     overdue_loans: int
     ever_overdue: bool
     last_decline_on: date | None
+    lang: str = "zh"
+
+
+def _policy_input(facts: ApplicationFacts) -> Any:
+    from chalicelib.loans.catalog import apr_cap
+    from chalicelib.risk import policy
+    product = facts.product
+    return policy.PolicyInput(
+        product=policy.ProductTerms(product_id=product.product_id, min_amount=product.min_amount,
+                                    max_amount=product.max_amount, apr_min=product.apr_min,
+                                    apr_max=product.apr_max),
+        requested_amount=facts.amount, term_months=facts.term_months,
+        monthly_income=facts.applicant["monthly_income"], age=facts.age,
+        identity_verified=facts.identity_verified, outstanding_principal=facts.outstanding_principal,
+        live_loans=facts.live_loans, overdue_loans=facts.overdue_loans,
+        last_decline_on=facts.last_decline_on, now=facts.now, apr_cap=str(apr_cap()))
 
 
 def decide(facts: ApplicationFacts) -> dict:
-    raise NotImplementedError("wired to chalicelib.risk.policy when the model lands")
+    """Score (if the applicant can be scored) and apply the policy. The answer holds the
+    decision and what it was made from: policy input, model inputs, probability, versions."""
+    from chalicelib.risk import policy, scorer
+    inputs = score = None
+    if facts.age is not None:
+        try:
+            inputs, score = scorer.score_application(facts.applicant, facts.amount, facts.term_months,
+                                                     facts.age, facts.ever_overdue)
+        except scorer.ModelUnavailable as err:
+            metrics.add_metric(name="ModelUnavailable", unit="Count", value=1)
+            logger.error("credit model unavailable: no approvals", extra={"why": err.message})
+    policy_input = _policy_input(facts)
+    decision = policy.decide(policy_input, score, facts.lang)
+    return {**decision.to_dict(), "lang": facts.lang, "policy_input": policy_input.to_dict(),
+            "model_inputs": None if inputs is None else {
+                "numeric": [None if math.isnan(v) else v for v in inputs.numeric],
+                "categorical": list(inputs.categorical)}}
+
+
+def replay(stored: dict) -> dict:
+    """Decide again from a stored decision's own inputs (same model and policy versions
+    give the same answer)."""
+    from chalicelib.risk import policy, scorer
+    from chalicelib.risk.features import ModelInputs
+    score = None
+    if stored.get("model_inputs") is not None:
+        score = scorer.score(ModelInputs(numeric=tuple(float("nan") if v is None else v
+                                                       for v in stored["model_inputs"]["numeric"]),
+                                         categorical=tuple(stored["model_inputs"]["categorical"])))
+    decision = policy.decide(policy.PolicyInput.from_dict(stored["policy_input"]), score,
+                             stored.get("lang", "zh"))
+    return decision.to_dict()
+
+
+def _model_health() -> tuple[bool, str]:
+    from chalicelib.risk import scorer
+    return scorer.model_status()
+
+
+system.HEALTH_CHECKS["credit_model"] = _model_health
