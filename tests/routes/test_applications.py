@@ -1,0 +1,92 @@
+"""Applications over the API (chalice test client on moto): decided at once, stored so they
+replay, and no approval at all when the model is not the one its card names."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from chalicelib.loans import credit
+from chalicelib.loans.models import ApplicationRecord
+from chalicelib.risk import scorer
+from chalicelib.risk.service import replay
+from tests.journeys import GOOD_APPLICANT, ChaliceApi, card_ending, ready_borrower, with_key
+
+RISKY_APPLICANT = {"monthly_income": 300_000, "monthly_expenses": 290_000, "assets": 0,
+                   "debt": 5_000_000, "job_type": "partime", "job_seniority_years": 0, "home": "rent",
+                   "marital_status": "separated"}
+
+
+@pytest.fixture()
+def applicant(client, outbox):
+    api = ChaliceApi(client)
+    me = ready_borrower(api, outbox, openid="apply-1", phone="13600002222", card=card_ending("5678"))
+    return api, me
+
+
+def apply(api, me, applicant, amount=3_000_000, product="revolving-credit"):
+    return api.post("/v1/applications", {"product_id": product, "amount": amount, "term_months": 12,
+                                         "purpose": "家装", "applicant": applicant}, with_key(me["headers"]))
+
+
+def test_identity_comes_first(client, outbox):
+    api = ChaliceApi(client)
+    status, signed = api.post("/v1/auth/wechat", {"code": "dev-newcomer"})
+    status, body = api.post("/v1/applications", {
+        "product_id": "revolving-credit", "amount": 1_000_000, "term_months": 12, "purpose": "x",
+        "applicant": GOOD_APPLICANT}, with_key({"Authorization": f"Bearer {signed['access_token']}"}))
+    assert status == 403 and body["error"]["code"] == "IDENTITY_REQUIRED"
+
+
+def test_a_good_applicant_is_approved_and_the_decision_replays(applicant):
+    api, me = applicant
+    status, decision = apply(api, me, GOOD_APPLICANT)
+    assert status == 201 and decision["status"] == "approved", decision
+    assert decision["credit_limit"] > 0 and decision["model_version"]
+    assert credit.get_line(me["user_id"]).limit == decision["credit_limit"]
+    stored = json.loads(ApplicationRecord.get(decision["application_id"]).decision)
+    again = replay(stored)
+    assert (again["status"], again["credit_limit"], again["apr"], again["probability"]) == \
+        (stored["status"], stored["credit_limit"], stored["apr"], stored["probability"])
+    assert api.get(f"/v1/applications/{decision['application_id']}", me["headers"])[1] == decision
+
+
+def test_a_risky_applicant_is_declined_with_reasons_and_the_line_is_unchanged(applicant):
+    api, me = applicant
+    status, decision = apply(api, me, RISKY_APPLICANT, amount=500_000)
+    assert status == 201 and decision["status"] == "declined", decision
+    assert decision["reasons"] and all(r["code"] and r["message"] for r in decision["reasons"])
+    assert credit.get_line(me["user_id"]) is None
+
+
+def test_unknown_fields_are_refused_and_nothing_is_stored(applicant):
+    api, me = applicant
+    status, body = api.post("/v1/applications", {
+        "product_id": "revolving-credit", "amount": 1_000_000, "term_months": 12, "purpose": "x",
+        "applicant": GOOD_APPLICANT, "credit_limit": 99_999_999}, with_key(me["headers"]))
+    assert status == 400 and body["error"]["code"] == "UNKNOWN_FIELD"
+    assert list(ApplicationRecord.by_user.query(me["user_id"])) == []
+
+
+@pytest.mark.parametrize("damage", ["missing", "corrupt", "swapped"])
+def test_no_approval_when_the_model_is_not_the_right_one(applicant, tmp_path, monkeypatch, client, damage):
+    api, me = applicant
+    shutil.copytree(scorer.artifact_dir(), tmp_path / "model")
+    onnx = tmp_path / "model" / "credit_model.onnx"
+    if damage == "missing":
+        onnx.unlink()
+    elif damage == "corrupt":
+        onnx.write_bytes(onnx.read_bytes()[:-100])
+    else:  # another valid-looking file whose hash the card does not name
+        onnx.write_bytes(onnx.read_bytes() + b"\0")
+    monkeypatch.setenv("RISK_MODEL_DIR", str(tmp_path / "model"))
+    scorer.reset()
+    try:
+        status, decision = apply(api, me, GOOD_APPLICANT)
+        assert status == 201 and decision["status"] == "review"
+        assert credit.get_line(me["user_id"]) is None
+        health = json.loads(client.http.get("/health").body)
+        assert health["status"] == "degraded" and not health["checks"]["credit_model"]["ok"]
+    finally:
+        scorer.reset()
