@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | sha1sum | cut -c1-12)
 STAGE ?= prod
 
-.PHONY: venv run jobs test test-fast package policies bench clean
+.PHONY: venv run jobs test package policies bench model clean
 
 venv: $(STAMP)
 
@@ -35,6 +35,21 @@ policies: venv  ## regenerate .chalice/policy-<stage>.json
 
 bench: package  ## print benchmark figures (see bench/README.md)
 	$(BIN)/python -m bench.run
+
+MODEL_VENV := .venv-model
+MODEL_STAMP := $(MODEL_VENV)/.installed-$(shell sha1sum requirements-model.txt | cut -c1-12)
+
+$(MODEL_STAMP): requirements-model.txt
+	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (pyenv install 3.12)"; exit 1; }
+	@test -x $(MODEL_VENV)/bin/python || $(PYTHON) -m venv $(MODEL_VENV)
+	$(MODEL_VENV)/bin/python -m pip install -q --upgrade pip
+	$(MODEL_VENV)/bin/python -m pip install -q -r requirements-model.txt
+	@rm -f $(MODEL_VENV)/.installed-* && touch $@
+
+model: $(MODEL_STAMP)  ## retrain the credit model from scratch (fixed seeds), export, place the artifact
+	$(MODEL_VENV)/bin/python -m models.train
+	mkdir -p chalicelib/risk/artifacts
+	cp models/credit_model.onnx models/model_card.json chalicelib/risk/artifacts/
 
 clean:
 	rm -rf build var .pytest_cache

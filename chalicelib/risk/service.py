@@ -68,13 +68,22 @@ def decide(facts: ApplicationFacts) -> dict:
                 "categorical": list(inputs.categorical)}}
 
 
+class ReplayMismatch(Exception):
+    """The model or policy loaded now is not the one the stored decision was made with."""
+
+
 def replay(stored: dict) -> dict:
-    """Decide again from a stored decision's own inputs (same model and policy versions
-    give the same answer)."""
+    """Decide again from a stored decision's own inputs. Refuses (ReplayMismatch) when the
+    loaded model or the policy is not the one the decision names: the answer would differ."""
     from chalicelib.risk import policy, scorer
     from chalicelib.risk.features import ModelInputs
+    if stored.get("policy_version") != policy.POLICY_VERSION:
+        raise ReplayMismatch(f"policy {stored.get('policy_version')} is not {policy.POLICY_VERSION}")
     score = None
     if stored.get("model_inputs") is not None:
+        loaded = scorer.model_info()["model_sha256"]
+        if loaded != stored.get("model_sha256"):
+            raise ReplayMismatch(f"model sha256 {stored.get('model_sha256')} is not the loaded {loaded}")
         score = scorer.score(ModelInputs(numeric=tuple(float("nan") if v is None else v
                                                        for v in stored["model_inputs"]["numeric"]),
                                          categorical=tuple(stored["model_inputs"]["categorical"])))

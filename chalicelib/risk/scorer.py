@@ -1,0 +1,180 @@
+"""Scoring with the credit model: one onnxruntime session per process, verified before use.
+
+The artifact (`artifacts/credit_model.onnx`) and its card (`artifacts/model_card.json`) are
+byte-identical copies of `models/` (placed by `make model`; a test checks it), because the
+deploy package ships only app.py, chalicelib/ and vendor/.
+
+At load the scorer refuses (ModelUnavailable) a model whose SHA-256 is not the card's, a card
+whose features or encodings differ from `features.py`, or a model that does not reproduce the
+card's self-check probability. onnxruntime and numpy are imported on first use only, so
+functions that never score do not pay for them at cold start.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from chalicelib.core.errors import DependencyDown
+from chalicelib.risk import features as F
+from chalicelib.risk.features import ModelInputs, features_from_application
+
+__all__ = ["ModelUnavailable", "Score", "features_from_application", "score", "score_application",
+           "model_status", "model_info", "reset"]
+
+DEFAULT_DIR = Path(__file__).resolve().parent / "artifacts"
+MODEL_FILE = "credit_model.onnx"
+CARD_FILE = "model_card.json"
+SELF_CHECK_TOLERANCE = 1e-9
+
+
+class ModelUnavailable(DependencyDown):
+    """The credit model is missing, corrupt or not the one its card names: approve no one."""
+    code = "MODEL_UNAVAILABLE"
+
+
+@dataclass(frozen=True)
+class Score:
+    probability: float                 # of default
+    logit: float                       # = bias + sum(contributions)
+    bias: float
+    contributions: dict[str, float]    # feature -> exact log-odds contribution
+    model_version: str
+    model_sha256: str
+
+
+@dataclass(frozen=True)
+class _Loaded:
+    session: Any
+    card: dict
+    sha256: str
+    directory: str
+
+
+_lock = threading.Lock()
+_loaded: _Loaded | None = None
+
+
+def artifact_dir() -> Path:
+    """`RISK_MODEL_DIR` overrides the packaged artifacts (tests, an operator's hotfix)."""
+    return Path(os.environ.get("RISK_MODEL_DIR") or DEFAULT_DIR)
+
+
+def reset() -> None:
+    """Forget the loaded session (tests; a new artifact directory)."""
+    global _loaded
+    with _lock:
+        _loaded = None
+
+
+def _check_card(card: dict) -> None:
+    inputs = card.get("inputs", {})
+    if inputs.get("numeric", {}).get("columns") != list(F.NUMERIC_FEATURES):
+        raise ModelUnavailable("The model card's numeric features differ from this code's.")
+    if inputs.get("categorical", {}).get("columns") != list(F.CATEGORICAL_FEATURES):
+        raise ModelUnavailable("The model card's categorical features differ from this code's.")
+    expected = {f: {label: i for i, label in enumerate(labels)} for f, labels in F.CATEGORIES.items()}
+    if card.get("categorical_encodings") != expected:
+        raise ModelUnavailable("The model card's category encodings differ from this code's.")
+
+
+def _new_session(blob: bytes) -> Any:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.log_severity_level = 3
+    return ort.InferenceSession(blob, sess_options=options, providers=["CPUExecutionProvider"])
+
+
+def _run(session: Any, inputs: ModelInputs) -> tuple[float, float, list[float], float]:
+    import numpy as np
+
+    probability, logit, contributions, bias = session.run(
+        ["probability", "logit", "contributions", "bias"],
+        {"numeric": np.array([inputs.numeric], dtype=np.float32),
+         "categorical": np.array([inputs.categorical], dtype=np.int64)})
+    return float(probability[0]), float(logit[0]), contributions[0].tolist(), float(bias[0])
+
+
+def _load() -> _Loaded:
+    directory = artifact_dir()
+    try:
+        card = json.loads((directory / CARD_FILE).read_text(encoding="utf-8"))
+        blob = (directory / MODEL_FILE).read_bytes()
+    except FileNotFoundError as err:
+        raise ModelUnavailable(f"Credit model file missing: {Path(err.filename).name}.") from None
+    except (OSError, ValueError) as err:
+        raise ModelUnavailable(f"Credit model card unreadable: {type(err).__name__}.") from None
+    if not isinstance(card, dict) or "artifact" not in card:
+        raise ModelUnavailable("Credit model card malformed.")
+    sha = hashlib.sha256(blob).hexdigest()
+    if sha != card["artifact"].get("sha256"):
+        raise ModelUnavailable("Credit model file does not match its card (SHA-256).")
+    _check_card(card)
+    try:
+        session = _new_session(blob)
+        check = card["self_check"]
+        probability, _, _, _ = _run(session, ModelInputs(tuple(check["numeric"]),
+                                                         tuple(check["categorical"])))
+    except ModelUnavailable:
+        raise
+    except Exception as err:  # onnxruntime raises its own types for a corrupt graph
+        raise ModelUnavailable(f"Credit model failed to load: {type(err).__name__}.") from None
+    if not abs(probability - float(check["probability"])) <= SELF_CHECK_TOLERANCE:
+        raise ModelUnavailable("Credit model failed its self-check.")
+    return _Loaded(session, card, sha, str(directory))
+
+
+def _get() -> _Loaded:
+    global _loaded
+    loaded = _loaded
+    if loaded is not None:
+        return loaded
+    with _lock:
+        if _loaded is None:
+            _loaded = _load()
+        return _loaded
+
+
+def score(inputs: ModelInputs) -> Score:
+    """Probability of default and exact per-feature contributions for one row."""
+    loaded = _get()
+    try:
+        probability, logit, contributions, bias = _run(loaded.session, inputs)
+    except Exception as err:
+        raise ModelUnavailable(f"Credit model failed to score: {type(err).__name__}.") from None
+    if not (0.0 <= probability <= 1.0) or math.isnan(logit):
+        raise ModelUnavailable("Credit model returned an invalid probability.")
+    return Score(probability=probability, logit=logit, bias=bias,
+                 contributions=dict(zip(F.FEATURES, contributions)),
+                 model_version=loaded.card["model_version"], model_sha256=loaded.sha256)
+
+
+def score_application(applicant: Mapping[str, Any], amount: int, term_months: int, age: int,
+                      has_records: bool) -> tuple[ModelInputs, Score]:
+    inputs = features_from_application(applicant, amount, term_months, age, has_records)
+    return inputs, score(inputs)
+
+
+def model_info() -> dict:
+    """Version and hash of the loaded model (loads it if needed)."""
+    loaded = _get()
+    return {"model_version": loaded.card["model_version"], "model_sha256": loaded.sha256}
+
+
+def model_status() -> tuple[bool, str]:
+    """For /health: (True, "credit-additive-gbm-1.0.0 sha256:…") or (False, why not)."""
+    try:
+        loaded = _get()
+    except ModelUnavailable as err:
+        return False, err.message
+    return True, f"{loaded.card['model_version']} sha256:{loaded.sha256[:12]}"
