@@ -58,7 +58,7 @@ def package_size() -> tuple[float, float] | None:
     return zip_path.stat().st_size / 2**20, unzipped / 2**20
 
 
-EXTRA_BENCHES = ("bench.sweep_bench", "bench.jobs_bench")  # each prints its own table rows
+EXTRA_BENCHES = ("bench.risk_bench", "bench.sweep_bench", "bench.jobs_bench")  # each prints its own table rows
 
 
 def main() -> int:

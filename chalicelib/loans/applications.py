@@ -7,6 +7,7 @@ from datetime import date, datetime
 
 from pynamodb.exceptions import DoesNotExist, UpdateError
 
+from chalicelib.core.clock import shanghai_date
 from chalicelib.core.db import condition_failed
 from chalicelib.core.errors import Conflict, Forbidden, NotFound, RuleViolation
 from chalicelib.core.observability import logger, metrics
@@ -16,6 +17,7 @@ from chalicelib.loans.service import LIVE_STATUSES, iso_utc, shanghai_iso
 from chalicelib.risk.service import ApplicationFacts, decide
 
 REVIEW_QUEUE = "review"
+COOL_DOWN = "REAPPLY_COOL_DOWN"  # the policy's reason when the same product is re-applied too soon
 
 
 def _history(user_id: str, product_id: str) -> dict:
@@ -32,9 +34,12 @@ def _history(user_id: str, product_id: str) -> dict:
             ever_overdue = True
     last_decline: date | None = None
     for app in ApplicationRecord.by_user.query(user_id, scan_index_forward=False):
-        if app.product_id == product_id and app.status == "declined":
-            last_decline = datetime.fromisoformat(app.decided_at.replace("Z", "+00:00")).date()
-            break
+        if app.product_id != product_id or app.status != "declined":
+            continue
+        if [r["code"] for r in json.loads(app.reasons)] == [COOL_DOWN]:
+            continue  # a refusal during the cool-down does not restart it
+        last_decline = shanghai_date(datetime.fromisoformat(app.decided_at.replace("Z", "+00:00")))
+        break
     return {"outstanding_principal": outstanding, "live_loans": live, "overdue_loans": overdue,
             "ever_overdue": ever_overdue, "last_decline_on": last_decline}
 

@@ -90,3 +90,26 @@ def test_no_approval_when_the_model_is_not_the_right_one(applicant, tmp_path, mo
         assert health["status"] == "degraded" and not health["checks"]["credit_model"]["ok"]
     finally:
         scorer.reset()
+
+
+def test_the_cool_down_counts_from_the_real_decline_not_from_refused_retries(applicant, clock):
+    from datetime import timedelta
+    api, me = applicant
+    first_day = clock.now()
+    assert apply(api, me, RISKY_APPLICANT, amount=500_000)[1]["status"] == "declined"
+    clock.set(first_day + timedelta(days=20))
+    status, retry = apply(api, me, GOOD_APPLICANT)
+    assert retry["status"] == "declined" and [r["code"] for r in retry["reasons"]] == ["REAPPLY_COOL_DOWN"]
+    clock.set(first_day + timedelta(days=31))
+    status, later = apply(api, me, GOOD_APPLICANT)
+    assert later["status"] == "approved", later
+
+
+def test_replay_refuses_another_model(applicant):
+    from chalicelib.risk.service import ReplayMismatch
+    api, me = applicant
+    _, decision = apply(api, me, GOOD_APPLICANT)
+    stored = json.loads(ApplicationRecord.get(decision["application_id"]).decision)
+    stored["model_sha256"] = "0" * 64
+    with pytest.raises(ReplayMismatch):
+        replay(stored)
