@@ -4,9 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from pynamodb.exceptions import DoesNotExist, PutError
-
-from chalicelib.core.db import condition_failed
+from pynamodb.exceptions import DoesNotExist
 
 from chalicelib.loans.models import CreditLineRecord
 
@@ -48,26 +46,18 @@ def summary(user_id: str) -> dict | None:
 
 def set_line(user_id: str, *, limit: int, apr: str, application_id: str, product_id: str,
              now: datetime) -> CreditLine:
-    """Open the line, or resize it to the latest approval; what is drawn stays drawn."""
+    """Open the line, or resize it to the latest approval; what is drawn stays drawn.
+    One conditional-free update (`drawn` is set only if absent), answered with the new item."""
     expires = (now + timedelta(days=LINE_VALIDITY_DAYS)).date().isoformat()
-    record = CreditLineRecord(user_id=user_id, credit_limit=limit, drawn=0, apr=apr,
-                              application_id=application_id, product_id=product_id,
-                              updated_at=now.isoformat(), expires_on=expires)
-    try:
-        record.save(condition=CreditLineRecord.user_id.does_not_exist())
-    except PutError as err:
-        if not condition_failed(err):
-            raise
-        # The line exists: resize it without touching `drawn`.
-        CreditLineRecord(user_id=user_id).update(actions=[
-            CreditLineRecord.credit_limit.set(limit), CreditLineRecord.apr.set(apr),
-            CreditLineRecord.application_id.set(application_id),
-            CreditLineRecord.product_id.set(product_id),
-            CreditLineRecord.updated_at.set(now.isoformat()),
-            CreditLineRecord.expires_on.set(expires)])
-    line = get_line(user_id)
-    assert line is not None
-    return line
+    record = CreditLineRecord(user_id=user_id)
+    record.update(actions=[
+        CreditLineRecord.credit_limit.set(limit), CreditLineRecord.apr.set(apr),
+        CreditLineRecord.drawn.set(CreditLineRecord.drawn | 0),
+        CreditLineRecord.application_id.set(application_id),
+        CreditLineRecord.product_id.set(product_id),
+        CreditLineRecord.updated_at.set(now.isoformat()),
+        CreditLineRecord.expires_on.set(expires)])
+    return _line(record)
 
 
 def offers(user_id: str, products: list, now: datetime) -> list[dict]:

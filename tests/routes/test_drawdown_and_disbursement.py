@@ -155,3 +155,11 @@ def test_two_hundred_concurrent_drawdowns_never_exceed_the_line(borrower, serial
     assert accepted == len(loans) == 14
     assert line.drawn == sum(l.principal for l in loans) == accepted * 70_000 <= line.limit
     assert set(results) <= {"ok", "CREDIT_LIMIT_EXCEEDED", "CREDIT_LINE_BUSY"}
+
+
+def test_a_new_approval_resizes_the_line_and_keeps_what_is_drawn(borrower):
+    draw(borrower, 300_000)
+    line = credit.set_line("u-1", limit=2_000_000, apr="0.1500", application_id="a-2",
+                           product_id="revolving-credit", now=NOW)
+    assert (line.limit, line.drawn, line.available, line.apr) == (2_000_000, 300_000, 1_700_000, "0.1500")
+    assert credit.get_line("u-1") == line
