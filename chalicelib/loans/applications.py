@@ -9,7 +9,7 @@ from pynamodb.exceptions import DoesNotExist, UpdateError
 
 from chalicelib.core.clock import shanghai_date
 from chalicelib.core.db import condition_failed
-from chalicelib.core.errors import Conflict, Forbidden, NotFound, RuleViolation
+from chalicelib.core.errors import BadRequest, Conflict, Forbidden, NotFound, RuleViolation
 from chalicelib.core.observability import logger, metrics
 from chalicelib.loans import catalog, credit, people, schedules
 from chalicelib.loans.models import ApplicationRecord, LoanRecord
@@ -17,6 +17,7 @@ from chalicelib.loans.service import LIVE_STATUSES, iso_utc, shanghai_iso
 from chalicelib.risk.service import ApplicationFacts, decide
 
 REVIEW_QUEUE = "review"
+BUSINESS_LOAN = "business_loan"
 COOL_DOWN = "REAPPLY_COOL_DOWN"  # the policy's reason when the same product is re-applied too soon
 
 
@@ -52,8 +53,23 @@ def view(record: ApplicationRecord) -> dict:
             "amount": record.amount, "term_months": record.term_months}
 
 
+def _check_business(product: catalog.Product, code: str | None) -> None:
+    """Business loans need the business's unified social credit code; other products take none."""
+    from stdnum.cn import uscc
+    if product.kind != BUSINESS_LOAN:
+        if code is not None:
+            raise BadRequest("business_credit_code is only taken for business loans.",
+                             code="UNKNOWN_FIELD")
+        return
+    if code is None or not uscc.is_valid(code):
+        raise RuleViolation("Enter the business's 18-character unified social credit code "
+                            "(统一社会信用代码) as printed on its licence.",
+                            code="BUSINESS_CREDIT_CODE_INVALID")
+
+
 def apply(user_id: str, *, product_id: str, amount: int, term_months: int, purpose: str,
-          applicant: dict, now: datetime, lang: str = "zh") -> dict:
+          applicant: dict, now: datetime, lang: str = "zh",
+          business_credit_code: str | None = None) -> dict:
     borrower = people.borrower(user_id)
     if not (borrower.identity_verified and borrower.phone_bound and borrower.has_card):
         raise Forbidden("Verify your identity, bind a phone and add a bank card first.",
@@ -67,6 +83,7 @@ def apply(user_id: str, *, product_id: str, amount: int, term_months: int, purpo
                             f"{product.max_amount} fen for this product.", code="AMOUNT_OUT_OF_RANGE")
     if term_months not in product.term_months:
         raise RuleViolation(f"Terms offered: {list(product.term_months)} months.", code="TERM_NOT_OFFERED")
+    _check_business(product, business_credit_code)
     facts = ApplicationFacts(user_id=user_id, product=product, amount=amount, term_months=term_months,
                              applicant=applicant, age=borrower.age,
                              identity_verified=borrower.identity_verified, now=now, lang=lang,
@@ -76,6 +93,7 @@ def apply(user_id: str, *, product_id: str, amount: int, term_months: int, purpo
     record = ApplicationRecord(
         application_id=application_id, user_id=user_id, product_id=product_id, amount=amount,
         term_months=term_months, purpose=purpose, applicant=json.dumps(applicant),
+        business_credit_code=business_credit_code.upper() if business_credit_code else None,
         status=decision["status"], credit_limit=decision["credit_limit"], apr=decision["apr"],
         reasons=json.dumps(decision["reasons"], ensure_ascii=False),
         model_version=decision["model_version"], decided_at=iso_utc(now),

@@ -64,6 +64,7 @@ class ApplicationRecord(Model):
     term_months = IntAttribute()
     purpose = UnicodeAttribute()
     applicant = UnicodeAttribute()  # JSON of the applicant block as submitted
+    business_credit_code = UnicodeAttribute(null=True)  # business loans only (GB 32100)
     status = UnicodeAttribute()  # approved | declined | review
     credit_limit = FenAttribute()
     apr = UnicodeAttribute(null=True)

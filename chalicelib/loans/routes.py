@@ -56,17 +56,21 @@ class ApplicationBody(ApiModel):
     term_months: int = Field(ge=1, le=36)
     purpose: str = Field(min_length=1, max_length=200)
     applicant: Applicant
+    # Only for business loans to sole proprietors (个体工商户): the 18-character unified social
+    # credit code (GB 32100) of the business.
+    business_credit_code: str | None = Field(default=None, min_length=18, max_length=18)
 
 
 @route(bp, "/v1/applications", "POST", summary="Apply for credit; decided at once", tag="loans",
        body=ApplicationBody, auth="bearer", status=201, idempotent=True,
        errors=("403 IDENTITY_REQUIRED", "422 AMOUNT_OUT_OF_RANGE", "422 TERM_NOT_OFFERED",
-               "422 PRODUCT_NOT_FOUND"))
+               "422 PRODUCT_NOT_FOUND", "422 BUSINESS_CREDIT_CODE_INVALID"))
 def apply(request: Any, body: ApplicationBody, principal: str) -> dict[str, Any]:
     lang = "en" if (request.headers.get("accept-language") or "").lower().startswith("en") else "zh"
     return applications.apply(principal, product_id=body.product_id, amount=body.amount,
                               term_months=body.term_months, purpose=body.purpose,
-                              applicant=body.applicant.model_dump(), now=_now(), lang=lang)
+                              applicant=body.applicant.model_dump(), now=_now(), lang=lang,
+                              business_credit_code=body.business_credit_code)
 
 
 @route(bp, "/v1/applications/{application_id}", "GET", summary="One application and its decision",

@@ -113,3 +113,24 @@ def test_replay_refuses_another_model(applicant):
     stored["model_sha256"] = "0" * 64
     with pytest.raises(ReplayMismatch):
         replay(stored)
+
+
+def test_a_business_loan_needs_a_valid_unified_social_credit_code(applicant):
+    api, me = applicant
+    base = {"product_id": "merchant-working-capital", "amount": 5_000_000, "term_months": 12,
+            "purpose": "进货", "applicant": GOOD_APPLICANT}
+    status, body = api.post("/v1/applications", base, with_key(me["headers"]))
+    assert status == 422 and body["error"]["code"] == "BUSINESS_CREDIT_CODE_INVALID"
+    status, body = api.post("/v1/applications", {**base, "business_credit_code": "91110000600037341X"},
+                            with_key(me["headers"]))
+    assert status == 422 and body["error"]["code"] == "BUSINESS_CREDIT_CODE_INVALID"
+    status, body = api.post("/v1/applications", {**base, "business_credit_code": "91110000600037341L"},
+                            with_key(me["headers"]))
+    assert status == 201 and body["status"] in ("approved", "review", "declined")
+    stored = ApplicationRecord.get(body["application_id"])
+    assert stored.business_credit_code == "91110000600037341L"
+    # other products take no business code
+    status, body = api.post("/v1/applications", {**base, "product_id": "revolving-credit",
+                                                 "business_credit_code": "91110000600037341L"},
+                            with_key(me["headers"]))
+    assert status == 400
