@@ -109,10 +109,7 @@ def _activate(loan: LoanRecord, now: datetime, reference: str) -> str:
                                      LoanRecord.payout_reference.set(reference),
                                      LoanRecord.state.set(state)],
                       condition=LoanRecord.status == "disbursing")
-            tx.save(LedgerEntryRecord(loan_id=loan.loan_id, entry_id=entry.entry_id, cause=entry.cause,
-                                      cause_id=entry.cause_id, lines=json.dumps(entry.to_json()),
-                                      posted_at=iso_utc(now)),
-                    condition=LedgerEntryRecord.entry_id.does_not_exist())
+            LedgerEntryRecord.append(tx, loan.loan_id, entry, iso_utc(now))
             for item in schedules.index_items(loan.loan_id, loan.user_id, loan.product_id, state):
                 tx.save(item)
     except TransactWriteError as err:

@@ -1,9 +1,13 @@
 """DynamoDB models of the loans slice: products, applications, credit lines, loans, ledger."""
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from pynamodb.attributes import ListAttribute, NumberAttribute, UnicodeAttribute, VersionAttribute
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.models import Model
+from pynamodb.transactions import TransactWrite
 
 from chalicelib.core import config
 from chalicelib.core.db import BaseMeta, FenAttribute, IntAttribute, register_table
@@ -177,3 +181,10 @@ class LedgerEntryRecord(Model):
     cause_id = UnicodeAttribute()
     lines = UnicodeAttribute()  # JSON [{account, debit, credit}] in fen
     posted_at = UnicodeAttribute()
+
+    @classmethod
+    def append(cls, tx: TransactWrite, loan_id: str, entry: Any, posted_at: str) -> None:
+        """Add a `ledger.JournalEntry` to transaction `tx`, only if its id is not posted yet."""
+        tx.save(cls(loan_id=loan_id, entry_id=entry.entry_id, cause=entry.cause,
+                    cause_id=entry.cause_id, lines=json.dumps(entry.to_json()), posted_at=posted_at),
+                condition=cls.entry_id.does_not_exist())

@@ -77,10 +77,7 @@ def repay(user_id: str, loan_id: str, amount: int, now: datetime) -> dict:
                 if closed:
                     actions.append(LoanRecord.closed_at.set(iso_utc(now)))
                 tx.update(loan, actions=actions, condition=LoanRecord.status.is_in(*REPAYABLE))
-                tx.save(LedgerEntryRecord(loan_id=loan.loan_id, entry_id=entry.entry_id,
-                                          cause=entry.cause, cause_id=entry.cause_id,
-                                          lines=json.dumps(entry.to_json()), posted_at=iso_utc(now)),
-                        condition=LedgerEntryRecord.entry_id.does_not_exist())
+                LedgerEntryRecord.append(tx, loan.loan_id, entry, iso_utc(now))
                 if result.allocation.principal:
                     tx.update(CreditLineRecord(user_id=user_id),
                               actions=[CreditLineRecord.drawn.add(-result.allocation.principal)])
@@ -152,10 +149,7 @@ def _close_loan(loan_id: str, business_date: date, now: datetime) -> int:
                 for posting in result.posted:
                     entry = ledger.penalty_accrual(loan_id, posting.installment, posting.day.isoformat(),
                                                    posting.amount)
-                    tx.save(LedgerEntryRecord(loan_id=loan_id, entry_id=entry.entry_id, cause=entry.cause,
-                                              cause_id=entry.cause_id, lines=json.dumps(entry.to_json()),
-                                              posted_at=iso_utc(now)),
-                            condition=LedgerEntryRecord.entry_id.does_not_exist())
+                    LedgerEntryRecord.append(tx, loan_id, entry, iso_utc(now))
                 for item in _index_updates(loan, state_json):
                     tx.save(item)
             return len(result.posted)
