@@ -37,3 +37,11 @@ def shanghai_date(at: datetime) -> date:
     if at.tzinfo is None:
         raise ValueError("need an aware datetime")
     return at.astimezone(SHANGHAI).date()
+
+
+def parse_instant(text: str) -> datetime:
+    """An aware instant from ISO 8601 text with an offset or `Z` (event times, stored stamps)."""
+    at = datetime.fromisoformat(text)
+    if at.tzinfo is None:
+        raise ValueError(f"instant without an offset: {text!r}")
+    return at

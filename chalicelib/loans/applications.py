@@ -7,7 +7,7 @@ from datetime import date, datetime
 
 from pynamodb.exceptions import DoesNotExist, UpdateError
 
-from chalicelib.core.clock import shanghai_date
+from chalicelib.core.clock import parse_instant, shanghai_date
 from chalicelib.core.db import condition_failed
 from chalicelib.core.errors import BadRequest, Conflict, Forbidden, NotFound, RuleViolation
 from chalicelib.core.observability import logger, metrics
@@ -39,7 +39,7 @@ def _history(user_id: str, product_id: str) -> dict:
             continue
         if [r["code"] for r in json.loads(app.reasons)] == [COOL_DOWN]:
             continue  # a refusal during the cool-down does not restart it
-        last_decline = shanghai_date(datetime.fromisoformat(app.decided_at.replace("Z", "+00:00")))
+        last_decline = shanghai_date(parse_instant(app.decided_at))
         break
     return {"outstanding_principal": outstanding, "live_loans": live, "overdue_loans": overdue,
             "ever_overdue": ever_overdue, "last_decline_on": last_decline}

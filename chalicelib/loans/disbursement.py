@@ -15,7 +15,7 @@ from pynamodb.transactions import TransactWrite
 
 from chalicelib import wiring
 from chalicelib.core import aws
-from chalicelib.core.clock import shanghai_date
+from chalicelib.core.clock import parse_instant, shanghai_date
 from chalicelib.core.db import condition_failed, transact_connection
 from chalicelib.core.money import format_cny
 from chalicelib.core.observability import logger, metrics
@@ -60,7 +60,7 @@ def _claim(loan: LoanRecord, now: datetime) -> LoanRecord | None:
     if loan.status == "scheduled":
         condition = LoanRecord.status == "scheduled"
     elif loan.status == "disbursing":
-        held_since = datetime.fromisoformat(loan.disbursing_since.replace("Z", "+00:00"))
+        held_since = parse_instant(loan.disbursing_since)
         if now - held_since < LEASE:
             return None
         condition = (LoanRecord.status == "disbursing") & (

@@ -11,6 +11,7 @@ from pydantic import Field
 from chalicelib.auth import hooks as auth_hooks
 from chalicelib import wiring
 from chalicelib.core import config
+from chalicelib.core.clock import parse_instant
 from chalicelib.core.events import partial_batch
 from chalicelib.core.http import ApiModel, route
 from chalicelib.core.observability import observed
@@ -164,7 +165,7 @@ def ops_portfolio(request: Any, principal: str) -> dict[str, Any]:
 @observed
 def disbursement_sweep(event: Any) -> dict[str, int]:
     """Every minute: queue the loans whose disbursement time has come (as of the event time)."""
-    return disbursement.sweep(datetime.fromisoformat(event.time.replace("Z", "+00:00")))
+    return disbursement.sweep(parse_instant(event.time))
 
 
 def _handle_disbursement(record: Any) -> None:

@@ -11,7 +11,7 @@ from pynamodb.exceptions import DoesNotExist, TransactWriteError
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.core import aws
-from chalicelib.core.clock import SHANGHAI, shanghai_date
+from chalicelib.core.clock import SHANGHAI, parse_instant, shanghai_date
 from chalicelib.core.db import condition_failed, transact_connection
 from chalicelib.core.errors import Conflict, NotFound, RuleViolation
 from chalicelib.core.observability import logger
@@ -46,7 +46,7 @@ def iso_utc(at: datetime) -> str:
 def shanghai_iso(stamp: str | None) -> str | None:
     if stamp is None:
         return None
-    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).astimezone(SHANGHAI).isoformat(
+    return parse_instant(stamp).astimezone(SHANGHAI).isoformat(
         timespec="seconds")
 
 

@@ -10,7 +10,7 @@ from pydantic import Field
 
 from chalicelib import wiring
 from chalicelib.core import config
-from chalicelib.core.clock import shanghai_date
+from chalicelib.core.clock import parse_instant, shanghai_date
 from chalicelib.core.errors import BadRequest
 from chalicelib.core.events import partial_batch
 from chalicelib.core.http import ApiModel, route
@@ -23,10 +23,6 @@ bp = Blueprint(__name__)
 
 def _now() -> datetime:
     return wiring.clock().now()
-
-
-def _event_time(event: Any) -> datetime:
-    return datetime.fromisoformat(event.time.replace("Z", "+00:00"))
 
 
 @route(bp, "/v1/loans/{loan_id}/payoff", "GET", summary="What it takes to close the loan on a day",
@@ -64,7 +60,7 @@ def inbox(request: Any, principal: str) -> dict[str, Any]:
 @observed
 def close_of_business(event: Any) -> dict[str, int]:
     """Daily close for the Asia/Shanghai date of the event's time: overdue marks, penalties."""
-    at = _event_time(event)
+    at = parse_instant(event.time)
     return service.close_of_business(shanghai_date(at), at)
 
 
@@ -72,7 +68,7 @@ def close_of_business(event: Any) -> dict[str, int]:
 @observed
 def reminders(event: Any) -> dict[str, int]:
     """Daily reminders for the Asia/Shanghai date of the event's time."""
-    return service.send_reminders(shanghai_date(_event_time(event)))
+    return service.send_reminders(shanghai_date(parse_instant(event.time)))
 
 
 def _handle_notification(record: Any) -> None:

@@ -98,7 +98,7 @@ def repay(user_id: str, loan_id: str, amount: int, now: datetime) -> dict:
         raise Conflict("The loan is busy; your payment was returned. Try again.", code="LOAN_BUSY")
     metrics.add_metric(name="RepaymentReceived", unit="Count", value=1)
     kind = "loan_closed" if closed else "repayment_received"
-    text = (f"您的借款已全部结清，感谢使用。" if closed else
+    text = ("您的借款已全部结清，感谢使用。" if closed else
             f"已收到您的还款 {format_cny(amount)} 元，剩余本金 {format_cny(result.state.outstanding_principal)} 元。")
     enqueue(notification_id=f"{kind}#{repayment_id}", user_id=user_id, kind=kind, text=text,
             loan_id=loan_id)
