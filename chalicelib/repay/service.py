@@ -58,11 +58,10 @@ def repay(user_id: str, loan_id: str, amount: int, now: datetime) -> dict:
         raise Conflict(f"A loan that is {loan.status} cannot be repaid.", code="LOAN_NOT_ACTIVE")
     today = shanghai_date(now)
     repayment_id = str(uuid.uuid4())
-    # Check first (overpayment is refused before any money moves), then collect, then write.
-    _engine().apply_repayment(schedules.load(loan.state), amount, today)
+    # Apply first (overpayment is refused before any money moves), then collect, then write.
+    result = _engine().apply_repayment(schedules.load(loan.state), amount, today)
     wiring.payment_collector().collect(repayment_id=repayment_id, user_id=user_id, amount=amount)
     for _attempt in range(5):
-        result = _engine().apply_repayment(schedules.load(loan.state), amount, today)
         state_json = json.dumps(result.state.to_dict())
         closed = result.closed
         status = "closed" if closed else _engine().loan_status(result.state, today)
@@ -93,6 +92,7 @@ def repay(user_id: str, loan_id: str, amount: int, now: datetime) -> dict:
                                                   amount=amount)
                 raise Conflict("The loan changed while paying; your payment was returned.",
                                code="LOAN_NOT_ACTIVE") from None
+            result = _engine().apply_repayment(schedules.load(loan.state), amount, today)
     else:
         wiring.payment_collector().refund(repayment_id=repayment_id, user_id=user_id, amount=amount)
         raise Conflict("The loan is busy; your payment was returned. Try again.", code="LOAN_BUSY")
