@@ -16,7 +16,7 @@ from pynamodb.transactions import TransactWrite
 from chalicelib import wiring
 from chalicelib.core.clock import shanghai_date
 from chalicelib.core.db import condition_failed, transact_connection
-from chalicelib.core.errors import Conflict, RuleViolation
+from chalicelib.core.errors import Conflict, LendingError, RuleViolation
 from chalicelib.core.money import format_cny
 from chalicelib.core.observability import logger, metrics
 from chalicelib.loans import ledger, schedules
@@ -92,7 +92,12 @@ def repay(user_id: str, loan_id: str, amount: int, now: datetime) -> dict:
                                                   amount=amount)
                 raise Conflict("The loan changed while paying; your payment was returned.",
                                code="LOAN_NOT_ACTIVE") from None
-            result = _engine().apply_repayment(schedules.load(loan.state), amount, today)
+            try:
+                result = _engine().apply_repayment(schedules.load(loan.state), amount, today)
+            except LendingError:  # e.g. a concurrent repayment left less to pay than this
+                wiring.payment_collector().refund(repayment_id=repayment_id, user_id=user_id,
+                                                  amount=amount)
+                raise
     else:
         wiring.payment_collector().refund(repayment_id=repayment_id, user_id=user_id, amount=amount)
         raise Conflict("The loan is busy; your payment was returned. Try again.", code="LOAN_BUSY")

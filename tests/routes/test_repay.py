@@ -122,3 +122,27 @@ def test_no_reminder_for_a_paid_installment(loan):
     service.repay("u-1", loan, quote["amount"], NOW)
     queued_notifications()
     assert service.send_reminders(date(2027, 2, 7)) == {"installments_read": 0, "queued": 0}
+
+
+def test_a_concurrent_repayment_that_leaves_less_to_pay_refunds_the_loser(loan, monkeypatch):
+    from chalicelib import wiring
+    from chalicelib.repay.collection import SandboxCollector
+    collector = SandboxCollector()
+    wiring.override("payment_collector", collector)
+    real_collect = collector.collect
+    raced = []
+
+    def collect_while_another_pays(**kwargs):
+        if not raced:  # between our check and our write, the borrower pays 100,000 elsewhere
+            raced.append(kwargs["repayment_id"])
+            service.repay("u-1", loan, 100_000, NOW)
+        return real_collect(**kwargs)
+
+    monkeypatch.setattr(collector, "collect", collect_while_another_pays)
+    with pytest.raises(RuleViolation) as err:
+        service.repay("u-1", loan, 120_000, NOW)  # the payoff when it started; too much now
+    assert err.value.code == "OVERPAYMENT"
+    refunded = set(collector.refunded.values())
+    assert refunded == {120_000}
+    assert LoanRecord.get(loan).outstanding_principal == 20_000
+    assert sum(balances(loan).values()) == 0
