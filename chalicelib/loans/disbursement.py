@@ -98,7 +98,7 @@ def disburse(loan_id: str, now: datetime) -> str:
 
 
 def _activate(loan: LoanRecord, now: datetime, reference: str) -> str:
-    state = schedules.activate(loan.state, loan.principal, loan.apr, loan.term_months,
+    state = schedules.new_state(loan.principal, loan.apr, loan.term_months,
                                loan.repayment_method, shanghai_date(now))
     entry = ledger.disbursement(loan.loan_id, loan.principal)
     try:

@@ -11,36 +11,31 @@ import uuid
 from datetime import date
 from decimal import Decimal
 
+from chalicelib.repay import engine
 
-def _engine():  # imported on use: the engine is pure and light, but keeps this module's deps clear
-    from chalicelib.repay import engine
-    return engine
+
+def _fresh(principal: int, apr: str, term_months: int, method: str, disbursed_on: date):  # type: ignore[no-untyped-def]
+    return engine.new_loan(principal=principal, apr=Decimal(apr), term_months=term_months,
+                           method=method, disbursed_on=disbursed_on)
+
+
+def new_state(principal: int, apr: str, term_months: int, method: str, disbursed_on: date) -> str:
+    """The stored state (JSON) of a loan paid out on `disbursed_on`, nothing paid yet: built
+    again from the actual disbursement date when the loan is paid out."""
+    return json.dumps(_fresh(principal, apr, term_months, method, disbursed_on).to_dict())
 
 
 def preview(principal: int, apr: str, term_months: int, method: str, on: date) -> dict:
     """The schedule as it would be if paid out on `on`; `state` is what the loan stores."""
-    engine = _engine()
-    state = engine.new_loan(principal=principal, apr=Decimal(apr), term_months=term_months,
-                            method=method, disbursed_on=on)
-    shown = render_state(state)
-    return {"state": json.dumps(state.to_dict()), **shown}
-
-
-def activate(state_json: str, principal: int, apr: str, term_months: int, method: str,
-             disbursed_on: date) -> str:
-    """The schedule again from the actual disbursement date (Asia/Shanghai)."""
-    engine = _engine()
-    state = engine.new_loan(principal=principal, apr=Decimal(apr), term_months=term_months,
-                            method=method, disbursed_on=disbursed_on)
-    return json.dumps(state.to_dict())
+    state = _fresh(principal, apr, term_months, method, on)
+    return {"state": json.dumps(state.to_dict()), **render_state(state)}
 
 
 def load(state_json: str):  # type: ignore[no-untyped-def]
-    return _engine().LoanState.from_dict(json.loads(state_json))
+    return engine.LoanState.from_dict(json.loads(state_json))
 
 
 def render_state(state) -> dict:  # type: ignore[no-untyped-def]
-    engine = _engine()
     items = engine.schedule_items(state)
     return {"schedule": items,
             "total_interest": sum(i["interest"] for i in items),
@@ -69,7 +64,7 @@ def index_items(loan_id: str, user_id: str, product_id: str, state_json: str) ->
 
 
 def days_past_due(state_json: str, on: date) -> int:
-    return _engine().days_past_due(load(state_json), on)
+    return engine.days_past_due(load(state_json), on)
 
 
 def ever_overdue(state_json: str) -> bool:

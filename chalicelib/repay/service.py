@@ -22,15 +22,12 @@ from chalicelib.core.observability import logger, metrics
 from chalicelib.loans import ledger, schedules
 from chalicelib.loans.models import CreditLineRecord, LedgerEntryRecord, LoanRecord
 from chalicelib.loans.service import iso_utc, loan_view, own_loan
+from chalicelib.repay import engine
 from chalicelib.repay.models import InstallmentRecord
 from chalicelib.repay.notifications import NotificationMessage, enqueue, enqueue_many
 
 REPAYABLE = ("active", "overdue")
 
-
-def _engine():  # type: ignore[no-untyped-def]
-    from chalicelib.repay import engine
-    return engine
 REMINDER_KIND = {-3: "due_soon", -1: "due_soon", 0: "due_today"}
 
 
@@ -42,7 +39,7 @@ def payoff(user_id: str, loan_id: str, on: date | None, now: datetime) -> dict:
         raise RuleViolation("The payoff date cannot be in the past.", code="PAYOFF_DATE_INVALID")
     if loan.status not in REPAYABLE:
         raise Conflict(f"A loan that is {loan.status} has nothing to pay off.", code="LOAN_NOT_ACTIVE")
-    quote = _engine().payoff_quote(schedules.load(loan.state), as_of)
+    quote = engine.payoff_quote(schedules.load(loan.state), as_of)
     return {"amount": quote.amount, "principal": quote.principal, "interest": quote.interest,
             "penalty": quote.penalty, "as_of": as_of.isoformat()}
 
@@ -59,12 +56,12 @@ def repay(user_id: str, loan_id: str, amount: int, now: datetime) -> dict:
     today = shanghai_date(now)
     repayment_id = str(uuid.uuid4())
     # Apply first (overpayment is refused before any money moves), then collect, then write.
-    result = _engine().apply_repayment(schedules.load(loan.state), amount, today)
+    result = engine.apply_repayment(schedules.load(loan.state), amount, today)
     wiring.payment_collector().collect(repayment_id=repayment_id, user_id=user_id, amount=amount)
     for _attempt in range(5):
         state_json = json.dumps(result.state.to_dict())
         closed = result.closed
-        status = "closed" if closed else _engine().loan_status(result.state, today)
+        status = "closed" if closed else engine.loan_status(result.state, today)
         entry = ledger.repayment(repayment_id, amount, principal=result.allocation.principal,
                                  interest=result.allocation.interest,
                                  penalty_posted=result.allocation.penalty_posted,
@@ -93,7 +90,7 @@ def repay(user_id: str, loan_id: str, amount: int, now: datetime) -> dict:
                 raise Conflict("The loan changed while paying; your payment was returned.",
                                code="LOAN_NOT_ACTIVE") from None
             try:
-                result = _engine().apply_repayment(schedules.load(loan.state), amount, today)
+                result = engine.apply_repayment(schedules.load(loan.state), amount, today)
             except LendingError:  # e.g. a concurrent repayment left less to pay than this
                 wiring.payment_collector().refund(repayment_id=repayment_id, user_id=user_id,
                                                   amount=amount)
@@ -141,14 +138,14 @@ def _close_loan(loan_id: str, business_date: date, now: datetime) -> int:
         loan = LoanRecord.get(loan_id, consistent_read=True)
         if loan.status not in REPAYABLE:
             return 0
-        result = _engine().close_of_business(schedules.load(loan.state), business_date)
-        if not result.posted and loan.status == _engine().loan_status(result.state, business_date):
+        result = engine.close_of_business(schedules.load(loan.state), business_date)
+        if not result.posted and loan.status == engine.loan_status(result.state, business_date):
             return 0
         state_json = json.dumps(result.state.to_dict())
         try:
             with TransactWrite(connection=transact_connection()) as tx:
                 tx.update(loan, actions=[LoanRecord.state.set(state_json),
-                                         LoanRecord.status.set(_engine().loan_status(result.state,
+                                         LoanRecord.status.set(engine.loan_status(result.state,
                                                                                   business_date))],
                           condition=LoanRecord.status.is_in(*REPAYABLE))
                 for posting in result.posted:
