@@ -23,7 +23,7 @@ def override(name: str, value: Any) -> None:
 
 def reset() -> None:
     _overrides.clear()
-    message_sender.cache_clear()
+    _message_sender.cache_clear()
     _payout_gateway.cache_clear()
     _payment_collector.cache_clear()
 
@@ -46,8 +46,6 @@ def _message_sender() -> MessageSender:
 def message_sender() -> MessageSender:
     return _overrides.get("message_sender") or _message_sender()
 
-
-message_sender.cache_clear = _message_sender.cache_clear  # type: ignore[attr-defined]
 
 
 def _partner_secret(key: str) -> dict[str, str]:
