@@ -15,6 +15,9 @@ import hashlib
 import hmac
 import json
 import os
+import threading
+import time
+from collections import OrderedDict
 
 from botocore.exceptions import BotoCoreError, ClientError
 from cryptography.exceptions import InvalidTag
@@ -25,6 +28,42 @@ from chalicelib.core import aws, config
 from chalicelib.core.errors import DependencyDown
 
 _VERSION = "v1"
+
+
+# Opened data keys, reused for a short while as the AWS Encryption SDK's caching materials
+# manager does: a borrower's request then decrypts their identity with KMS at most once per
+# container per TTL. Keyed by the encrypted key *and* its context, so a blob moved to another
+# user or purpose still goes to KMS (and fails there). A KMS key disabled or a grant revoked
+# takes effect here after at most the TTL.
+DATA_KEY_TTL_SECONDS = 300.0
+DATA_KEY_CACHE_SIZE = 1024
+_data_keys: OrderedDict[tuple[bytes, bytes], tuple[float, bytes]] = OrderedDict()
+_data_keys_lock = threading.Lock()
+
+
+def clear_data_key_cache() -> None:
+    with _data_keys_lock:
+        _data_keys.clear()
+
+
+def _cached_data_key(blob: bytes, aad: bytes) -> bytes | None:
+    with _data_keys_lock:
+        found = _data_keys.get((blob, aad))
+        if found is None:
+            return None
+        if time.monotonic() - found[0] > DATA_KEY_TTL_SECONDS:
+            del _data_keys[(blob, aad)]
+            return None
+        _data_keys.move_to_end((blob, aad))
+        return found[1]
+
+
+def _remember_data_key(blob: bytes, aad: bytes, key: bytes) -> None:
+    with _data_keys_lock:
+        _data_keys[(blob, aad)] = (time.monotonic(), key)
+        _data_keys.move_to_end((blob, aad))
+        while len(_data_keys) > DATA_KEY_CACHE_SIZE:
+            _data_keys.popitem(last=False)
 
 
 class SealBroken(Exception):
@@ -50,6 +89,7 @@ def seal(plaintext: str, *, user_id: str, purpose: str) -> str:
     nonce = os.urandom(12)
     ciphertext = AESGCM(key["Plaintext"]).encrypt(nonce, plaintext.encode(), _aad(context))
     parts = (key["CiphertextBlob"], nonce, ciphertext)
+    _remember_data_key(key["CiphertextBlob"], _aad(context), key["Plaintext"])
     return ":".join([_VERSION, *(base64.b64encode(p).decode() for p in parts)])
 
 
@@ -62,8 +102,16 @@ def unseal(sealed: str, *, user_id: str, purpose: str) -> str:
         blob_b, nonce_b, ct_b = (base64.b64decode(p) for p in (blob, nonce, ciphertext))
     except ValueError:
         raise SealBroken("not a sealed value") from None
+    data_key = _cached_data_key(blob_b, _aad(context)) or _open_data_key(blob_b, context)
     try:
-        data_key = aws.client("kms").decrypt(CiphertextBlob=blob_b, EncryptionContext=context,
+        return AESGCM(data_key).decrypt(nonce_b, ct_b, _aad(context)).decode()
+    except InvalidTag:
+        raise SealBroken("the value was altered") from None
+
+
+def _open_data_key(blob: bytes, context: dict[str, str]) -> bytes:
+    try:
+        data_key = aws.client("kms").decrypt(CiphertextBlob=blob, EncryptionContext=context,
                                              KeyId=config.pii_key_alias())["Plaintext"]
     except ClientError as err:
         if err.response.get("Error", {}).get("Code") in ("InvalidCiphertextException",
@@ -72,10 +120,8 @@ def unseal(sealed: str, *, user_id: str, purpose: str) -> str:
         raise DependencyDown("Our encryption service is unavailable; please try again shortly.") from None
     except BotoCoreError:
         raise DependencyDown("Our encryption service is unavailable; please try again shortly.") from None
-    try:
-        return AESGCM(data_key).decrypt(nonce_b, ct_b, _aad(context)).decode()
-    except InvalidTag:
-        raise SealBroken("the value was altered") from None
+    _remember_data_key(blob, _aad(context), data_key)
+    return data_key
 
 
 def _hmac_key() -> bytes:

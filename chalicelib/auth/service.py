@@ -395,18 +395,29 @@ def me(user_id: str) -> dict[str, Any]:
 
 
 def borrower_profile(user_id: str) -> dict[str, Any]:
-    """For other slices: verification state, the phone (for SMS only), cards, age today."""
+    """For other slices: verification state, whether a phone and a card are bound, age today.
+    Decrypts only the identity (for the age); the phone stays sealed (see `bound_phone`)."""
     try:
         profile = UserRecord.get(user_pk(user_id), PROFILE, consistent_read=True)
     except DoesNotExist:
-        return {"identity_verified": False, "phone": None, "has_card": False, "age": None}
+        return {"identity_verified": False, "phone_bound": False, "has_card": False, "age": None}
     identity = _identity(profile)
     age = None
     if identity:
         age = providers.age_on(ric.get_birth_date(identity["id_number"]), shanghai_date(_now()))
-    phone = unseal(profile.phone_sealed, user_id=user_id, purpose="phone") if profile.phone_sealed else None
-    return {"identity_verified": bool(profile.id_hash), "phone": phone,
-            "has_card": bool(_cards(user_id)), "age": age}
+    has_card = any(True for _ in CardRecord.query(user_pk(user_id), CardRecord.sk.startswith("CARD#"),
+                                                  consistent_read=True, limit=1))
+    return {"identity_verified": bool(profile.id_hash), "phone_bound": bool(profile.phone_sealed),
+            "has_card": has_card, "age": age}
+
+
+def bound_phone(user_id: str) -> str | None:
+    """The user's bound phone number in clear, for the SMS sender only."""
+    try:
+        profile = UserRecord.get(user_pk(user_id), PROFILE, consistent_read=True)
+    except DoesNotExist:
+        return None
+    return unseal(profile.phone_sealed, user_id=user_id, purpose="phone") if profile.phone_sealed else None
 
 
 def card_last4(user_id: str, card_id: str) -> str | None:

@@ -34,9 +34,10 @@ def _history(user_id: str, product_id: str) -> dict:
         if loan.status in ("active", "overdue", "closed") and schedules.ever_overdue(loan.state):
             ever_overdue = True
     last_decline: date | None = None
-    for app in ApplicationRecord.by_user.query(user_id, scan_index_forward=False):
-        if app.product_id != product_id or app.status != "declined":
-            continue
+    declines = ApplicationRecord.by_user.query(
+        user_id, scan_index_forward=False,
+        filter_condition=(ApplicationRecord.product_id == product_id) & (ApplicationRecord.status == "declined"))
+    for app in declines:
         if [r["code"] for r in json.loads(app.reasons)] == [COOL_DOWN]:
             continue  # a refusal during the cool-down does not restart it
         last_decline = shanghai_date(parse_instant(app.decided_at))
@@ -143,6 +144,11 @@ def operator_decision(application_id: str, *, operator: str, status: str, credit
         apr = apr or automated.get("suggested_apr")
         if limit <= 0 or apr is None:
             raise RuleViolation("An approval needs a credit limit above zero.", code="CREDIT_LIMIT_REQUIRED")
+        # The same ceiling as an automatic approval (risk.policy): the product's max_amount.
+        ceiling = catalog.get_product(record.product_id).max_amount
+        if limit > ceiling:
+            raise RuleViolation(f"The credit limit can be at most {ceiling} fen for this product.",
+                                code="CREDIT_LIMIT_OUT_OF_RANGE")
     reasons = json.loads(record.reasons) + [{"code": "OPERATOR_DECISION", "message": note}]
     try:
         record.update(actions=[

@@ -14,7 +14,6 @@ class Borrower:
     phone_bound: bool
     has_card: bool
     age: int | None
-    phone: str | None  # for SMS; never logged or shown unmasked
 
 
 @dataclass(frozen=True)
@@ -29,8 +28,14 @@ def borrower(user_id: str) -> Borrower:
     from chalicelib.auth import service as auth
     profile = auth.borrower_profile(user_id)
     return Borrower(user_id=user_id, identity_verified=profile["identity_verified"],
-                    phone_bound=profile["phone"] is not None, has_card=profile["has_card"],
-                    age=profile["age"], phone=profile["phone"])
+                    phone_bound=profile["phone_bound"], has_card=profile["has_card"],
+                    age=profile["age"])
+
+
+def sms_phone(user_id: str) -> str | None:
+    """The bound phone number, decrypted for an SMS send only; never logged or shown unmasked."""
+    from chalicelib.auth import service as auth
+    return auth.bound_phone(user_id)
 
 
 def card_owned(user_id: str, card_id: str) -> str | None:

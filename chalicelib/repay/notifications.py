@@ -75,8 +75,8 @@ def _recipient(message: NotificationMessage) -> str:
     """The user's phone for SMS (looked up at send time, so the queue carries no phone
     number), or their in-app push address."""
     if message.channel == "sms":
-        from chalicelib.loans.people import borrower
-        phone = borrower(message.user_id).phone
+        from chalicelib.loans.people import sms_phone
+        phone = sms_phone(message.user_id)
         if phone:
             return phone
     return f"user:{message.user_id}"

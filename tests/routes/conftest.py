@@ -24,8 +24,8 @@ def borrower(aws_stack, monkeypatch):
     monkeypatch.setattr(people, "card_owned", lambda user, card: cards[card][-4:] if card in cards else None)
     monkeypatch.setattr(people, "payout_card", lambda user, card: people.PayoutCard(
         card, cards[card][-4:], cards[card], "张三") if card in cards else None)
-    monkeypatch.setattr(people, "borrower", lambda user: people.Borrower(
-        user, True, True, True, 30, "13812348000"))
+    monkeypatch.setattr(people, "borrower", lambda user: people.Borrower(user, True, True, True, 30))
+    monkeypatch.setattr(people, "sms_phone", lambda user: "13812348000")
     gateway = SandboxPayout()
     wiring.override("payout_gateway", gateway)
     application_id = str(uuid.uuid4())

@@ -399,6 +399,7 @@ def test_no_full_phone_id_or_card_number_in_responses_logs_outbox_or_tables(api,
         from chalicelib.loans import people
         people.payout_card(signed["user_id"], added["card_id"])  # decrypts, must not log
         people.borrower(signed["user_id"])
+        people.sms_phone(signed["user_id"])
     secrets = [phone, "+86" + phone, id_number, card, other_card, name]
     assert api.seen and "138****8000" in "".join(api.seen)
     assert leaks("\n".join(api.seen), secrets) == []

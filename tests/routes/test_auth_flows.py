@@ -161,14 +161,15 @@ def test_the_loans_slice_reads_people_through_its_seam(api, outbox):
     borrower = ready_borrower(api, outbox, openid="o_ivy", phone=PHONE, card=number)
     person = people.borrower(borrower["user_id"])
     assert person.identity_verified and person.phone_bound and person.has_card
-    assert person.phone == PHONE and 18 <= person.age <= 65
+    assert people.sms_phone(borrower["user_id"]) == PHONE and 18 <= person.age <= 65
     payout = people.payout_card(borrower["user_id"], borrower["card_id"])
     assert payout.card_number == number and payout.holder_name == "张三" and payout.last4 == "7777"
     assert people.card_owned(borrower["user_id"], borrower["card_id"]) == "7777"
     assert people.card_owned("someone-else", borrower["card_id"]) is None
     assert people.payout_card("someone-else", borrower["card_id"]) is None
     nobody = people.borrower("no-such-user")
-    assert not nobody.identity_verified and nobody.phone is None
+    assert not nobody.identity_verified and not nobody.phone_bound and not nobody.has_card
+    assert people.sms_phone("no-such-user") is None
 
 
 def _later(clock, seconds):

@@ -26,6 +26,51 @@ def test_sealed_values_open_only_for_their_user_and_purpose(aws_stack):
         unseal(sealed, user_id="u-1", purpose="card")
 
 
+def _kms_decrypts(monkeypatch) -> list[dict]:
+    """Count KMS Decrypt calls made through the app's client."""
+    calls: list[dict] = []
+    kms = aws.client("kms")
+    real = kms.decrypt
+
+    def counted(**kwargs):
+        calls.append(kwargs)
+        return real(**kwargs)
+    monkeypatch.setattr(kms, "decrypt", counted)
+    return calls
+
+
+def test_an_opened_data_key_is_reused_for_its_own_context_only(aws_stack, monkeypatch):
+    from chalicelib.auth import pii_vault
+    sealed = seal(ID, user_id="u-1", purpose="identity")
+    pii_vault.clear_data_key_cache()
+    calls = _kms_decrypts(monkeypatch)
+    assert [unseal(sealed, user_id="u-1", purpose="identity") for _ in range(3)] == [ID] * 3
+    assert len(calls) == 1
+    with pytest.raises(SealBroken):  # the cached key does not open the value for another user
+        unseal(sealed, user_id="u-2", purpose="identity")
+    assert len(calls) == 2 and calls[-1]["EncryptionContext"] == {"user_id": "u-2", "purpose": "identity"}
+
+
+def test_a_cached_data_key_expires(aws_stack, monkeypatch):
+    from chalicelib.auth import pii_vault
+    sealed = seal(ID, user_id="u-1", purpose="identity")
+    calls = _kms_decrypts(monkeypatch)
+    assert unseal(sealed, user_id="u-1", purpose="identity") == ID
+    assert calls == []  # sealing just now left the key in the cache
+    monkeypatch.setattr(pii_vault, "DATA_KEY_TTL_SECONDS", -1.0)
+    assert unseal(sealed, user_id="u-1", purpose="identity") == ID
+    assert len(calls) == 1
+
+
+def test_the_data_key_cache_is_bounded(aws_stack, monkeypatch):
+    from chalicelib.auth import pii_vault
+    monkeypatch.setattr(pii_vault, "DATA_KEY_CACHE_SIZE", 3)
+    pii_vault.clear_data_key_cache()
+    for n in range(5):
+        seal(ID, user_id=f"u-{n}", purpose="identity")
+    assert len(pii_vault._data_keys) == 3
+
+
 def test_each_seal_uses_a_fresh_data_key_and_nonce(aws_stack):
     assert seal(ID, user_id="u-1", purpose="identity") != seal(ID, user_id="u-1", purpose="identity")
 
