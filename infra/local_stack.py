@@ -58,6 +58,13 @@ def serve() -> int:
     from moto.server import ThreadedMotoServer
     moto_server = ThreadedMotoServer(ip_address=host, port=moto_port, verbose=False)
     moto_server.start()
+    # The API and the pump in this process reach the same in-memory AWS directly rather than
+    # over loopback HTTP, where moto's werkzeug/Flask front end costs more than our handler's
+    # own work. Other processes (`make jobs`, the AWS CLI, tests' boto3 clients) use the port.
+    from moto import mock_aws
+    embedded = mock_aws()
+    embedded.start(reset=False)
+    os.environ.pop("AWS_ENDPOINT_URL", None)
 
     from chalice.config import Config
     from chalice.local import ChaliceRequestHandler, create_local_server
@@ -105,6 +112,7 @@ def serve() -> int:
     stop.wait()
     api_server.server.shutdown()
     api_server.server.server_close()
+    embedded.stop(remove_data=False)
     moto_server.stop()
     print("stopped", flush=True)
     return 0
