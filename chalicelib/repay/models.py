@@ -9,6 +9,17 @@ from chalicelib.core import config
 from chalicelib.core.db import BaseMeta, IntAttribute, register_table
 
 
+class InboxByCreated(GlobalSecondaryIndex):
+    """A user's notifications by time, so the inbox reads one page, newest first."""
+
+    class Meta:
+        index_name = "inbox_by_created"
+        projection = AllProjection()
+
+    user_id = UnicodeAttribute(hash_key=True)
+    created_at = UnicodeAttribute(range_key=True)
+
+
 @register_table
 class NotificationRecord(Model):
     """One message to a person: the in-app inbox entry and the send-once claim in one item.
@@ -29,6 +40,8 @@ class NotificationRecord(Model):
     created_at = UnicodeAttribute()
     status = UnicodeAttribute()  # "sending" while leased by a consumer, then "sent"
     lease_until = IntAttribute()  # epoch seconds; a crashed consumer's lease expires
+
+    inbox_by_created = InboxByCreated()
 
 
 class OpenInstallmentsByDueDate(GlobalSecondaryIndex):

@@ -139,6 +139,6 @@ INBOX_PAGE = 50
 
 def inbox(user_id: str) -> list[dict]:
     """The user's latest notifications, newest first (texts are masked when written)."""
-    records = sorted(NotificationRecord.query(user_id), key=lambda r: r.created_at, reverse=True)
+    records = NotificationRecord.inbox_by_created.query(user_id, scan_index_forward=False, limit=INBOX_PAGE)
     return [{"notification_id": r.notification_id, "kind": r.kind, "text": r.text,
-             "loan_id": r.loan_id, "created_at": r.created_at} for r in records[:INBOX_PAGE]]
+             "loan_id": r.loan_id, "created_at": r.created_at} for r in records]

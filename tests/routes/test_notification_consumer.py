@@ -94,3 +94,13 @@ def test_quiet_hours_window():
     assert resume.isoformat() == "2027-01-11T08:00:00+08:00"
     early = quiet_until(datetime(2027, 1, 10, 23, 0, tzinfo=timezone.utc))  # 07:00 next day
     assert early.isoformat() == "2027-01-11T08:00:00+08:00"
+
+
+def test_the_inbox_reads_one_page_of_the_users_own_notifications_newest_first(aws_stack, monkeypatch):
+    from chalicelib.repay import notifications
+    monkeypatch.setattr(notifications, "INBOX_PAGE", 3)
+    for n, (user, minute) in enumerate([("u-1", 5), ("u-1", 1), ("u-2", 9), ("u-1", 7), ("u-1", 3)]):
+        NotificationRecord(user_id=user, notification_id=f"n-{n}", kind="due_soon", channel="push",
+                           text=f"t{n}", created_at=f"2027-01-10T10:{minute:02d}:00+08:00",
+                           status="sent", lease_until=0).save()
+    assert [item["notification_id"] for item in notifications.inbox("u-1")] == ["n-3", "n-0", "n-4"]
