@@ -52,6 +52,9 @@ class UserRecord(Model):
     name_masked = UnicodeAttribute(null=True)
     id_number_masked = UnicodeAttribute(null=True)
     verified_at = UnicodeAttribute(null=True)
+    # Cards on the account, counted in the transaction that adds one: the limit holds under
+    # concurrent adds, and other slices learn "has a card" without reading the cards.
+    card_count = IntAttribute(null=True)
 
 
 class CardRecord(Model):

@@ -360,9 +360,13 @@ def add_card(user_id: str, raw_number: str, code: str | None = None) -> dict[str
             tx.save(LookupRecord(pk=user_pk(user_id), sk=card_key, user_id=user_id, created_at=_stamp()),
                     condition=LookupRecord.pk.does_not_exist())
             tx.save(card, condition=CardRecord.pk.does_not_exist())
+            tx.update(profile, actions=[UserRecord.card_count.add(1)],
+                      condition=UserRecord.card_count.does_not_exist() | (UserRecord.card_count < MAX_CARDS))
     except TransactWriteError as err:
         if not condition_failed(err):
             raise
+        if len(_cards(user_id)) >= MAX_CARDS:  # a concurrent add took the last place
+            raise RuleViolation(f"At most {MAX_CARDS} cards per account.", code="CARD_LIMIT_REACHED") from None
         raise Conflict("This card is already on your account.", code="CARD_ALREADY_ADDED") from None
     logger.info("bank card added", extra={"user_id": user_id, "card_id": card_id, "last4": card.last4})
     return _card_view(card)
@@ -405,8 +409,11 @@ def borrower_profile(user_id: str) -> dict[str, Any]:
     age = None
     if identity:
         age = providers.age_on(ric.get_birth_date(identity["id_number"]), shanghai_date(_now()))
-    has_card = any(True for _ in CardRecord.query(user_pk(user_id), CardRecord.sk.startswith("CARD#"),
-                                                  consistent_read=True, limit=1))
+    if profile.card_count is not None:
+        has_card = profile.card_count > 0
+    else:  # a profile from before card_count was kept
+        has_card = any(True for _ in CardRecord.query(user_pk(user_id), CardRecord.sk.startswith("CARD#"),
+                                                      consistent_read=True, limit=1))
     return {"identity_verified": bool(profile.id_hash), "phone_bound": bool(profile.phone_sealed),
             "has_card": has_card, "age": age}
 

@@ -222,3 +222,36 @@ def test_a_concurrent_first_wechat_sign_in_makes_one_user(api, monkeypatch):
     from chalicelib.auth.models import UserRecord
     profiles = [u.user_id for u in UserRecord.scan(UserRecord.sk == "PROFILE")]
     assert profiles == [first["user_id"]]
+
+
+def test_the_card_limit_holds_when_two_adds_race_past_the_check(api, outbox, monkeypatch):
+    borrower = ready_borrower(api, outbox, openid="o_cards", phone=PHONE, card=card_ending("0001"))
+    auth = borrower["headers"]
+    for k in range(2, service.MAX_CARDS):
+        assert api.post("/v1/me/bank-cards", {"card_number": card_ending(f"{k:04d}")}, auth)[0] == 201
+    real_cards = service._cards
+    calls = []
+
+    def stale(user_id):  # each request's first look at the cards saw one place left
+        calls.append(user_id)
+        return real_cards(user_id)[:service.MAX_CARDS - 1] if len(calls) % 2 else real_cards(user_id)
+
+    monkeypatch.setattr(service, "_cards", stale)
+    assert api.post("/v1/me/bank-cards", {"card_number": card_ending("0098")}, auth)[0] == 201
+    calls.clear()
+    status, body = api.post("/v1/me/bank-cards", {"card_number": card_ending("0099")}, auth)
+    assert status == 422 and body["error"]["code"] == "CARD_LIMIT_REACHED"
+    monkeypatch.undo()
+    assert len(service._cards(borrower["user_id"])) == service.MAX_CARDS
+
+
+def test_the_borrower_seam_knows_of_cards_without_reading_them(api, outbox, monkeypatch):
+    from chalicelib.auth.models import CardRecord
+    from chalicelib.loans import people
+    borrower = ready_borrower(api, outbox, openid="o_seam", phone=PHONE, card=card_ending("4321"))
+
+    def no_card_reads(*args, **kwargs):
+        raise AssertionError("the cards were read")
+
+    monkeypatch.setattr(CardRecord, "query", no_card_reads)
+    assert people.borrower(borrower["user_id"]).has_card
