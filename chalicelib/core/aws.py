@@ -19,14 +19,18 @@ _BOTO_CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"mode": "stand
 
 
 def client(service: str) -> Any:
-    found = _clients.get(service)
+    return cached(service, lambda: boto3.session.Session().client(
+        service, region_name=config.region(), config=_BOTO_CONFIG))
+
+
+def cached(key: str, make: Any) -> Any:
+    """A per-container object made once by `make()` (a connection, say), dropped by `reset()`."""
+    found = _clients.get(key)
     if found is None:
         with _lock:
-            found = _clients.get(service)
+            found = _clients.get(key)
             if found is None:
-                found = boto3.session.Session().client(
-                    service, region_name=config.region(), config=_BOTO_CONFIG)
-                _clients[service] = found
+                found = _clients[key] = make()
     return found
 
 
