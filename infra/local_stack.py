@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import gc
 import json
 import os
 import signal
@@ -94,6 +95,9 @@ def serve() -> int:
     api_thread = threading.Thread(target=api_server.server.serve_forever, name="api", daemon=True)
     api_thread.start()
 
+    # Half a million objects (botocore's and moto's service models) live as long as the
+    # process; a full collection walked them all and stalled requests for up to a second.
+    gc.freeze()
     stop = threading.Event()
     QueuePump(chalice_app).run(stop)
     Scheduler(chalice_app).run(stop)
