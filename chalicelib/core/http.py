@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from chalicelib.core.errors import BadRequest, LendingError
 from chalicelib.core.observability import logger, metrics
 
 MAX_BODY_BYTES = 16 * 1024
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
 class ApiModel(BaseModel):
@@ -74,12 +76,19 @@ def _describe_validation_error(err: ValidationError) -> BadRequest:
     return BadRequest(f"Field '{where}': {first['msg']}.", code="FIELD_INVALID")
 
 
-def parse_body(raw: bytes | None, model: type[BaseModel]) -> BaseModel:
+def check_body_size(raw: bytes | None) -> None:
+    """Every route, with or without a body model, refuses more than MAX_BODY_BYTES before it
+    authenticates or parses anything (the contract's 400: the request is not one we accept)."""
     if raw and len(raw) > MAX_BODY_BYTES:
-        raise BadRequest("The request body is too large.", code="BODY_TOO_LARGE")
+        raise BadRequest(f"The request body is too large (at most {MAX_BODY_BYTES} bytes).",
+                         code="BODY_TOO_LARGE")
+
+
+def parse_body(raw: bytes | None, model: type[BaseModel]) -> BaseModel:
+    check_body_size(raw)
     try:
         data = json.loads(raw or b"null")
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: `[[[[...` nested past the stack
         raise BadRequest("The request body is not valid JSON.", code="BODY_INVALID") from None
     if not isinstance(data, dict):
         raise BadRequest("The request body must be a JSON object.", code="BODY_INVALID")
@@ -114,6 +123,7 @@ def route(bp: Blueprint, path: str, method: str, *, summary: str, tag: str,
                                                                             status_code=status)
 
             try:
+                check_body_size(request.raw_body)
                 if auth is not None:
                     authenticate = AUTHENTICATORS.get(auth)
                     if authenticate is None:
@@ -177,7 +187,9 @@ def normalise_error(response: Response) -> Response:
 
 def http_middleware(request: Any, get_response: Callable[[Any], Response]) -> Response:
     """Correlation id, access log, latency metric and error normalisation for every request."""
-    correlation_id = (request.headers.get("x-request-id") or
+    supplied = request.headers.get("x-request-id") or ""
+    # A client's id is echoed and logged on every line: only a short token of safe characters.
+    correlation_id = (supplied if _REQUEST_ID.fullmatch(supplied) else
                       (request.context or {}).get("requestId") or str(uuid.uuid4()))
     logger.set_correlation_id(correlation_id)
     started = time.perf_counter()

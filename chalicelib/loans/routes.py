@@ -142,7 +142,8 @@ class OperatorDecisionBody(ApiModel):
 
 @route(bp, "/v1/ops/applications/{application_id}/decision", "POST", tag="ops", auth="ops",
        summary="Approve or decline an application in review", body=OperatorDecisionBody,
-       errors=("404 APPLICATION_NOT_FOUND", "409 APPLICATION_NOT_IN_REVIEW"))
+       errors=("404 APPLICATION_NOT_FOUND", "409 APPLICATION_NOT_IN_REVIEW",
+               "422 CREDIT_LIMIT_REQUIRED", "422 CREDIT_LIMIT_OUT_OF_RANGE"))
 def ops_decide(request: Any, application_id: str, body: OperatorDecisionBody,
                principal: str) -> dict[str, Any]:
     return applications.operator_decision(application_id, operator=principal, status=body.status,

@@ -1,0 +1,190 @@
+"""Who may call what, over every route of the registry.
+
+Bearer routes: no token, a malformed header, every kind of forged token and an operator's
+credentials are 401 with the contract's error body, and change nothing. Ops routes: anything
+but the operator's credentials (a borrower's genuine token included) is 403 OPS_FORBIDDEN and
+changes nothing. (tests/routes/test_auth_attacks.py checks the token verifier itself on a few
+/v1/me routes and the API Gateway authorizer; this is the same over every route.)
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+import uuid
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from chalicelib.auth import tokens
+from tests.security.conftest import assert_error, assert_unchanged, snapshot
+from tests.security.matrix import (APP, bearer_routes, by_id, expected_auth, fill, object_ids,
+                                   ops_routes, path_params, rid, routes, sample_body)
+
+TOKEN_CODES = ("TOKEN_MISSING", "TOKEN_INVALID", "TOKEN_EXPIRED", "TOKEN_REVOKED")
+
+
+def test_the_registry_is_exactly_what_the_app_serves():
+    declared = [(r.path, r.method) for r in routes()]
+    served = {(path, method) for path, entries in APP.routes.items() for method in entries}
+    assert len(declared) == len(set(declared)), "a route is declared twice"
+    assert set(declared) == served
+
+
+@pytest.mark.parametrize("route", **by_id(routes()))
+def test_every_route_has_the_auth_the_contract_asks_for(route):
+    assert route.auth == expected_auth(route.path), rid(route)
+    if route.idempotent:
+        assert route.auth is not None, "idempotency keys are scoped to a principal"
+
+
+def test_the_matrix_is_not_empty():
+    """A guard against a registry that went missing and a matrix that silently tests nothing."""
+    assert len(bearer_routes()) >= 15 and len(ops_routes()) >= 4
+
+
+# ------------------------------------------------------------------ forged and foreign tokens
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _hs256(claims: dict, key: bytes, kid: str) -> str:
+    head = _b64(json.dumps({"alg": "HS256", "typ": "JWT", "kid": kid}).encode())
+    body = _b64(json.dumps(claims).encode())
+    sig = hmac.new(key, f"{head}.{body}".encode(), hashlib.sha256).digest()
+    return f"{head}.{body}.{_b64(sig)}"
+
+
+@pytest.fixture(scope="module")
+def forged(world):
+    """Tokens that claim to be borrower B, none of which may be accepted."""
+    victim = world.b
+    genuine = victim["tokens"]["access_token"]
+    family = jwt.decode(genuine, options={"verify_signature": False})["fam"]
+    key = tokens.STORE.keyset().active
+    public_pem = key.public_key.public_bytes(serialization.Encoding.PEM,
+                                             serialization.PublicFormat.SubjectPublicKeyInfo)
+    public_raw = key.public_key.public_bytes(serialization.Encoding.Raw,
+                                             serialization.PublicFormat.Raw)
+    now = int(time.time())
+    claims = {"iss": tokens.issuer(), "aud": tokens.audience("access"), "sub": victim["user_id"],
+              "typ": "access", "fam": family, "jti": uuid.uuid4().hex, "iat": now, "nbf": now,
+              "exp": now + 600}
+    head, payload, sig = genuine.split(".")
+    other = json.loads(base64.urlsafe_b64decode(payload + "=="))
+    other["sub"] = world.a["user_id"]
+
+    def signed(changes=None, drop=()):
+        body = {k: v for k, v in {**claims, **(changes or {})}.items() if k not in drop}
+        return jwt.encode(body, key.private_key, algorithm="EdDSA", headers={"kid": key.kid})
+
+    # A second session of B that gets revoked: its access token must stop working at once.
+    from chalicelib.auth.models import RefreshFamilyRecord
+    _, second = world.api.post("/v1/auth/wechat", {"code": "dev-o_victim"})
+    second_family = jwt.decode(second["access_token"], options={"verify_signature": False})["fam"]
+    RefreshFamilyRecord.get(f"FAMILY#{second_family}").update(
+        actions=[RefreshFamilyRecord.revoked.set(True)])
+    return {
+        "wrong_key_same_kid": jwt.encode(claims, Ed25519PrivateKey.generate(), algorithm="EdDSA",
+                                         headers={"kid": key.kid}),
+        "unknown_kid": jwt.encode(claims, Ed25519PrivateKey.generate(), algorithm="EdDSA",
+                                  headers={"kid": "ed25519-0123456789abcdef"}),
+        "no_kid": jwt.encode(claims, key.private_key, algorithm="EdDSA"),
+        "alg_none": jwt.encode(claims, None, algorithm="none", headers={"kid": key.kid}),
+        "alg_none_unsigned_genuine": ".".join([_b64(json.dumps({"alg": "none", "kid": key.kid}).encode()),
+                                               payload, ""]),
+        "hs256_with_public_pem": _hs256(claims, public_pem, key.kid),
+        "hs256_with_public_raw": _hs256(claims, public_raw, key.kid),
+        "tampered_sub": ".".join([head, _b64(json.dumps(other).encode()), sig]),
+        "signature_stripped": f"{head}.{payload}.",
+        "expired": signed({"iat": now - 3600, "nbf": now - 3600, "exp": now - 120}),
+        "not_yet_valid": signed({"nbf": now + 3600, "exp": now + 7200}),
+        "wrong_aud_refresh": signed({"aud": tokens.audience("refresh")}),
+        "wrong_aud_other_stage": signed({"aud": "lending-prod/api"}),
+        "wrong_iss": signed({"iss": "lending-prod/auth"}),
+        "wrong_typ": signed({"typ": "refresh"}),
+        "missing_fam": signed(drop=("fam",)),
+        "missing_jti": signed(drop=("jti",)),
+        "missing_exp": signed(drop=("exp",)),
+        "sub_not_a_string": signed({"sub": 12345}),
+        "unknown_family": signed({"fam": "f" * 32}),
+        "revoked_session": second["access_token"],
+        "refresh_token_as_access": victim["tokens"]["refresh_token"],
+        "oversized": genuine + "A" * 5000,
+        "garbage": "not.a.jwt",
+    }
+
+
+def _attacks(world, forged):
+    """(name, headers) pairs: each must be refused with 401."""
+    attacks = [("no_header", {}), ("empty", {"Authorization": ""}),
+               ("scheme_only", {"Authorization": "Bearer"}),
+               ("basic", {"Authorization": "Basic dXNlcjpwYXNz"}),
+               ("token_without_scheme", {"Authorization": world.b["tokens"]["access_token"]}),
+               ("ops_key_instead", world.ops()),
+               ("ops_key_as_bearer", {"Authorization": f"Bearer {world.ops_key}"})]
+    attacks += [(name, {"Authorization": f"Bearer {token}"}) for name, token in forged.items()]
+    return attacks
+
+
+def _victims_request(route, world):
+    """The request as the victim B would send it, naming B's own objects."""
+    values = {p: object_ids(p, world.b, route)[0] for p in path_params(route)}
+    headers = {"Idempotency-Key": str(uuid.uuid4())} if route.idempotent else {}
+    return fill(route, values), sample_body(route, world, world.b), headers
+
+
+@pytest.mark.parametrize("route", **by_id(bearer_routes()))
+def test_bearer_routes_refuse_missing_and_forged_tokens(world, forged, route):
+    path, body, headers = _victims_request(route, world)
+    before = snapshot()
+    for name, attack in _attacks(world, forged):
+        status, answer, answered_headers = world.call(route.method, path, body=body,
+                                                      headers={**headers, **attack})
+        assert_error(status, answer, 401, TOKEN_CODES, f"{rid(route)} with {name}")
+        assert answered_headers.get("WWW-Authenticate", "").startswith("Bearer"), name
+    assert_unchanged(before, snapshot(), rid(route))
+    if route.method == "GET":  # the victim's genuine token still works: the refusals were real
+        status, answer, _ = world.call(route.method, path, headers=world.b["headers"])
+        assert status == 200, answer
+
+
+def test_an_expired_token_says_so(world, forged):
+    status, answer, _ = world.call("GET", "/v1/me", headers={"Authorization": f"Bearer {forged['expired']}"})
+    assert_error(status, answer, 401, ("TOKEN_EXPIRED",))
+    status, answer, _ = world.call("GET", "/v1/me",
+                                   headers={"Authorization": f"Bearer {forged['revoked_session']}"})
+    assert_error(status, answer, 401, ("TOKEN_REVOKED",))
+
+
+# ------------------------------------------------------------------ operators' routes
+
+@pytest.mark.parametrize("route", **by_id(ops_routes()))
+def test_ops_routes_refuse_everyone_but_an_operator(world, forged, route):
+    values = {p: object_ids(p, world.b, route)[0] for p in path_params(route)}
+    path, body = fill(route, values), sample_body(route, world, world.b)
+    genuine = world.b["headers"]
+    attempts = {
+        "nothing": {},
+        "borrower_token": genuine,
+        "borrower_token_and_wrong_key": {**genuine, "X-Ops-Key": "wrong"},
+        "wrong_key": {"X-Ops-Key": "0" * len(world.ops_key)},
+        "empty_key": {"X-Ops-Key": ""},
+        "key_prefix": {"X-Ops-Key": world.ops_key[:-1]},
+        "key_with_suffix": {"X-Ops-Key": world.ops_key + "0"},
+        "key_as_bearer": {"Authorization": f"Bearer {world.ops_key}"},
+        "forged_token": {"Authorization": f"Bearer {forged['alg_none']}"},
+    }
+    before = snapshot()
+    for name, headers in attempts.items():
+        status, answer, _ = world.call(route.method, path, body=body, headers=headers)
+        assert_error(status, answer, 403, ("OPS_FORBIDDEN",), f"{rid(route)} with {name}")
+    assert_unchanged(before, snapshot(), rid(route))
+    # the operator's key gets past authentication (without a body, so a write stops at 400)
+    status, answer, _ = world.call(route.method, path, headers=world.ops())
+    assert status == (200 if route.method == "GET" else 400), answer

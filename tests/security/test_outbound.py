@@ -1,0 +1,21 @@
+"""Outbound calls to partners (WeChat, real-name vendor, bank, wallet) go over https only.
+
+The adapters check their base URL when built; the two transports that open the connection
+check again, so a `file:`, `ftp:` or plain `http:` URL can never be opened (bandit B310, whose
+`# nosec` at the two `urlopen` calls rests on this)."""
+from __future__ import annotations
+
+import pytest
+
+from chalicelib.auth.providers import urllib_get
+from chalicelib.core.transport import urllib_post
+
+
+@pytest.mark.parametrize("url", ["file:///etc/passwd", "http://api.example.com/v1/transfers",
+                                 "ftp://example.com/x", "HTTPS://example.com", " https://example.com",
+                                 "/v1/transfers"])
+def test_the_transports_open_nothing_but_https(url):
+    with pytest.raises(ValueError, match="https"):
+        urllib_post(url, b"{}", {}, 0.01)
+    with pytest.raises(ValueError, match="https"):
+        urllib_get(url, {}, 0.01)
