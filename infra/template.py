@@ -19,6 +19,10 @@ GATEWAY_RESPONSES = (
     ("UNAUTHORIZED", "401", "UNAUTHORIZED", "Sign in again."),
     ("ACCESS_DENIED", "403", "FORBIDDEN", "This action is not allowed."),
     ("MISSING_AUTHENTICATION_TOKEN", "404", "NOT_FOUND", "No such resource."),
+    ("THROTTLED", "429", "RATE_LIMITED", "Too many requests; please try again shortly."),
+    ("REQUEST_TOO_LARGE", "413", "BODY_TOO_LARGE", "The request is too large."),
+    # Any other answer the gateway gives itself keeps its status but takes the contract's body.
+    ("DEFAULT_4XX", None, "REQUEST_REFUSED", "This request was not accepted."),
     ("DEFAULT_5XX", None, "INTERNAL_ERROR", "Something went wrong on our side; nothing was changed."),
 )
 

@@ -102,8 +102,8 @@ def _parse_instant(text: str | None) -> datetime | None:
 
 @route(bp, "/v1/loans", "POST", summary="Draw a loan on the approved credit line", tag="loans",
        body=DrawBody, auth="bearer", status=201, idempotent=True,
-       errors=("404 APPLICATION_NOT_FOUND", "409 APPLICATION_NOT_APPROVED", "422 CREDIT_LIMIT_EXCEEDED",
-               "422 AFFORDABILITY", "422 DISBURSE_AT_INVALID"))
+       errors=("404 APPLICATION_NOT_FOUND", "404 CARD_NOT_FOUND", "409 APPLICATION_NOT_APPROVED",
+               "422 CREDIT_LIMIT_EXCEEDED", "422 AFFORDABILITY", "422 DISBURSE_AT_INVALID"))
 def draw_loan(request: Any, body: DrawBody, principal: str) -> dict[str, Any]:
     return service.draw(principal, service.DrawRequest(
         application_id=body.application_id, amount=body.amount, term_months=body.term_months,

@@ -198,3 +198,6 @@ def test_unknown_paths_get_the_contracts_404_from_api_gateway():
     assert mapped["MISSING_AUTHENTICATION_TOKEN"] == ("404", "NOT_FOUND")
     assert mapped["DEFAULT_5XX"][1] == "INTERNAL_ERROR"
     assert {"UNAUTHORIZED", "ACCESS_DENIED"} <= set(mapped)
+    # The gateway's own throttling, size limit and any other refusal also take the contract's body.
+    assert mapped["THROTTLED"] == ("429", "RATE_LIMITED")
+    assert mapped["REQUEST_TOO_LARGE"][0] == "413" and "DEFAULT_4XX" in mapped
