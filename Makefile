@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | sha1sum | cut -c1-12)
 STAGE ?= prod
 
-.PHONY: venv run jobs test package policies bench model clean
+.PHONY: venv run jobs test soak package policies bench model clean
 
 venv: $(STAMP)
 
@@ -26,6 +26,11 @@ jobs: venv  ## run every scheduled job as of AT against the running stack, then 
 
 test: venv  ## the whole suite: unit, routes/events on moto, end-to-end on the local stack
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests
+
+SEEDS ?= $(or $(SIM_SEEDS),200)
+STEPS ?= 60
+soak: venv  ## the seeded fault simulator over SEEDS seeds (replay one: python -m tests.proof.simulator --seed N -v)
+	$(BIN)/python -m tests.proof.simulator --seeds $(SEEDS) --first $${SIM_FIRST:-0} --steps $(STEPS)
 
 package: venv  ## chalice package + merge template into build/$(STAGE), checked and linted
 	$(BIN)/python -m infra.package --stage $(STAGE)

@@ -16,7 +16,7 @@ from pynamodb.transactions import TransactWrite
 from chalicelib import wiring
 from chalicelib.core.clock import shanghai_date
 from chalicelib.core.db import condition_failed, transact_connection
-from chalicelib.core.errors import Conflict, LendingError, RuleViolation
+from chalicelib.core.errors import Conflict, DependencyDown, LendingError, RuleViolation
 from chalicelib.core.money import format_cny
 from chalicelib.core.observability import logger, metrics
 from chalicelib.loans import ledger, schedules
@@ -58,6 +58,67 @@ def repay(user_id: str, loan_id: str, amount: int, now: datetime) -> dict:
     # Apply first (overpayment is refused before any money moves), then collect, then write.
     result = engine.apply_repayment(schedules.load(loan.state), amount, today)
     wiring.payment_collector().collect(repayment_id=repayment_id, user_id=user_id, amount=amount)
+    try:
+        result, status, closed = _post_repayment(loan, repayment_id, amount, result, today, now)
+    except LendingError:
+        raise  # the money went back where the error was decided
+    except Exception:
+        # Collected, but the write failed or its answer was lost: the ledger decides. Keep the
+        # money only if the repayment is posted, otherwise give it back; never both, never neither.
+        posted = _posted_repayment(loan_id, repayment_id)
+        if posted is None:
+            wiring.payment_collector().refund(repayment_id=repayment_id, user_id=user_id,
+                                              amount=amount)
+            logger.exception("repayment not recorded; refunded", extra={"loan_id": loan_id})
+            raise DependencyDown("We could not record your payment; it was returned. Try again.",
+                                 code="REPAYMENT_UNAVAILABLE") from None
+        result, status, closed = posted
+    metrics.add_metric(name="RepaymentReceived", unit="Count", value=1)
+    kind = "loan_closed" if closed else "repayment_received"
+    text = ("您的借款已全部结清，感谢使用。" if closed else
+            f"已收到您的还款 {format_cny(amount)} 元，剩余本金 {format_cny(result.state.outstanding_principal)} 元。")
+    try:  # the payment is recorded: a notification that cannot be queued must not undo that
+        enqueue(notification_id=f"{kind}#{repayment_id}", user_id=user_id, kind=kind, text=text,
+                loan_id=loan_id)
+    except Exception:  # noqa: BLE001
+        logger.exception("repayment notification not queued", extra={"loan_id": loan_id})
+    return {"repayment_id": repayment_id, "amount": amount,
+            "allocation": {"penalty": result.allocation.penalty, "interest": result.allocation.interest,
+                           "principal": result.allocation.principal},
+            "loan": {"status": status, "outstanding_principal": result.state.outstanding_principal}}
+
+
+def _posted_repayment(loan_id: str, repayment_id: str, attempts: int = 5):  # type: ignore[no-untyped-def]
+    """(result, status, closed) as posted if the repayment's ledger entry exists, else None.
+    Raises if the ledger cannot be read (the money then stays until someone can tell)."""
+    for attempt in range(attempts):
+        try:
+            entries = list(LedgerEntryRecord.query(
+                loan_id, LedgerEntryRecord.entry_id == f"repayment#{repayment_id}", consistent_read=True))
+            if not entries:
+                return None
+            loan = LoanRecord.get(loan_id, consistent_read=True)
+            break
+        except Exception:  # noqa: BLE001 - a read failed: try again, then give up loudly
+            if attempt == attempts - 1:
+                raise
+    credits: dict[str, int] = {}
+    for line in json.loads(entries[0].lines):
+        credits[line["account"]] = credits.get(line["account"], 0) + line["credit"]
+    allocation = engine.Allocation(
+        penalty=credits.get(ledger.PENALTY_RECEIVABLE, 0) + credits.get(ledger.PENALTY_INCOME, 0),
+        interest=credits.get(ledger.INTEREST_INCOME, 0),
+        principal=credits.get(ledger.PRINCIPAL_RECEIVABLE, 0),
+        penalty_posted=credits.get(ledger.PENALTY_RECEIVABLE, 0),
+        penalty_unposted=credits.get(ledger.PENALTY_INCOME, 0))
+    state = schedules.load(loan.state)
+    return engine.RepaymentResult(state, allocation, state.closed), loan.status, state.closed
+
+
+def _post_repayment(loan: LoanRecord, repayment_id: str, amount: int, result, today: date,  # type: ignore[no-untyped-def]
+                    now: datetime):
+    """Write the applied repayment with its ledger entry; again on a concurrent change."""
+    user_id, loan_id = loan.user_id, loan.loan_id
     for _attempt in range(5):
         state_json = json.dumps(result.state.to_dict())
         closed = result.closed
@@ -83,6 +144,9 @@ def repay(user_id: str, loan_id: str, amount: int, now: datetime) -> dict:
         except TransactWriteError as err:
             if not condition_failed(err):
                 raise
+            posted = _posted_repayment(loan_id, repayment_id)
+            if posted is not None:  # our own write, retried after it had committed
+                return posted
             loan = own_loan(user_id, loan_id)  # a concurrent change: apply to the new state
             if loan.status not in REPAYABLE:
                 wiring.payment_collector().refund(repayment_id=repayment_id, user_id=user_id,
@@ -98,16 +162,7 @@ def repay(user_id: str, loan_id: str, amount: int, now: datetime) -> dict:
     else:
         wiring.payment_collector().refund(repayment_id=repayment_id, user_id=user_id, amount=amount)
         raise Conflict("The loan is busy; your payment was returned. Try again.", code="LOAN_BUSY")
-    metrics.add_metric(name="RepaymentReceived", unit="Count", value=1)
-    kind = "loan_closed" if closed else "repayment_received"
-    text = ("您的借款已全部结清，感谢使用。" if closed else
-            f"已收到您的还款 {format_cny(amount)} 元，剩余本金 {format_cny(result.state.outstanding_principal)} 元。")
-    enqueue(notification_id=f"{kind}#{repayment_id}", user_id=user_id, kind=kind, text=text,
-            loan_id=loan_id)
-    return {"repayment_id": repayment_id, "amount": amount,
-            "allocation": {"penalty": result.allocation.penalty, "interest": result.allocation.interest,
-                           "principal": result.allocation.principal},
-            "loan": {"status": status, "outstanding_principal": result.state.outstanding_principal}}
+    return result, status, closed
 
 
 def _open_installments(due_from: date | None, due_to: date) -> list[InstallmentRecord]:

@@ -1,0 +1,551 @@
+"""A seeded fault simulator for the lending backend, in the spirit of TigerBeetle's VOPR.
+
+`run(seed, steps)` builds a fresh moto account and drives a `random.Random(seed)` workload over
+three borrowers through the real routes, jobs and queue consumers: drawdowns, cancels,
+repayments (with client retries and Idempotency-Key replays), the disbursement sweep with
+messages delivered twice, shuffled or late, daily jobs fired late, repeated or skipped, and
+faults: DynamoDB calls that are throttled, conflict, fail after committing (the answer is lost),
+a concurrent repayment racing a repayment's transaction, and "crashes" (the handler dies after
+the bank paid out or the wallet collected, before the database write; the message or request is
+then retried). After every step the invariants of `world.check_invariants` must hold, and what
+the API acknowledged must be durable. At the end faults stop and the system must heal: every
+due loan disbursed or failed, nothing stuck.
+
+Everything that drives a decision is seeded (ids come from a seeded uuid4), so a failing seed
+replays exactly: `python -m tests.proof.simulator --seed N --steps M -v` prints its step log.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import random
+import sys
+import time as wallclock
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any, Callable
+
+import botocore.client
+from botocore.exceptions import ClientError
+
+from tests.proof.world import (START, InvariantViolation, Patches, World, beijing,
+                               check_invariants)
+
+USERS = ("u-a", "u-b", "u-c")
+WRITES = ("PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "BatchWriteItem")
+REPAYABLE = ("active", "overdue")
+
+
+class Crash(RuntimeError):
+    """The function's container died (after an external call, before the database write)."""
+
+
+def _client_error(code: str, operation: str, message: str = "injected fault",
+                  reasons: list[dict] | None = None, status: int = 400) -> ClientError:
+    response: dict[str, Any] = {"Error": {"Code": code, "Message": message},
+                                "ResponseMetadata": {"HTTPStatusCode": status, "HTTPHeaders": {}}}
+    if reasons is not None:
+        response["CancellationReasons"] = reasons
+    return ClientError(response, operation)
+
+
+class Faults:
+    """Intercepts every botocore DynamoDB call (pynamodb builds a client per connection and
+    `transact_connection()` a new connection per transaction, so the one place that sees them
+    all is `BaseClient._make_api_call`). Above botocore's retries: a fault here is one that
+    outlasted them."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+        self.rate = 0.0
+        self.enabled = False
+        self.crash_next_write = False
+        self.race: Callable[[], None] | None = None
+        self.counts: Counter[str] = Counter()
+        self._inside = False
+
+    def install(self, patches: Patches) -> None:
+        original = botocore.client.BaseClient._make_api_call
+        faults = self
+
+        def call(client: Any, operation: str, params: dict) -> Any:
+            return faults.intercept(original, client, operation, params)
+
+        patches.set(botocore.client.BaseClient, "_make_api_call", call)
+
+    def intercept(self, original: Any, client: Any, operation: str, params: dict) -> Any:
+        if (not self.enabled or self._inside
+                or client.meta.service_model.service_name != "dynamodb"):
+            return original(client, operation, params)
+        if self.crash_next_write and operation in WRITES:
+            self.crash_next_write = False
+            self.counts["crash"] += 1
+            raise Crash(f"container died before {operation}")
+        if self.race is not None and operation == "TransactWriteItems":
+            race, self.race = self.race, None
+            self._inside = True
+            try:
+                race()  # another request commits first: our transaction's conditions now fail
+            finally:
+                self._inside = False
+            self.counts["race"] += 1
+        rate = self.rate if operation in WRITES else self.rate / 3
+        if rate and self.rng.random() < rate:
+            kinds = ["throttled", "throughput", "internal"]
+            if operation == "TransactWriteItems":
+                kinds += ["conflict", "conflict"]
+            if operation in WRITES:
+                kinds += ["lost_answer", "lost_answer"]
+            if operation in ("PutItem", "UpdateItem", "DeleteItem"):
+                kinds += ["retried_after_commit"]
+            kind = self.rng.choice(kinds)
+            self.counts[f"{kind}:{operation}"] += 1
+            if kind == "throttled":
+                raise _client_error("ThrottlingException", operation, "Rate exceeded")
+            if kind == "throughput":
+                raise _client_error("ProvisionedThroughputExceededException", operation)
+            if kind == "internal":
+                raise _client_error("InternalServerError", operation, status=500)
+            if kind == "conflict":
+                count = len(params.get("TransactItems", []))
+                reasons = [{"Code": "None"}] * count
+                reasons[self.rng.randrange(count)] = {"Code": "TransactionConflict",
+                                                      "Message": "Transaction is ongoing for the item"}
+                raise _client_error("TransactionCanceledException", operation,
+                                    "Transaction cancelled", reasons)
+            if kind == "retried_after_commit":
+                # The answer timed out after the write committed and botocore sent it again:
+                # the caller sees the second execution (TransactWriteItems is exempt: botocore
+                # fills its ClientRequestToken, so DynamoDB answers a retry as the first).
+                original(client, operation, params)
+                return original(client, operation, params)
+            # lost_answer: the write commits, the answer never arrives
+            original(client, operation, params)
+            raise _client_error("InternalServerError", operation, "answer lost after commit", status=500)
+        return original(client, operation, params)
+
+    def quiet(self) -> "_Quiet":
+        return _Quiet(self)
+
+
+class _Quiet:
+    def __init__(self, faults: Faults) -> None:
+        self.faults = faults
+
+    def __enter__(self) -> None:
+        self.saved = self.faults.enabled
+        self.faults.enabled = False
+
+    def __exit__(self, *exc: Any) -> None:
+        self.faults.enabled = self.saved
+
+
+class CrashingGateway:
+    """Wraps a payout gateway or collector: the external call happens, then, when armed, the
+    next database write of the handler raises `Crash` (the container died in between)."""
+
+    def __init__(self, inner: Any, faults: Faults) -> None:
+        self.inner, self.faults = inner, faults
+        self.armed = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def _then_crash(self) -> None:
+        if self.armed:
+            self.armed = False
+            self.faults.crash_next_write = True
+
+    def pay(self, order: Any) -> Any:
+        result = self.inner.pay(order)
+        self._then_crash()
+        return result
+
+    def collect(self, **kwargs: Any) -> Any:
+        result = self.inner.collect(**kwargs)
+        self._then_crash()
+        return result
+
+    def refund(self, **kwargs: Any) -> Any:
+        return self.inner.refund(**kwargs)
+
+
+@dataclass
+class Report:
+    seed: int
+    steps: int
+    ok: bool = True
+    failure: str = ""
+    log: list[str] = field(default_factory=list)
+    counts: Counter = field(default_factory=Counter)
+    seconds: float = 0.0
+
+    def __str__(self) -> str:
+        head = f"seed {self.seed}, {self.steps} steps, {self.seconds:.1f}s: " + (
+            "ok" if self.ok else "FAILED")
+        stats = ", ".join(f"{k}={v}" for k, v in sorted(self.counts.items()))
+        text = f"{head}\n  {stats}"
+        if not self.ok:
+            text += "\n  step log:\n    " + "\n    ".join(self.log) + f"\n  failure:\n{self.failure}"
+        return text
+
+
+class Simulation:
+    def __init__(self, world: World, seed: int, steps: int) -> None:
+        self.world = world
+        self.seed, self.steps = seed, steps
+        self.rng = random.Random(seed)
+        self.faults = Faults(random.Random(seed * 7919 + 1))
+        self.report = Report(seed, steps)
+        self.names: dict[str, str] = {}
+        self.owner: dict[str, str] = {}
+        self.held: list[dict] = []  # disbursement messages delivered later (out of order)
+        self.late_jobs: list[date] = []
+        self.replayable: list[tuple[str, str, int, str, Any]] = []
+        self.acknowledged: list[tuple[str, str]] = []  # (loan_id, repayment_id) answered 201
+        self.today = START
+        self.minute = 0
+
+    # --- plumbing -----------------------------------------------------------------------
+
+    def log(self, text: str) -> None:
+        self.report.log.append(f"{len(self.report.log):3d} [{self.today} +{self.minute}m] {text}")
+
+    def name(self, loan_id: str) -> str:
+        return self.names.setdefault(loan_id, f"L{len(self.names) + 1}")
+
+    def tick(self) -> None:
+        """Two minutes pass between steps (so a crashed consumer's 60 s lease runs out)."""
+        self.minute += 2
+        self.world.clock.set(beijing(self.today) + timedelta(minutes=self.minute))
+
+    def loans_of(self, statuses: tuple[str, ...] | None = None) -> list[str]:
+        """Loans as the tables have them (a draw whose answer was lost exists too)."""
+        with self.faults.quiet():
+            found = [(l.created_at, l.loan_id, l.user_id) for l in self.world.loans()
+                     if statuses is None or l.status in statuses]
+        self.owner.update({loan_id: user for _, loan_id, user in found})
+        return [loan_id for _, loan_id, _ in sorted(found)]
+
+    def status_of(self, loan_id: str) -> str:
+        with self.faults.quiet():
+            from chalicelib.loans.models import LoanRecord
+            return LoanRecord.get(loan_id, consistent_read=True).status
+
+    def request(self, what: str, send: Callable[[str], tuple[int, Any]], retries: int = 2) -> tuple[int, Any]:
+        """A client: the same Idempotency-Key again after a 5xx, up to `retries` times."""
+        key = str(uuid.uuid4())
+        for attempt in range(retries + 1):
+            status, answer = send(key)
+            self.report.counts[f"http {status}"] += 1
+            if status < 500:
+                return status, answer
+            self.log(f"  {what}: {status} {answer['error']['code'] if isinstance(answer, dict) else answer}"
+                     f"{', retrying with the same key' if attempt < retries else ', giving up'}")
+        return status, answer
+
+    # --- the workload -------------------------------------------------------------------
+
+    def step_draw(self) -> None:
+        user = self.rng.choice(USERS)
+        amount = self.rng.choice([50_000, 100_000, 150_000, 300_000, self.rng.randint(50_000, 600_000)])
+        term = self.rng.choice([3, 6, 12, 24])
+        method = self.rng.choice(["equal_installment", "equal_principal"])
+        card = self.rng.choice(["c-ok"] * 5 + ["c-0000"])
+        ahead = self.rng.choice([None, None, timedelta(0), timedelta(hours=self.rng.randint(1, 7 * 24))])
+        at = None if ahead is None else self.world.clock.now() + ahead
+        status, answer = self.request("draw", lambda key: self.world.draw(
+            user, amount, term, method, card, at, key=key))
+        if status == 201:
+            self.owner[answer["loan_id"]] = user
+            self.log(f"draw {user} {amount} {term}m {method} {card} at+{ahead} -> {self.name(answer['loan_id'])}")
+        else:
+            self.log(f"draw {user} {amount} -> {status} {answer['error']['code']}")
+
+    def step_cancel(self) -> None:
+        loans = self.loans_of()
+        if not loans:
+            return
+        loan_id = self.rng.choice(loans)
+        status, answer = self.world.cancel(self.owner[loan_id], loan_id)
+        self.report.counts[f"http {status}"] += 1
+        self.log(f"cancel {self.name(loan_id)} -> {status} "
+                 f"{answer.get('status') if status == 200 else answer['error']['code']}")
+        assert status in (200, 409, 500, 503), (status, answer)
+
+    def step_repay(self) -> None:
+        loans = self.loans_of(REPAYABLE) or self.loans_of()
+        if not loans:
+            return
+        loan_id = self.rng.choice(loans)
+        user = self.owner[loan_id]
+        with self.faults.quiet():
+            status, quote = self.world.payoff(user, loan_id)
+            _, loan = self.world.loan(user, loan_id)
+        if status != 200:
+            amount, how = 10_000, "inactive"
+        else:
+            how = self.rng.choice(["installment", "installment", "part", "payoff", "over"])
+            due = next(i["total"] - i["paid"] for i in loan["schedule"] if i["status"] != "paid")
+            amount = {"installment": min(due, quote["amount"]), "payoff": quote["amount"],
+                      "part": self.rng.randint(1, quote["amount"]), "over": quote["amount"] + 1}[how]
+        if self.rng.random() < 0.15:
+            self.world_collector.armed = True
+            self.log("  (the repayment's container will die after the wallet collects)")
+        if how != "inactive" and self.rng.random() < 0.1:
+            race_user, race_loan = user, loan_id
+
+            def race() -> None:
+                from chalicelib.repay import service
+                try:
+                    service.repay(race_user, race_loan, 100, self.world.clock.now())
+                    self.log("  (a concurrent 100 fen repayment committed first)")
+                except Exception as err:  # noqa: BLE001
+                    self.log(f"  (the concurrent repayment failed: {err!r})")
+
+            self.faults.race = race
+        keys: list[str] = []
+
+        def send(key: str) -> tuple[int, Any]:
+            keys.append(key)
+            return self.world.repay(user, loan_id, amount, key=key)
+
+        status, answer = self.request("repay", send)
+        self.faults.race = None
+        self.world_collector.armed = False
+        self.faults.crash_next_write = False
+        self.log(f"repay {self.name(loan_id)} {how} {amount} -> {status} "
+                 f"{answer['loan'] if status == 201 else answer['error']['code']}")
+        if status == 201:
+            self.replayable.append((user, loan_id, amount, keys[-1], answer))
+            self.acknowledged.append((loan_id, answer["repayment_id"]))
+        assert status in (201, 409, 422, 500, 503), (status, answer)
+
+    def step_replay(self) -> None:
+        if not self.replayable:
+            return
+        user, loan_id, amount, key, first = self.rng.choice(self.replayable)
+        status, answer = self.world.repay(user, loan_id, amount, key=key)
+        self.log(f"replay repayment {first['repayment_id'][:8]} on {self.name(loan_id)} -> {status}")
+        if status == 201:
+            assert answer == first, (answer, first)
+        else:  # a fault while reading the idempotency record: an error, never a second charge
+            assert status >= 500 or status == 409, (status, answer)
+
+    def step_sweep(self) -> None:
+        try:
+            self.world.run_schedule("disbursement_sweep", self.world.clock.now())
+        except Exception as err:  # noqa: BLE001 - a failed run; the next minute's sweep retries
+            self.log(f"sweep failed: {err!r}")
+        with self.faults.quiet():
+            messages = self.world.receive("disbursements")
+        how = self.rng.choice(["once", "twice", "shuffled", "hold"])
+        if how == "twice":
+            messages = messages * 2
+        elif how == "shuffled":
+            messages = messages * self.rng.randint(1, 3)
+            self.rng.shuffle(messages)
+        elif how == "hold" and messages:
+            keep = self.rng.randint(0, len(messages))
+            self.held.extend(messages[keep:])
+            messages = messages[:keep]
+        if messages and self.rng.random() < 0.2:
+            self.world_payout.armed = True
+        self.deliver(messages, f"sweep ({how})")
+
+    def deliver(self, messages: list[dict], what: str) -> None:
+        if not messages:
+            self.log(f"{what}: nothing due")
+            return
+        failed = self.world.consume("disbursements", messages)
+        self.world_payout.armed = False
+        self.faults.crash_next_write = False
+        retry = [m for m in messages if m["MessageId"] in failed]
+        self.held.extend({**m, "MessageId": m["MessageId"] + "+r"} for m in retry)  # redelivered later
+        self.log(f"{what}: delivered {len(messages)} message(s), {len(retry)} failed")
+        for m in messages:
+            self.name(json.loads(m["Body"])["loan_id"])
+
+    def step_deliver_held(self) -> None:
+        if not self.held:
+            return
+        self.rng.shuffle(self.held)
+        count = self.rng.randint(1, len(self.held))
+        messages, self.held = self.held[:count], self.held[count:]
+        self.deliver(messages, "held messages")
+
+    def step_advance(self) -> None:
+        days = self.rng.choice([1, 1, 2, 3, 5, 10, 20, 30])
+        start = self.today
+        self.today += timedelta(days=days)
+        self.minute = 0
+        self.world.clock.set(beijing(self.today))
+        ran = []
+        # The jobs of a few of the days passed (the others skipped: close of business catches
+        # up on penalties, missed reminders stay missed), the last day's too, some run twice,
+        # some fired late in a later step.
+        days_run = sorted(self.rng.sample(range(1, days), min(days - 1, 2))) + [days]
+        for offset in days_run:
+            day = start + timedelta(days=offset)
+            roll = self.rng.random()
+            if roll < 0.15:
+                self.late_jobs.append(day)
+                continue
+            for _ in range(2 if roll > 0.85 else 1):
+                ran.append(day.isoformat()[5:])
+                self.jobs(day)
+        self.log(f"advance {days} day(s) to {self.today}; jobs ran for {ran}")
+
+    def jobs(self, day: date) -> None:
+        for name, at in (("close_of_business", beijing(day, 0, 5)), ("reminders", beijing(day, 9, 0))):
+            try:
+                self.world.run_schedule(name, at)
+            except Exception as err:  # noqa: BLE001 - EventBridge retries a failed invocation
+                self.log(f"  {name} {day} failed: {type(err).__name__}")
+        pending = self.world.drain("notifications", rounds=1)
+        if pending:
+            self.log(f"  {len(pending)} notification(s) still failing, back on the queue")
+            with self.faults.quiet():
+                from chalicelib.core import aws
+                for m in pending:
+                    aws.client("sqs").send_message(QueueUrl=aws.queue_url("notifications"),
+                                                   MessageBody=m["Body"])
+
+    def step_late_jobs(self) -> None:
+        if not self.late_jobs:
+            return
+        day = self.late_jobs.pop(self.rng.randrange(len(self.late_jobs)))
+        self.log(f"late jobs for {day}")
+        self.jobs(day)
+
+    # --- checks -------------------------------------------------------------------------
+
+    def check(self) -> None:
+        with self.faults.quiet():
+            check_invariants(self.world)
+            from chalicelib.loans.models import LedgerEntryRecord
+            posted = {e.entry_id for e in LedgerEntryRecord.scan(consistent_read=True)}
+            for loan_id, repayment_id in self.acknowledged:
+                if f"repayment#{repayment_id}" not in posted:
+                    raise InvariantViolation(f"repayment {repayment_id[:8]} on {self.name(loan_id)} was "
+                                             "answered 201 but is not in the ledger")
+
+    def heal(self) -> None:
+        """Faults stop; the minute sweep, queue retries and late jobs run until nothing is due."""
+        self.faults.enabled = False
+        self.log("heal: faults off, held messages and retries delivered, sweep until quiet")
+        if self.held:
+            messages, self.held = self.held, []
+            self.deliver(messages, "held messages")
+        for day in self.late_jobs:
+            self.jobs(day)
+        for _ in range(3):
+            self.tick()
+            self.tick()
+            if not self.world.sweep_and_disburse():
+                pass
+        self.check()
+        now = self.world.clock.now()
+        from chalicelib.loans.models import LoanRecord
+        from chalicelib.loans.service import iso_utc
+        stuck = [self.name(l.loan_id) for l in self.world.loans()
+                 if l.status in ("scheduled", "disbursing")
+                 and LoanRecord.get(l.loan_id).disburse_at <= iso_utc(now)]
+        if stuck:
+            raise InvariantViolation(f"loans due but never disbursed after healing: {stuck}")
+
+    def run(self) -> Report:
+        started = wallclock.perf_counter()
+        world = self.world
+        patches = Patches()
+        ids = random.Random(self.seed * 104729 + 7)
+        patches.set(uuid, "uuid4", lambda: uuid.UUID(int=ids.getrandbits(128), version=4))
+        self.faults.install(patches)
+        try:
+            world.reset()
+            self.world_payout = CrashingGateway(world.payout, self.faults)
+            self.world_collector = CrashingGateway(world.collector, self.faults)
+            from chalicelib import wiring
+            wiring.override("payout_gateway", self.world_payout)
+            wiring.override("payment_collector", self.world_collector)
+            for user in USERS:
+                status, answer = world.apply(user)
+                assert status == 201 and answer["status"] == "approved", answer
+            self.faults.rate = self.rng.choice([0.0, 0.03, 0.06, 0.1])
+            self.faults.enabled = True
+            self.log(f"three approved borrowers; DynamoDB fault rate {self.faults.rate}")
+            actions = [(self.step_draw, 20), (self.step_cancel, 5), (self.step_repay, 22),
+                       (self.step_replay, 5), (self.step_sweep, 14), (self.step_deliver_held, 5),
+                       (self.step_advance, 12), (self.step_late_jobs, 4)]
+            for _ in range(self.steps):
+                self.tick()
+                action = self.rng.choices([a for a, _ in actions], [w for _, w in actions])[0]
+                self.report.counts[action.__name__] += 1
+                action()
+                self.check()
+            self.heal()
+        except Exception as err:  # noqa: BLE001 - reported with the seed and the step log
+            import traceback
+            self.report.ok = False
+            self.report.failure = "".join(traceback.format_exception(err))[-4000:]
+        finally:
+            self.faults.enabled = False
+            patches.restore()
+            self.report.counts.update(self.faults.counts)
+            self.report.seconds = wallclock.perf_counter() - started
+        return self.report
+
+
+def run(seed: int, steps: int = 60, world: World | None = None) -> Report:
+    """Run one seed. Without `world`, a fresh moto account and test client are made for it."""
+    if world is not None:
+        return Simulation(world, seed, steps).run()
+    from chalice.test import Client
+    from moto import mock_aws
+
+    import app as app_module
+    from chalicelib.core import aws
+    from chalicelib.loans import catalog
+    from infra.bootstrap import bootstrap
+    from tests.conftest import ROOT
+
+    with mock_aws():
+        aws.reset()
+        catalog.clear_cache()
+        bootstrap("local", local_visibility=30)
+        with Client(app_module.app, stage_name="local", project_dir=str(ROOT)) as client:
+            with World(client, USERS) as fresh:
+                return Simulation(fresh, seed, steps).run()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seed", type=int, help="one seed (replay)")
+    parser.add_argument("--seeds", type=int, default=20, help="how many seeds from --first")
+    parser.add_argument("--first", type=int, default=0)
+    parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("-v", "--verbose", action="store_true", help="print every step log")
+    args = parser.parse_args(argv)
+    logging.disable(logging.CRITICAL)
+    import os
+    import warnings
+    os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"  # EMF lines on stdout would bury the report
+    warnings.filterwarnings("ignore", message="No application metrics")
+    seeds = [args.seed] if args.seed is not None else range(args.first, args.first + args.seeds)
+    failed = []
+    for seed in seeds:
+        report = run(seed, args.steps)
+        print(report if (args.verbose or not report.ok) else str(report).split("\n")[0], flush=True)
+        if args.verbose and report.ok:
+            print("    " + "\n    ".join(report.log))
+        if not report.ok:
+            failed.append(seed)
+    print(f"{len(seeds) - len(failed)}/{len(seeds)} seeds ok" + (f"; failed: {failed}" if failed else ""))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

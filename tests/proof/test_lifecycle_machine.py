@@ -1,0 +1,155 @@
+"""The whole loan lifecycle as a hypothesis state machine, through the real routes and jobs.
+
+Given two approved borrowers, hypothesis applies, draws (amounts, terms, methods, cards the bank
+refuses, disbursement up to 7 days ahead), cancels, runs the disbursement sweep and consumer
+(messages delivered twice or shuffled), repays (an installment, a part, the payoff, more than
+the payoff, a replay of the same Idempotency-Key) and moves the clock by whole days with the
+daily jobs run once, twice, late or not at all. After every step the money invariants of
+`world.check_invariants` must hold, read from the tables. Sized for CI and reproducible
+(`derandomize`, no example database); `PROOF_EXAMPLES` raises the example count locally.
+"""
+from __future__ import annotations
+
+import os
+import random
+from datetime import timedelta
+
+from hypothesis import HealthCheck, event, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (Bundle, RuleBasedStateMachine, initialize, invariant,
+                                 multiple, precondition, rule, run_state_machine_as_test)
+
+from tests.proof.world import START, World, beijing, check_invariants
+
+USERS = ("u-a", "u-b")
+REPAYABLE = ("active", "overdue")
+
+
+class LoanLifecycle(RuleBasedStateMachine):
+    world: World  # set by the test before hypothesis builds machines
+
+    loans = Bundle("loans")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.world.reset()
+        self.today = START
+        self.owner: dict[str, str] = {}
+        self.answers: list[tuple[str, str, int, str, dict]] = []  # replayable repayments
+
+    @initialize()
+    def two_approved_borrowers(self) -> None:
+        for user in USERS:
+            status, answer = self.world.apply(user)
+            assert status == 201 and answer["status"] == "approved", answer
+
+    # --- the borrower ---------------------------------------------------------------------
+
+    @rule(target=loans, user=st.sampled_from(USERS), amount=st.integers(50_000, 700_000),
+          term=st.sampled_from([3, 6, 9, 12, 18, 24]),
+          method=st.sampled_from(["equal_installment", "equal_principal"]),
+          card=st.sampled_from(["c-ok", "c-ok", "c-ok", "c-0000"]),
+          ahead_hours=st.one_of(st.none(), st.integers(0, 7 * 24)))
+    def draw(self, user, amount, term, method, card, ahead_hours):
+        at = None if ahead_hours is None else self.world.clock.now() + timedelta(hours=ahead_hours)
+        status, answer = self.world.draw(user, amount, term, method, card, at)
+        assert status in (201, 422), (status, answer)
+        if status == 422:
+            assert answer["error"]["code"] in ("CREDIT_LIMIT_EXCEEDED", "AFFORDABILITY"), answer
+            return multiple()
+        assert answer["status"] == "scheduled" and answer["principal"] == amount
+        assert sum(i["principal"] for i in answer["schedule"]) == amount
+        self.owner[answer["loan_id"]] = user
+        return answer["loan_id"]
+
+    @rule(loan_id=loans)
+    def cancel(self, loan_id):
+        user = self.owner[loan_id]
+        before = self.world.loan(user, loan_id)[1]["status"]
+        status, answer = self.world.cancel(user, loan_id)
+        if before == "scheduled":
+            assert status == 200 and answer["status"] == "cancelled", answer
+        else:
+            assert status == 409 and answer["error"]["code"] == "LOAN_NOT_CANCELLABLE", answer
+
+    @rule(loan_id=loans, how=st.sampled_from(["installment", "part", "payoff", "over"]),
+          share=st.floats(0.01, 0.99))
+    def repay(self, loan_id, how, share):
+        user = self.owner[loan_id]
+        loan = self.world.loan(user, loan_id)[1]
+        if loan["status"] not in REPAYABLE:
+            status, answer = self.world.repay(user, loan_id, 10_000)
+            assert status == 409 and answer["error"]["code"] == "LOAN_NOT_ACTIVE", answer
+            return
+        status, quote = self.world.payoff(user, loan_id)
+        assert status == 200, quote
+        due = next(i["total"] - i["paid"] for i in loan["schedule"] if i["status"] != "paid")
+        amount = {"installment": min(due, quote["amount"]), "payoff": quote["amount"],
+                  "part": max(1, int(quote["amount"] * share)), "over": quote["amount"] + 1}[how]
+        key = f"k-{len(self.answers)}-{loan_id}"
+        status, answer = self.world.repay(user, loan_id, amount, key=key)
+        event(f"repay {how} on a {loan['status']} loan")
+        if how == "over":
+            assert status == 422 and answer["error"]["code"] == "OVERPAYMENT", answer
+            return
+        assert status == 201, answer
+        allocation = answer["allocation"]
+        assert allocation["penalty"] + allocation["interest"] + allocation["principal"] == amount
+        if amount == quote["amount"]:
+            assert answer["loan"] == {"status": "closed", "outstanding_principal": 0}, answer
+        self.answers.append((user, loan_id, amount, key, answer))
+
+    @precondition(lambda self: self.answers)
+    @rule(data=st.data())
+    def replay_a_repayment(self, data):
+        """The same Idempotency-Key and body: the first answer again, nothing collected twice."""
+        user, loan_id, amount, key, first = data.draw(st.sampled_from(self.answers))
+        collected = dict(self.world.collector.collected)
+        status, answer = self.world.repay(user, loan_id, amount, key=key)
+        assert (status, answer) == (201, first)
+        assert self.world.collector.collected == collected
+
+    @rule(user=st.sampled_from(USERS))
+    def apply_again(self, user):
+        status, answer = self.world.apply(user, amount=800_000, term=6)
+        assert status == 201, answer
+
+    # --- time and jobs --------------------------------------------------------------------
+
+    @rule(copies=st.integers(1, 3), seed=st.integers(0, 2**16))
+    def disburse(self, copies, seed):
+        """The sweep queues due loans; the consumer sees each message `copies` times, shuffled."""
+        self.world.run_schedule("disbursement_sweep", self.world.clock.now())
+        messages = self.world.receive("disbursements") * copies
+        random.Random(seed).shuffle(messages)
+        assert self.world.consume("disbursements", messages) == set()
+
+    @rule(days=st.integers(1, 40), runs=st.sampled_from([0, 1, 1, 2]), late=st.booleans())
+    def advance(self, days, runs, late):
+        skipped = self.today + timedelta(days=days - 1)
+        self.today += timedelta(days=days)
+        self.world.clock.set(beijing(self.today))
+        if late and days > 1:  # yesterday's jobs fire late, today
+            self.world.daily_jobs(skipped)
+        for _ in range(runs):
+            self.world.daily_jobs(self.today)
+        assert self.world.sweep_and_disburse() == []
+
+    @invariant()
+    def money_holds(self):
+        check_invariants(self.world)
+
+    def teardown(self):
+        for loan in self.world.loans():
+            event(f"a loan ended {loan.status}")
+
+
+def test_the_loan_lifecycle_keeps_its_invariants(client):
+    examples = int(os.environ.get("PROOF_EXAMPLES", "10"))
+    with World(client, USERS) as world:
+        LoanLifecycle.world = world
+        run_state_machine_as_test(LoanLifecycle, settings=settings(
+            max_examples=examples, stateful_step_count=20, deadline=None, derandomize=True,
+            database=None, print_blob=True,
+            suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much,
+                                   HealthCheck.function_scoped_fixture]))

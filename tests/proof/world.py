@@ -1,0 +1,410 @@
+"""A small lending world on moto for the proof tests: borrowers, the real app behind chalice's
+test client, the sandbox payout and collection gateways, and the invariants read from the tables.
+
+Shared by the hypothesis state machine (`test_lifecycle_machine.py`) and the seeded fault
+simulator (`simulator.py`). The auth slice is represented by its seams (`people.*` and the
+`bearer` authenticator reads an `X-Proof-User` header): what is proven here is money, not sign-in.
+"""
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta, timezone
+from typing import Any
+
+import tests.conftest  # noqa: F401  - stage env, fake credentials, moto, app (a no-op under pytest)
+from chalicelib import wiring
+from chalicelib.core import aws, idempotency
+from chalicelib.core.clock import SHANGHAI, FixedClock
+from chalicelib.core.db import TABLES
+from chalicelib.core.http import AUTHENTICATORS
+from chalicelib.loans import catalog, credit, ledger, people, schedules
+from chalicelib.loans.models import CreditLineRecord, LedgerEntryRecord, LoanRecord, ProductRecord
+from chalicelib.loans.payout import SandboxPayout
+from chalicelib.repay.collection import SandboxCollector
+from chalicelib.repay.models import InstallmentRecord
+from infra.lambda_events import scheduled_event, sqs_event, sqs_record
+
+START = date(2027, 1, 10)
+APPLICANT = {"monthly_income": 3_000_000, "monthly_expenses": 500_000, "assets": 50_000_000,
+             "debt": 0, "job_type": "fixed", "job_seniority_years": 8, "home": "owner",
+             "marital_status": "married"}
+CARDS = {"c-ok": "6222020000000001234", "c-0000": "6222021234567890000"}
+LIVE = ("scheduled", "disbursing", "active", "overdue")
+DISBURSED = ("active", "overdue", "closed")
+QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:lending-local-{key}"
+
+
+def beijing(day: date, hour: int = 10, minute: int = 0) -> datetime:
+    return datetime.combine(day, time(hour, minute), SHANGHAI).astimezone(timezone.utc)
+
+
+class InvariantViolation(AssertionError):
+    pass
+
+
+class MemorySender:
+    """Notifications sent (SMS/push), in memory."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str, str]] = []
+
+    def send(self, channel: str, to: str, text: str) -> None:
+        self.sent.append((channel, to, text))
+
+
+@dataclass
+class Patches:
+    undo: list[tuple[Any, str, Any]] = field(default_factory=list)
+
+    def set(self, target: Any, name: str, value: Any) -> None:
+        self.undo.append((target, name, getattr(target, name)))
+        setattr(target, name, value)
+
+    def restore(self) -> None:
+        while self.undo:
+            target, name, value = self.undo.pop()
+            setattr(target, name, value)
+
+
+def _header_user(request: Any) -> str:
+    from chalicelib.core.errors import Unauthorized
+    user = request.headers.get("x-proof-user")
+    if not user:
+        raise Unauthorized("no proof user", code="TOKEN_MISSING")
+    return user
+
+
+def _one_transact_connection(patches: Patches) -> None:
+    """`core.db.transact_connection()` builds a new pynamodb Connection, so a new botocore
+    session and client (the service model read from disk), for every transaction: ~50 ms each,
+    most of a proof run's time. One connection serves every transaction here."""
+    import importlib
+
+    from chalicelib.core import db
+    shared = db.transact_connection()
+    for name in ("chalicelib.loans.service", "chalicelib.loans.disbursement", "chalicelib.repay.service"):
+        patches.set(importlib.import_module(name), "transact_connection", lambda: shared)
+
+
+def install_seams(patches: Patches) -> None:
+    """Every proof user is verified, has cards `c-ok` and `c-0000` (refused by the sandbox bank)."""
+    patches.set(people, "card_owned", lambda user, card: CARDS[card][-4:] if card in CARDS else None)
+    patches.set(people, "payout_card", lambda user, card: people.PayoutCard(
+        card, CARDS[card][-4:], CARDS[card], "张三") if card in CARDS else None)
+    patches.set(people, "borrower", lambda user: people.Borrower(user, True, True, True, 30))
+    patches.set(people, "sms_phone", lambda user: "13812348000")
+    _one_transact_connection(patches)
+    original = AUTHENTICATORS["bearer"]
+    AUTHENTICATORS["bearer"] = _header_user
+    patches.undo.append((_DictItem(AUTHENTICATORS, "bearer"), "value", original))
+
+
+class _DictItem:
+    def __init__(self, mapping: dict, key: str) -> None:
+        self.mapping, self.key = mapping, key
+
+    @property
+    def value(self) -> Any:
+        return self.mapping[self.key]
+
+    @value.setter
+    def value(self, new: Any) -> None:
+        self.mapping[self.key] = new
+
+
+def wipe_account() -> None:
+    """Empty every table but the products and purge the queues: a fresh account in
+    milliseconds instead of a new moto backend and bootstrap per example."""
+    for model in TABLES:
+        if model is ProductRecord:
+            continue
+        keys = [a.attr_name for a in (model._hash_key_attribute(), model._range_key_attribute()) if a]
+        with model.batch_write() as batch:
+            for item in model.scan(attributes_to_get=keys):
+                batch.delete(item)
+    sqs = aws.client("sqs")
+    for key in ("disbursements", "notifications"):  # PurgeQueue allows one call a minute
+        url = aws.queue_url(key)
+        while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10,
+                                              VisibilityTimeout=0).get("Messages", []):
+            for message in messages:
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+    idempotency.reset()
+
+
+class Api:
+    """The routes, through chalice's test client, as one user."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def call(self, method: str, path: str, user: str, body: Any = None,
+             key: str | None = None) -> tuple[int, Any]:
+        headers = {"Content-Type": "application/json", "X-Proof-User": user}
+        if key is not None:
+            headers["Idempotency-Key"] = key
+        if method == "get":
+            response = self.client.http.get(path, headers=headers)
+        else:
+            response = self.client.http.post(path, headers=headers,
+                                             body=json.dumps(body).encode() if body is not None else b"")
+        try:
+            payload = json.loads(response.body) if response.body else None
+        except ValueError:
+            payload = response.body
+        return response.status_code, payload
+
+
+class World:
+    """Owns the overrides and seams for one run; `reset()` gives a fresh account."""
+
+    def __init__(self, client: Any, users: tuple[str, ...] = ("u-a", "u-b")) -> None:
+        self.client = client
+        self.api = Api(client)
+        self.users = users
+        self.patches = Patches()
+        self.clock = FixedClock(beijing(START))
+        self.payout = SandboxPayout()
+        self.collector = SandboxCollector()
+        self.sender = MemorySender()
+        self.applications: dict[str, str] = {}
+
+    def __enter__(self) -> "World":
+        install_seams(self.patches)
+        os.environ.setdefault("SMS_QUIET_HOURS", "21:00-08:00")
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.patches.restore()
+        wiring.reset()
+
+    def reset(self) -> None:
+        wipe_account()
+        catalog.clear_cache()
+        self.clock = FixedClock(beijing(START))
+        self.payout = SandboxPayout()
+        self.collector = SandboxCollector()
+        self.sender = MemorySender()
+        self.applications = {}
+        wiring.reset()
+        wiring.override("clock", self.clock)
+        wiring.override("payout_gateway", self.payout)
+        wiring.override("payment_collector", self.collector)
+        wiring.override("message_sender", self.sender)
+
+    # --- the borrower's side -------------------------------------------------------------
+
+    def apply(self, user: str, amount: int = 1_000_000, term: int = 12) -> tuple[int, Any]:
+        body = {"product_id": "revolving-credit", "amount": amount, "term_months": term,
+                "purpose": "装修", "applicant": APPLICANT}
+        status, answer = self.api.call("post", "/v1/applications", user, body, key=str(uuid.uuid4()))
+        if status == 201 and answer["status"] == "approved":
+            self.applications[user] = answer["application_id"]
+        return status, answer
+
+    def draw(self, user: str, amount: int, term: int, method: str, card: str = "c-ok",
+             disburse_at: datetime | None = None, key: str | None = None) -> tuple[int, Any]:
+        body = {"application_id": self.applications.get(user, "none"), "amount": amount,
+                "term_months": term, "repayment_method": method, "bank_card_id": card}
+        if disburse_at is not None:
+            body["disburse_at"] = disburse_at.astimezone(SHANGHAI).isoformat()
+        return self.api.call("post", "/v1/loans", user, body, key=key or str(uuid.uuid4()))
+
+    def cancel(self, user: str, loan_id: str) -> tuple[int, Any]:
+        return self.api.call("post", f"/v1/loans/{loan_id}/cancel", user)
+
+    def payoff(self, user: str, loan_id: str) -> tuple[int, Any]:
+        return self.api.call("get", f"/v1/loans/{loan_id}/payoff", user)
+
+    def loan(self, user: str, loan_id: str) -> tuple[int, Any]:
+        return self.api.call("get", f"/v1/loans/{loan_id}", user)
+
+    def repay(self, user: str, loan_id: str, amount: int, key: str | None = None) -> tuple[int, Any]:
+        return self.api.call("post", f"/v1/loans/{loan_id}/repayments", user, {"amount": amount},
+                             key=key or str(uuid.uuid4()))
+
+    # --- jobs and queues -----------------------------------------------------------------
+
+    def run_schedule(self, name: str, at: datetime) -> Any:
+        return self.client.lambda_.invoke(name, scheduled_event(at, name)).payload
+
+    def receive(self, key: str) -> list[dict]:
+        """Everything on a queue now (up to 10 per receive), each message once."""
+        sqs = aws.client("sqs")
+        url = aws.queue_url(key)
+        out: list[dict] = []
+        while True:
+            got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=0)
+            messages = got.get("Messages", [])
+            if not messages:
+                return out
+            for message in messages:
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+            out.extend(messages)
+
+    def consume(self, key: str, messages: list[dict]) -> set[str]:
+        """Invoke the queue's consumer on `messages`; returns the ids it reported failed."""
+        if not messages:
+            return set()
+        function = {"disbursements": "disbursement_consumer", "notifications": "notification_consumer"}[key]
+        arn = QUEUE_ARN.format(key=key)
+        answer = self.client.lambda_.invoke(function, sqs_event([sqs_record(m, arn) for m in messages])).payload
+        return {f["itemIdentifier"] for f in answer["batchItemFailures"]}
+
+    def drain(self, key: str, rounds: int = 3) -> list[dict]:
+        """Consume the queue, putting failed messages back for `rounds` tries; returns the
+        messages still failing after that (they would go on retrying, then to the DLQ)."""
+        pending = self.receive(key)
+        for _ in range(rounds):
+            failed = self.consume(key, pending)
+            pending = [m for m in pending if m["MessageId"] in failed] + self.receive(key)
+            if not pending:
+                break
+        return pending
+
+    def sweep_and_disburse(self) -> list[dict]:
+        self.run_schedule("disbursement_sweep", self.clock.now())
+        return self.drain("disbursements")
+
+    def daily_jobs(self, day: date) -> None:
+        self.run_schedule("close_of_business", beijing(day, 0, 5))
+        self.run_schedule("reminders", beijing(day, 9, 0))
+        self.drain("notifications")
+
+    # --- reading the tables ----------------------------------------------------------------
+
+    def loans(self) -> list[LoanRecord]:
+        return [loan for user in self.users for loan in LoanRecord.by_user.query(user)]
+
+
+def check_invariants(world: World) -> None:
+    """Everything money must satisfy, read from the tables and the gateways' records."""
+    problems: list[str] = []
+
+    def bad(text: str) -> None:
+        problems.append(text)
+
+    # One consistent scan per table (the account holds this run's items only): a handful of
+    # calls per check however many loans there are.
+    loans = [loan for loan in LoanRecord.scan(consistent_read=True) if loan.user_id in world.users]
+    by_id = {loan.loan_id: loan for loan in loans}
+    ledger_of: dict[str, list[LedgerEntryRecord]] = {}
+    for entry in LedgerEntryRecord.scan(consistent_read=True):
+        ledger_of.setdefault(entry.loan_id, []).append(entry)
+    index_of: dict[str, dict[int, InstallmentRecord]] = {}
+    for item in InstallmentRecord.scan(consistent_read=True):
+        index_of.setdefault(item.loan_id, {})[item.installment] = item
+    lines_of = {record.user_id: record for record in CreditLineRecord.scan(consistent_read=True)}
+    for loan_id in set(ledger_of) - set(by_id):
+        bad(f"ledger entries for unknown loan {loan_id[:8]}")
+    collections_in_ledger: dict[str, int] = {}
+    for loan in loans:
+        lid = loan.loan_id[:8]
+        entries = sorted(ledger_of.get(loan.loan_id, []), key=lambda e: e.entry_id)
+        lines = [json.loads(e.lines) for e in entries]
+        for entry, entry_lines in zip(entries, lines):
+            debit = sum(l["debit"] for l in entry_lines)
+            credit_sum = sum(l["credit"] for l in entry_lines)
+            if debit != credit_sum:
+                bad(f"{lid}: entry {entry.entry_id} debits {debit} != credits {credit_sum}")
+            if entry.cause == "repayment":
+                collections_in_ledger[entry.cause_id] = sum(
+                    l["debit"] for l in entry_lines if l["account"] == ledger.COLLECTIONS_CLEARING)
+        totals = ledger.balances(lines)
+        if sum(totals.values()) != 0:
+            bad(f"{lid}: ledger does not balance {totals}")
+        if loan.outstanding_principal < 0:
+            bad(f"{lid}: outstanding {loan.outstanding_principal} < 0")
+        state = schedules.load(loan.state)
+        if sum(i.principal for i in state.installments) != loan.principal:
+            bad(f"{lid}: schedule principal {sum(i.principal for i in state.installments)} != {loan.principal}")
+        if loan.status in DISBURSED:
+            if loan.outstanding_principal != state.outstanding_principal:
+                bad(f"{lid}: record outstanding {loan.outstanding_principal} != schedule "
+                    f"{state.outstanding_principal}")
+            receivable = totals.get(ledger.PRINCIPAL_RECEIVABLE, 0)
+            if receivable != state.outstanding_principal:
+                bad(f"{lid}: ledger principal receivable {receivable} != schedule outstanding "
+                    f"{state.outstanding_principal}")
+            penalty_owed = sum(i.penalty_posted - i.penalty_posted_paid for i in state.installments)
+            if totals.get(ledger.PENALTY_RECEIVABLE, 0) != penalty_owed:
+                bad(f"{lid}: ledger penalty receivable {totals.get(ledger.PENALTY_RECEIVABLE, 0)} "
+                    f"!= schedule {penalty_owed}")
+            if -totals.get(ledger.PAYOUT_CLEARING, 0) != loan.principal:
+                bad(f"{lid}: paid out in ledger {-totals.get(ledger.PAYOUT_CLEARING, 0)} != {loan.principal}")
+            for i in state.installments:
+                if not (0 <= i.principal_paid <= i.principal and 0 <= i.interest_paid <= i.interest
+                        and 0 <= i.penalty_posted_paid <= i.penalty_posted
+                        and 0 <= i.penalty_unposted_paid <= i.penalty_unposted):
+                    bad(f"{lid}: installment {i.number} paid beyond what is due {i}")
+            if (loan.status == "closed") != state.closed:
+                bad(f"{lid}: status {loan.status} but schedule closed={state.closed}")
+            if loan.status == "closed" and loan.outstanding_principal != 0:
+                bad(f"{lid}: closed with {loan.outstanding_principal} outstanding")
+            index = index_of.get(loan.loan_id, {})
+            for i in state.installments:
+                item = index.get(i.number)
+                if item is None:
+                    bad(f"{lid}: installment {i.number} has no index item")
+                elif (item.open_shard is None) != i.settled:
+                    bad(f"{lid}: index of installment {i.number} open={item.open_shard} "
+                        f"but settled={i.settled}")
+        else:
+            if lines:
+                bad(f"{lid}: {loan.status} loan has ledger entries {[e.entry_id for e in entries]}")
+            if loan.status in ("cancelled", "failed") and loan.outstanding_principal != 0:
+                bad(f"{lid}: {loan.status} with outstanding {loan.outstanding_principal}")
+    # The credit line: `drawn` is the principal not yet repaid of live loans, to the fen.
+    for user in world.users:
+        record = lines_of.get(user)
+        line = None if record is None else credit.CreditLine(
+            record.user_id, record.credit_limit, record.drawn, record.apr, record.expires_on)
+        owed = sum(l.principal if l.status in ("scheduled", "disbursing") else l.outstanding_principal
+                   for l in loans if l.user_id == user and l.status in LIVE)
+        if line is None:
+            if owed:
+                bad(f"{user}: loans without a credit line")
+            continue
+        if line.drawn != owed:
+            bad(f"{user}: line drawn {line.drawn} != live principal {owed}")
+        if line.available != max(0, line.limit - line.drawn) or line.available < 0:
+            bad(f"{user}: available {line.available} with limit {line.limit}, drawn {line.drawn}")
+        if not isinstance(record.drawn, int):
+            bad(f"{user}: drawn is not integer fen")
+    # Payouts: once per loan, only for loans that are (being) paid out, each for its principal.
+    keys = Counter(t.idempotency_key for t in world.payout.transfers)
+    for key, count in keys.items():
+        if count > 1:
+            bad(f"loan {key[:8]} paid out {count} times")
+        loan = by_id.get(key)
+        if loan is None or loan.status not in ("disbursing", *DISBURSED):
+            bad(f"payout to loan {key[:8]} in status {loan.status if loan else None}")
+    for transfer in world.payout.transfers:
+        loan = by_id.get(transfer.idempotency_key)
+        if loan is not None and transfer.amount != loan.principal:
+            bad(f"loan {loan.loan_id[:8]} paid out {transfer.amount} != principal {loan.principal}")
+    for loan in loans:
+        if loan.status in DISBURSED and keys.get(loan.loan_id, 0) != 1:
+            bad(f"{loan.loan_id[:8]} is {loan.status} but paid out {keys.get(loan.loan_id, 0)} times")
+    # Collections: every fen collected and not refunded is a repayment in the ledger, once.
+    kept = {rid: amount for rid, amount in world.collector.collected.items()
+            if rid not in world.collector.refunded}
+    for rid, amount in world.collector.refunded.items():
+        if rid not in world.collector.collected:
+            bad(f"refund of repayment {rid[:8]} that was never collected")
+        elif world.collector.collected[rid] != amount:
+            bad(f"repayment {rid[:8]} refunded {amount} of {world.collector.collected[rid]}")
+        if rid in collections_in_ledger:
+            bad(f"repayment {rid[:8]} refunded but also in the ledger")
+    if kept != collections_in_ledger:
+        missing = {k[:8]: v for k, v in kept.items() if collections_in_ledger.get(k) != v}
+        phantom = {k[:8]: v for k, v in collections_in_ledger.items() if kept.get(k) != v}
+        bad(f"collected and kept {sum(kept.values())} != ledger collections "
+            f"{sum(collections_in_ledger.values())}; collected not in ledger {missing}, "
+            f"ledger not collected {phantom}")
+    if problems:
+        raise InvariantViolation("\n".join(problems))
