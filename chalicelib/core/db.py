@@ -53,6 +53,32 @@ def condition_failed(err: Exception) -> bool:
     return any(r is not None and r.code == "ConditionalCheckFailed" for r in reasons)
 
 
+# AWS answers that mean "not now", not "not so": the request may be retried as it was.
+TRANSIENT_CODES = frozenset({
+    "ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded",
+    "InternalServerError", "ServiceUnavailable", "TransactionInProgressException",
+    "TransactionConflict", "ThrottlingError", "TransactionConflictException"})
+
+
+def transient(err: BaseException) -> bool:
+    """True when a DynamoDB/AWS call failed for a reason that passes (throttling, a conflict
+    with another transaction, the service unavailable or unreachable): answer 503, not 500."""
+    from botocore.exceptions import BotoCoreError, ClientError
+    seen = 0
+    while err is not None and seen < 5:
+        if isinstance(err, BotoCoreError):
+            return True
+        if isinstance(err, ClientError) and err.response.get("Error", {}).get("Code") in TRANSIENT_CODES:
+            return True
+        if getattr(err, "cause_response_code", None) in TRANSIENT_CODES:
+            return True
+        reasons = getattr(err, "cancellation_reasons", None) or []
+        if any(r is not None and r.code in TRANSIENT_CODES for r in reasons):
+            return True
+        err, seen = err.__cause__ or err.__context__, seen + 1  # type: ignore[assignment]
+    return False
+
+
 def transact_connection():  # type: ignore[no-untyped-def]
     """pynamodb's TransactWrite needs an explicit connection: one per container, made on first
     use (never at import). A new one per transaction built a new botocore client each time,

@@ -19,6 +19,7 @@ from chalice import Blueprint, Response
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from chalicelib.core import idempotency
+from chalicelib.core.db import transient
 from chalicelib.core.errors import BadRequest, LendingError
 from chalicelib.core.observability import logger, metrics
 
@@ -138,7 +139,9 @@ def route(bp: Blueprint, path: str, method: str, *, summary: str, tag: str,
                 return answer()
             except LendingError as err:
                 return error_response(err.status, err.code, err.message, err.headers)
-            except Exception:  # noqa: BLE001 - the contract never shows a stack trace
+            except Exception as err:  # noqa: BLE001 - the contract never shows a stack trace
+                if transient(err):
+                    return _dependency_down(method, path)
                 return _internal_error(method, path)
 
         options = {"authorizer": AUTHORIZERS[auth]} if auth in AUTHORIZERS else {}
@@ -146,6 +149,13 @@ def route(bp: Blueprint, path: str, method: str, *, summary: str, tag: str,
         return view
 
     return decorate
+
+
+def _dependency_down(method: str, path: str) -> Response:
+    logger.exception("dependency unavailable", extra={"route": f"{method} {path}"})
+    metrics.add_metric(name="DependencyUnavailable", unit="Count", value=1)
+    return error_response(503, "DEPENDENCY_UNAVAILABLE", "A service we depend on is busy or "
+                          "unavailable; please try again shortly.", {"Retry-After": "1"})
 
 
 def _internal_error(method: str, path: str) -> Response:

@@ -98,3 +98,61 @@ def test_route_authenticates_before_parsing_and_passes_the_principal():
         AUTHENTICATORS.pop("test-scheme")
         from chalicelib.core.http import ROUTES
         ROUTES[:] = [r for r in ROUTES if r.path != "/probe"]
+
+
+def _throttled():
+    from botocore.exceptions import ClientError
+    return ClientError({"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}},
+                       "PutItem")
+
+
+def _wrapped_throttle():
+    from pynamodb.exceptions import PutError
+    try:
+        raise _throttled()
+    except Exception as cause:  # noqa: BLE001
+        try:
+            raise PutError("Failed to put item") from cause
+        except PutError as wrapped:
+            return wrapped
+
+
+def _cancelled_by_conflict():
+    from pynamodb.exceptions import CancellationReason, TransactWriteError, VerboseClientError
+    cause = VerboseClientError({"Error": {"Code": "TransactionCanceledException", "Message": "x"}},
+                               "TransactWriteItems",
+                               cancellation_reasons=[None, CancellationReason(code="TransactionConflict")])
+    return TransactWriteError("Failed to write transaction items", cause=cause)
+
+
+@pytest.mark.parametrize("make, status, code", [
+    (_throttled, 503, "DEPENDENCY_UNAVAILABLE"),
+    (_wrapped_throttle, 503, "DEPENDENCY_UNAVAILABLE"),
+    (_cancelled_by_conflict, 503, "DEPENDENCY_UNAVAILABLE"),
+    (lambda: __import__("botocore.exceptions").exceptions.EndpointConnectionError(endpoint_url="https://x"),
+     503, "DEPENDENCY_UNAVAILABLE"),
+    (lambda: KeyError("bug"), 500, "INTERNAL_ERROR"),
+    (lambda: __import__("botocore.exceptions").exceptions.ClientError(
+        {"Error": {"Code": "ValidationException", "Message": "bad"}}, "PutItem"), 500, "INTERNAL_ERROR"),
+])
+def test_a_passing_aws_failure_is_503_with_retry_after_and_a_bug_is_500(make, status, code):
+    from chalice import Blueprint, Chalice
+    from chalice.test import Client
+
+    from chalicelib.core.http import ROUTES, route
+
+    bp = Blueprint("probe")
+
+    @route(bp, "/probe-fail", "GET", summary="probe", tag="test")
+    def probe(request):
+        raise make()
+
+    probe_app = Chalice("probe")
+    probe_app.register_blueprint(bp)
+    try:
+        with Client(probe_app) as client:
+            answer = client.http.get("/probe-fail")
+        assert answer.status_code == status and answer.json_body["error"]["code"] == code
+        assert ("Retry-After" in answer.headers) == (status == 503)
+    finally:
+        ROUTES[:] = [r for r in ROUTES if r.path != "/probe-fail"]
