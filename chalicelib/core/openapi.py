@@ -148,7 +148,7 @@ def document() -> dict[str, Any]:
                               "application/json": {"schema": _SUCCESS.get(
                                   (doc.method, doc.path), {"type": "object"})}}},
                           "400": _error_response(400), "415": _error_response(415),
-                          "500": _error_response(500)},
+                          "500": _error_response(500), "503": _error_response(503)},
         }
         params = [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
                   for name in re.findall(r"{(\w+)}", doc.path)]
