@@ -43,3 +43,12 @@ def draw(borrower, amount=100_000, card="c-ok", at=None, term=12, method="equal_
                                                    card, at), NOW)
 
 
+def review_application(user_id: str = "u-9", applicant: dict | None = None) -> str:
+    """An application the model sent to review (as an operator finds it in /v1/ops/reviews)."""
+    application_id = str(uuid.uuid4())
+    ApplicationRecord(application_id=application_id, user_id=user_id, product_id="revolving-credit",
+                      amount=800_000, term_months=12, purpose="教育", applicant=json.dumps(applicant or APPLICANT),
+                      status="review", credit_limit=0, apr="0.2000", reasons="[]", model_version="test",
+                      decided_at=service.iso_utc(NOW), review_queue="review",
+                      decision=json.dumps({"suggested_limit": 800_000, "suggested_apr": "0.2000"})).save()
+    return application_id

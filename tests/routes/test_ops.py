@@ -9,10 +9,8 @@ from datetime import date
 import pytest
 
 from chalicelib.loans import credit, disbursement
-from chalicelib.loans.models import ApplicationRecord
-from chalicelib.loans.service import iso_utc
 from chalicelib.repay import service as repay
-from tests.routes.conftest import APPLICANT, NOW, draw
+from tests.routes.conftest import APPLICANT, NOW, draw, review_application
 
 
 @pytest.fixture()
@@ -27,16 +25,6 @@ def ops(client, aws_stack):
         return response.status_code, json.loads(response.body) if response.body else None
 
     return call
-
-
-def review_application(user_id="u-9"):
-    application_id = str(uuid.uuid4())
-    ApplicationRecord(application_id=application_id, user_id=user_id, product_id="revolving-credit",
-                      amount=800_000, term_months=12, purpose="教育", applicant=json.dumps(APPLICANT),
-                      status="review", credit_limit=0, apr="0.2000", reasons="[]", model_version="test",
-                      decided_at=iso_utc(NOW), review_queue="review",
-                      decision=json.dumps({"suggested_limit": 800_000, "suggested_apr": "0.2000"})).save()
-    return application_id
 
 
 def test_ops_routes_refuse_without_the_key(client, aws_stack):

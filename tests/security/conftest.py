@@ -25,6 +25,7 @@ from moto import mock_aws
 
 from tests.auth_support import LogCapture, RecordingApi
 from tests.journeys import GOOD_APPLICANT, card_ending, ready_borrower, resident_id, with_key
+from tests.routes.conftest import review_application
 
 NOW = datetime(2027, 1, 10, 2, 0, tzinfo=timezone.utc)  # the suite's wall clock (root conftest)
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -140,18 +141,6 @@ def _borrower(api: RecordingApi, outbox: Path, *, openid: str, phone: str, last4
                     "name": "张三", "born": born}}  # ready_borrower's name and ID number
 
 
-def _review_application(user_id: str) -> str:
-    from chalicelib.loans.models import ApplicationRecord
-    from chalicelib.loans.service import iso_utc
-    application_id = str(uuid.uuid4())
-    ApplicationRecord(application_id=application_id, user_id=user_id, product_id="revolving-credit",
-                      amount=800_000, term_months=12, purpose="教育", applicant=json.dumps(GOOD_APPLICANT),
-                      status="review", credit_limit=0, apr="0.2000", reasons="[]", model_version="test",
-                      decided_at=iso_utc(NOW), review_queue="review",
-                      decision=json.dumps({"suggested_limit": 800_000, "suggested_apr": "0.2000"})).save()
-    return application_id
-
-
 @pytest.fixture(scope="package")
 def world(tmp_path_factory):
     import app as app_module
@@ -186,8 +175,8 @@ def world(tmp_path_factory):
                                 born=date(1988, 5, 17))
                 w.b = _borrower(api, outbox, openid="o_victim", phone="15900001234", last4="2222",
                                 born=date(1979, 11, 23))
-                w.b["review_application_id"] = _review_application(w.b["user_id"])
-                w.a["review_application_id"] = _review_application(w.a["user_id"])
+                w.b["review_application_id"] = review_application(w.b["user_id"], GOOD_APPLICANT)
+                w.a["review_application_id"] = review_application(w.a["user_id"], GOOD_APPLICANT)
                 yield w
         finally:
             logs.__exit__(None, None, None)

@@ -14,23 +14,12 @@ Nothing changes in any table, queue or the outbox for any of these.
 from __future__ import annotations
 
 import json
-import uuid
-
 import pytest
 
 from chalicelib.core.http import MAX_BODY_BYTES
 from tests.security.conftest import assert_error, assert_unchanged, snapshot
-from tests.security.matrix import (bearer_routes, body_routes, by_id, fields_of, fill,
-                                   object_ids, path_params, rid, routes, sample_body, with_value)
-
-
-def _as_owner(route, world):
-    owner = world.a
-    headers = world.ops() if route.auth == "ops" else dict(owner["headers"]) if route.auth else {}
-    if route.idempotent:
-        headers["Idempotency-Key"] = str(uuid.uuid4())
-    path = fill(route, {p: object_ids(p, owner, route)[0] for p in path_params(route)})
-    return path, sample_body(route, world, owner), headers
+from tests.security.matrix import (as_owner, bearer_routes, body_routes, by_id, fields_of, path_params,
+                                   rid, routes, with_value)
 
 
 def _padded(body, size: int) -> bytes:
@@ -45,7 +34,7 @@ def _padded(body, size: int) -> bytes:
 
 @pytest.mark.parametrize("route", **by_id(routes()))
 def test_an_oversized_body_is_refused_on_every_route_before_anything_else(world, route):
-    path, body, headers = _as_owner(route, world)
+    path, body, headers = as_owner(route, world)
     before = snapshot()
     for who, sent in (("anonymous", {}), ("caller", headers)):
         status, answer, _ = world.call(route.method, path, raw=_padded(body, MAX_BODY_BYTES + 1),
@@ -58,7 +47,7 @@ def test_an_oversized_body_is_refused_on_every_route_before_anything_else(world,
 
 @pytest.mark.parametrize("route", **by_id(body_routes()))
 def test_a_body_at_the_limit_is_read_and_judged_on_its_fields(world, route):
-    path, body, headers = _as_owner(route, world)
+    path, body, headers = as_owner(route, world)
     before = snapshot()
     status, answer, _ = world.call(route.method, path, raw=_padded(body, MAX_BODY_BYTES), headers=headers)
     assert_error(status, answer, 400, ("UNKNOWN_FIELD",), rid(route))  # `pad`, not the size
@@ -67,7 +56,7 @@ def test_a_body_at_the_limit_is_read_and_judged_on_its_fields(world, route):
 
 @pytest.mark.parametrize("route", **by_id(body_routes()))
 def test_json_nested_past_the_parsers_depth_is_400_not_500(world, route):
-    path, _, headers = _as_owner(route, world)
+    path, _, headers = as_owner(route, world)
     for raw in (b"[" * 5000 + b"]" * 5000, b'{"a":' * 2000 + b"1" + b"}" * 2000, b"[" * 16000):
         status, answer, _ = world.call(route.method, path, raw=raw, headers=headers)
         assert_error(status, answer, 400, ("BODY_INVALID",), rid(route))
@@ -84,7 +73,7 @@ def _fields(kind):
 def test_every_string_field_has_a_max_length_and_one_more_is_400(world, route, field):
     assert field.max_length is not None and field.max_length <= 4096, \
         f"{rid(route)} {field.path}: give the string a max_length"
-    path, body, headers = _as_owner(route, world)
+    path, body, headers = as_owner(route, world)
     before = snapshot()
     status, answer, _ = world.call(route.method, path, headers=headers,
                                    body=with_value(body, field.path, "x" * (field.max_length + 1)))
@@ -95,7 +84,7 @@ def test_every_string_field_has_a_max_length_and_one_more_is_400(world, route, f
 
 @pytest.mark.parametrize("route, field", _fields("int"))
 def test_integer_fields_refuse_other_types_and_absurd_sizes(world, route, field):
-    path, body, headers = _as_owner(route, world)
+    path, body, headers = as_owner(route, world)
     before = snapshot()
     for bad in (1.5, 100.0, "100", True, [1], {"fen": 1}, -1):
         status, answer, _ = world.call(route.method, path, headers=headers,
@@ -130,7 +119,7 @@ def test_operators_cannot_open_a_line_above_the_products_ceiling(world):
 
 @pytest.mark.parametrize("route", **by_id([r for r in routes() if r.query]))
 def test_declared_query_parameters_refuse_garbage(world, route):
-    path, _, headers = _as_owner(route, world)
+    path, _, headers = as_owner(route, world)
     before = snapshot()
     for name in route.query:
         for bad in ("x", "2027-02-30", "9" * 5000, "%00", "2027-01-10T00:00:00+08:00"):

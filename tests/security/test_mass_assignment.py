@@ -7,24 +7,11 @@ models behind them are all strict (`extra="forbid"`, no coercion), checked on th
 """
 from __future__ import annotations
 
-import uuid
-
 import pytest
 
 from tests.security.conftest import assert_error, assert_unchanged, snapshot
-from tests.security.matrix import (OWNED_FIELDS, body_routes, by_id, fields_of, fill, models_of,
-                                   object_ids, path_params, rid, sample_body, with_value)
-
-
-def _as_owner(route, world):
-    """The route called by its rightful caller on her own objects, so only the extra field
-    stands between the request and a change."""
-    owner = world.a
-    headers = world.ops() if route.auth == "ops" else dict(owner["headers"]) if route.auth else {}
-    if route.idempotent:
-        headers["Idempotency-Key"] = str(uuid.uuid4())
-    path = fill(route, {p: object_ids(p, owner, route)[0] for p in path_params(route)})
-    return path, sample_body(route, world, owner), headers
+from tests.security.matrix import (OWNED_FIELDS, as_owner, body_routes, by_id, fields_of, models_of,
+                                   rid, with_value)
 
 
 @pytest.mark.parametrize("route", **by_id(body_routes()))
@@ -36,7 +23,7 @@ def test_every_body_model_is_strict(route):
 
 @pytest.mark.parametrize("route", **by_id(body_routes()))
 def test_owned_fields_are_refused_on_every_write_route(world, route):
-    path, body, headers = _as_owner(route, world)
+    path, body, headers = as_owner(route, world)
     declared = {f.path for f in fields_of(route.body)}
     nested = [f.path for f in fields_of(route.body) if f.kind == "model"]
     extras = [((name,), value) for name, value in OWNED_FIELDS.items() if (name,) not in declared]
@@ -56,5 +43,5 @@ def test_owned_fields_are_refused_on_every_write_route(world, route):
 def test_the_sample_bodies_are_accepted_without_the_extras(world):
     """The bodies above are valid, so the 400s came from the extra field alone."""
     for route in body_routes():
-        path, body, headers = _as_owner(route, world)
+        path, body, headers = as_owner(route, world)
         route.body.model_validate(body)
