@@ -73,3 +73,38 @@ class InstallmentRecord(Model):
     open_shard = UnicodeAttribute(null=True)
 
     open_by_due_date = OpenInstallmentsByDueDate()
+
+
+class UnsettledRepayments(GlobalSecondaryIndex):
+    """Sparse: only repayments whose money is not yet settled (posted or given back) carry
+    `unsettled`, so the reconciler reads exactly those."""
+
+    class Meta:
+        index_name = "unsettled_by_created"
+        projection = AllProjection()
+
+    unsettled = UnicodeAttribute(hash_key=True)
+    created_at = UnicodeAttribute(range_key=True)
+
+
+@register_table
+class RepaymentRecord(Model):
+    """The intent of a repayment, written before any money moves. The loan's transaction marks
+    it `posted`; a refund marks it `refunded`. One that stays `open` (the function died between
+    the wallet debit and the write) is settled by the reconciler: posted if the ledger has it,
+    otherwise given back. `refunding` is the reconciler's claim, so a late write cannot post
+    money that is on its way back."""
+
+    class Meta(BaseMeta):
+        table_name = config.table_name("repayments")
+
+    repayment_id = UnicodeAttribute(hash_key=True)
+    loan_id = UnicodeAttribute()
+    user_id = UnicodeAttribute()
+    amount = IntAttribute()
+    status = UnicodeAttribute()  # open -> posted | refunding -> refunded
+    created_at = UnicodeAttribute()
+    settled_at = UnicodeAttribute(null=True)
+    unsettled = UnicodeAttribute(null=True)  # "1" while open or refunding
+
+    unsettled_by_created = UnsettledRepayments()

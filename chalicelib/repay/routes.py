@@ -5,7 +5,7 @@ import json
 from datetime import date, datetime
 from typing import Any
 
-from chalice import Blueprint, Cron
+from chalice import Blueprint, Cron, Rate
 from pydantic import Field
 
 from chalicelib import wiring
@@ -69,6 +69,13 @@ def close_of_business(event: Any) -> dict[str, int]:
 def reminders(event: Any) -> dict[str, int]:
     """Daily reminders for the Asia/Shanghai date of the event's time."""
     return service.send_reminders(shanghai_date(parse_instant(event.time)))
+
+
+@bp.schedule(Rate(5, unit=Rate.MINUTES))
+@observed
+def repayment_reconciler(event: Any) -> dict[str, int]:
+    """Every 5 minutes: settle repayments a dead function left between the debit and the write."""
+    return service.reconcile_repayments(parse_instant(event.time))
 
 
 def _handle_notification(record: Any) -> None:

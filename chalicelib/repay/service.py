@@ -10,7 +10,7 @@ import json
 import uuid
 from datetime import date, datetime, timedelta
 
-from pynamodb.exceptions import TransactWriteError
+from pynamodb.exceptions import DoesNotExist, TransactWriteError, UpdateError
 from pynamodb.transactions import TransactWrite
 
 from chalicelib import wiring
@@ -23,10 +23,14 @@ from chalicelib.loans import ledger, schedules
 from chalicelib.loans.models import CreditLineRecord, LedgerEntryRecord, LoanRecord
 from chalicelib.loans.service import iso_utc, loan_view, own_loan
 from chalicelib.repay import engine
-from chalicelib.repay.models import InstallmentRecord
+from chalicelib.repay.models import InstallmentRecord, RepaymentRecord
 from chalicelib.repay.notifications import NotificationMessage, enqueue, enqueue_many
 
 REPAYABLE = ("active", "overdue")
+UNSETTLED = "1"
+# A repayment still open this long after it began outlived the function that took the money
+# (the API's timeout is 10 s): the reconciler settles it.
+RECONCILE_AFTER = timedelta(minutes=10)
 
 REMINDER_KIND = {-3: "due_soon", -1: "due_soon", 0: "due_today"}
 
@@ -57,6 +61,10 @@ def repay(user_id: str, loan_id: str, amount: int, now: datetime) -> dict:
     repayment_id = str(uuid.uuid4())
     # Apply first (overpayment is refused before any money moves), then collect, then write.
     result = engine.apply_repayment(schedules.load(loan.state), amount, today)
+    # The intent goes first: if this function dies after the debit, the reconciler finds it.
+    RepaymentRecord(repayment_id=repayment_id, loan_id=loan_id, user_id=user_id, amount=amount,
+                    status="open", created_at=iso_utc(now), unsettled=UNSETTLED).save(
+        condition=RepaymentRecord.repayment_id.does_not_exist())
     wiring.payment_collector().collect(repayment_id=repayment_id, user_id=user_id, amount=amount)
     try:
         result, status, closed = _post_repayment(loan, repayment_id, amount, result, today, now)
@@ -67,8 +75,7 @@ def repay(user_id: str, loan_id: str, amount: int, now: datetime) -> dict:
         # money only if the repayment is posted, otherwise give it back; never both, never neither.
         posted = _posted_repayment(loan_id, repayment_id)
         if posted is None:
-            wiring.payment_collector().refund(repayment_id=repayment_id, user_id=user_id,
-                                              amount=amount)
+            _give_back(repayment_id, user_id, amount, now)
             logger.exception("repayment not recorded; refunded", extra={"loan_id": loan_id})
             raise DependencyDown("We could not record your payment; it was returned. Try again.",
                                  code="REPAYMENT_UNAVAILABLE") from None
@@ -140,6 +147,11 @@ def _post_repayment(loan: LoanRecord, repayment_id: str, amount: int, result, to
                               actions=[CreditLineRecord.drawn.add(-result.allocation.principal)])
                 for item in _index_updates(loan, state_json):
                     tx.save(item)
+                tx.update(RepaymentRecord(repayment_id=repayment_id),
+                          actions=[RepaymentRecord.status.set("posted"),
+                                   RepaymentRecord.settled_at.set(iso_utc(now)),
+                                   RepaymentRecord.unsettled.remove()],
+                          condition=RepaymentRecord.status == "open")
             break
         except TransactWriteError as err:
             if not condition_failed(err):
@@ -147,22 +159,77 @@ def _post_repayment(loan: LoanRecord, repayment_id: str, amount: int, result, to
             posted = _posted_repayment(loan_id, repayment_id)
             if posted is not None:  # our own write, retried after it had committed
                 return posted
+            if _intent_status(repayment_id) != "open":  # the reconciler is giving it back
+                raise DependencyDown("Your payment took too long and is being returned. Try again.",
+                                     code="REPAYMENT_UNAVAILABLE") from None
             loan = own_loan(user_id, loan_id)  # a concurrent change: apply to the new state
             if loan.status not in REPAYABLE:
-                wiring.payment_collector().refund(repayment_id=repayment_id, user_id=user_id,
-                                                  amount=amount)
+                _give_back(repayment_id, user_id, amount, now)
                 raise Conflict("The loan changed while paying; your payment was returned.",
                                code="LOAN_NOT_ACTIVE") from None
             try:
                 result = engine.apply_repayment(schedules.load(loan.state), amount, today)
             except LendingError:  # e.g. a concurrent repayment left less to pay than this
-                wiring.payment_collector().refund(repayment_id=repayment_id, user_id=user_id,
-                                                  amount=amount)
+                _give_back(repayment_id, user_id, amount, now)
                 raise
     else:
-        wiring.payment_collector().refund(repayment_id=repayment_id, user_id=user_id, amount=amount)
+        _give_back(repayment_id, user_id, amount, now)
         raise Conflict("The loan is busy; your payment was returned. Try again.", code="LOAN_BUSY")
     return result, status, closed
+
+
+def _intent_status(repayment_id: str) -> str | None:
+    try:
+        return RepaymentRecord.get(repayment_id, consistent_read=True).status
+    except DoesNotExist:
+        return None
+
+
+def _give_back(repayment_id: str, user_id: str, amount: int, now: datetime) -> None:
+    """Refund a collected repayment that was not posted: claim it (open -> refunding, so no
+    late write can post it), refund (the wallet refunds a repayment id once), mark it refunded."""
+    try:
+        RepaymentRecord(repayment_id=repayment_id).update(
+            actions=[RepaymentRecord.status.set("refunding")],
+            condition=RepaymentRecord.status.is_in("open", "refunding"))
+    except UpdateError as err:
+        if not condition_failed(err):
+            raise
+        status = _intent_status(repayment_id)
+        if status == "refunded":
+            return
+        raise RuntimeError(f"repayment {repayment_id} is {status}; it cannot be refunded") from None
+    wiring.payment_collector().refund(repayment_id=repayment_id, user_id=user_id, amount=amount)
+    RepaymentRecord(repayment_id=repayment_id).update(
+        actions=[RepaymentRecord.status.set("refunded"), RepaymentRecord.settled_at.set(iso_utc(now)),
+                 RepaymentRecord.unsettled.remove()],
+        condition=RepaymentRecord.status == "refunding")
+
+
+def reconcile_repayments(now: datetime) -> dict[str, int]:
+    """Settle repayments left open by a function that died between the debit and the write:
+    posted if the ledger has them, otherwise given back. Reads only unsettled intents."""
+    cutoff = iso_utc(now - RECONCILE_AFTER)
+    counts = {"posted": 0, "refunded": 0}
+    for intent in RepaymentRecord.unsettled_by_created.query(
+            UNSETTLED, RepaymentRecord.created_at < cutoff):
+        if intent.status == "open" and _posted_repayment(intent.loan_id, intent.repayment_id):
+            try:
+                intent.update(actions=[RepaymentRecord.status.set("posted"),
+                                       RepaymentRecord.settled_at.set(iso_utc(now)),
+                                       RepaymentRecord.unsettled.remove()],
+                              condition=RepaymentRecord.status == "open")
+                counts["posted"] += 1
+            except UpdateError as err:
+                if not condition_failed(err):
+                    raise
+            continue
+        _give_back(intent.repayment_id, intent.user_id, intent.amount, now)
+        counts["refunded"] += 1
+        logger.warning("unsettled repayment given back", extra={"loan_id": intent.loan_id,
+                                                                  "repayment_id": intent.repayment_id})
+    metrics.add_metric(name="RepaymentsReconciled", unit="Count", value=sum(counts.values()))
+    return counts
 
 
 def _open_installments(due_from: date | None, due_to: date) -> list[InstallmentRecord]:

@@ -146,3 +146,74 @@ def test_a_concurrent_repayment_that_leaves_less_to_pay_refunds_the_loser(loan, 
     assert refunded == {120_000}
     assert LoanRecord.get(loan).outstanding_principal == 20_000
     assert sum(balances(loan).values()) == 0
+
+
+@pytest.fixture()
+def collector():
+    from chalicelib import wiring
+    from chalicelib.repay.collection import SandboxCollector
+    sandbox = SandboxCollector()
+    wiring.override("payment_collector", sandbox)
+    return sandbox
+
+
+def _intents():
+    from chalicelib.repay.models import RepaymentRecord
+    return {r.repayment_id: r for r in RepaymentRecord.scan()}
+
+
+def test_a_posted_repayment_settles_its_intent_in_the_same_write(loan, collector):
+    paid = service.repay("u-1", loan, 10_000, NOW)
+    intent = _intents()[paid["repayment_id"]]
+    assert (intent.status, intent.unsettled, intent.amount) == ("posted", None, 10_000)
+    assert service.reconcile_repayments(NOW + timedelta(hours=1)) == {"posted": 0, "refunded": 0}
+    assert collector.refunded == {}
+
+
+def test_money_taken_by_a_function_that_died_before_writing_is_given_back(loan, collector, monkeypatch):
+    def die(*args, **kwargs):
+        raise SystemExit("Lambda timed out")  # not an Exception: nothing in the function runs on
+
+    monkeypatch.setattr(service, "_post_repayment", die)
+    with pytest.raises(SystemExit):
+        service.repay("u-1", loan, 10_000, NOW)
+    monkeypatch.undo()
+    [taken] = collector.collected
+    assert collector.refunded == {}
+    assert service.reconcile_repayments(NOW + timedelta(minutes=5)) == {"posted": 0, "refunded": 0}
+    assert service.reconcile_repayments(NOW + timedelta(minutes=11)) == {"posted": 0, "refunded": 1}
+    assert collector.refunded == {taken: 10_000}
+    assert _intents()[taken].status == "refunded" and _intents()[taken].unsettled is None
+    assert LoanRecord.get(loan).outstanding_principal == 120_000
+    assert [e.entry_id for e in LedgerEntryRecord.query(loan) if e.entry_id.startswith("repayment")] == []
+    assert service.reconcile_repayments(NOW + timedelta(minutes=20)) == {"posted": 0, "refunded": 0}
+
+
+def test_an_open_intent_whose_repayment_is_in_the_ledger_is_kept_not_refunded(loan, collector):
+    from chalicelib.repay.models import RepaymentRecord
+    paid = service.repay("u-1", loan, 10_000, NOW)
+    RepaymentRecord(repayment_id=paid["repayment_id"]).update(  # as if the marking were lost
+        actions=[RepaymentRecord.status.set("open"), RepaymentRecord.unsettled.set("1")])
+    assert service.reconcile_repayments(NOW + timedelta(minutes=11)) == {"posted": 1, "refunded": 0}
+    assert collector.refunded == {} and _intents()[paid["repayment_id"]].status == "posted"
+
+
+def test_a_write_that_comes_after_the_reconciler_claimed_the_money_posts_nothing(loan, collector, monkeypatch):
+    from chalicelib.core.errors import DependencyDown
+    from chalicelib.repay.models import RepaymentRecord
+    real_collect = collector.collect
+
+    def slow_collect(**kwargs):  # the wallet answers after the reconciler has already run
+        taken = real_collect(**kwargs)
+        service.reconcile_repayments(NOW + timedelta(minutes=11))
+        return taken
+
+    monkeypatch.setattr(collector, "collect", slow_collect)
+    with pytest.raises(DependencyDown) as err:
+        service.repay("u-1", loan, 10_000, NOW)
+    assert err.value.code == "REPAYMENT_UNAVAILABLE"
+    [taken] = collector.collected
+    assert collector.refunded == {taken: 10_000}
+    assert RepaymentRecord.get(taken).status == "refunded"
+    assert LoanRecord.get(loan).outstanding_principal == 120_000
+    assert sum(balances(loan).values()) == 0
