@@ -16,10 +16,16 @@ from chalicelib.core.errors import DependencyDown, RuleViolation
 from chalicelib.core.transport import HttpPost, urllib_post
 
 
+class NotCollected(Exception):
+    """The wallet holds no debit for this repayment id: there is nothing to give back."""
+
+
 class PaymentCollector(Protocol):
     def collect(self, *, repayment_id: str, user_id: str, amount: int) -> str: ...
 
-    def refund(self, *, repayment_id: str, user_id: str, amount: int) -> str: ...
+    def refund(self, *, repayment_id: str, user_id: str, amount: int) -> str:
+        """Give back the debit of `repayment_id` (once); NotCollected if there is none."""
+        ...
 
 
 class SandboxCollector:
@@ -35,6 +41,8 @@ class SandboxCollector:
 
     def refund(self, *, repayment_id: str, user_id: str, amount: int) -> str:
         with self._lock:
+            if repayment_id not in self.collected:
+                raise NotCollected(repayment_id)
             self.refunded.setdefault(repayment_id, amount)
         return f"sbx-refund-{repayment_id}"
 
@@ -53,7 +61,7 @@ class WalletDebitCollector:
         self.base_url, self.merchant_id, self.signing_key = base_url.rstrip("/"), merchant_id, signing_key
         self.transport, self.timeout = transport, timeout
 
-    def _post(self, path: str, payload: dict, key: str) -> dict:
+    def _post(self, path: str, payload: dict, key: str, absent: type[Exception] | None = None) -> dict:
         body = json.dumps(payload, separators=(",", ":")).encode()
         stamp = str(int(time.time()))
         headers = {"Content-Type": "application/json", "Idempotency-Key": key,
@@ -71,6 +79,8 @@ class WalletDebitCollector:
             answer = {}
         if 200 <= status < 300:
             return answer
+        if status == 404 and absent is not None:
+            raise absent(payload.get("reference"))
         if status in (402, 422):
             raise RuleViolation("Your wallet could not pay this amount.", code="PAYMENT_DECLINED")
         raise DependencyDown("The payment service failed; nothing was charged. Try again.",
@@ -83,5 +93,6 @@ class WalletDebitCollector:
 
     def refund(self, *, repayment_id: str, user_id: str, amount: int) -> str:
         answer = self._post("/v1/refunds", {"payee": user_id, "amount": amount, "currency": "CNY",
-                                            "reference": repayment_id}, f"refund-{repayment_id}")
+                                            "reference": repayment_id}, f"refund-{repayment_id}",
+                           absent=NotCollected)
         return str(answer.get("refund_id", ""))

@@ -102,7 +102,7 @@ class RepaymentRecord(Model):
     loan_id = UnicodeAttribute()
     user_id = UnicodeAttribute()
     amount = IntAttribute()
-    status = UnicodeAttribute()  # open -> posted | refunding -> refunded
+    status = UnicodeAttribute()  # open -> posted | void (never taken) | refunding -> refunded or void
     created_at = UnicodeAttribute()
     settled_at = UnicodeAttribute(null=True)
     unsettled = UnicodeAttribute(null=True)  # "1" while open or refunding

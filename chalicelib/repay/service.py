@@ -23,6 +23,7 @@ from chalicelib.loans import ledger, schedules
 from chalicelib.loans.models import CreditLineRecord, LedgerEntryRecord, LoanRecord
 from chalicelib.loans.service import iso_utc, loan_view, own_loan
 from chalicelib.repay import engine
+from chalicelib.repay.collection import NotCollected
 from chalicelib.repay.models import InstallmentRecord, RepaymentRecord
 from chalicelib.repay.notifications import NotificationMessage, enqueue, enqueue_many
 
@@ -65,7 +66,13 @@ def repay(user_id: str, loan_id: str, amount: int, now: datetime) -> dict:
     RepaymentRecord(repayment_id=repayment_id, loan_id=loan_id, user_id=user_id, amount=amount,
                     status="open", created_at=iso_utc(now), unsettled=UNSETTLED).save(
         condition=RepaymentRecord.repayment_id.does_not_exist())
-    wiring.payment_collector().collect(repayment_id=repayment_id, user_id=user_id, amount=amount)
+    try:
+        wiring.payment_collector().collect(repayment_id=repayment_id, user_id=user_id, amount=amount)
+    except RuleViolation:  # the wallet said no: nothing was taken
+        _settle(repayment_id, "void", now, expected=("open",))
+        raise
+    # Any other failure of the debit is ambiguous (it may have gone through): the intent stays
+    # open and the reconciler asks the wallet to give back whatever it took.
     try:
         result, status, closed = _post_repayment(loan, repayment_id, amount, result, today, now)
     except LendingError:
@@ -147,10 +154,7 @@ def _post_repayment(loan: LoanRecord, repayment_id: str, amount: int, result, to
                               actions=[CreditLineRecord.drawn.add(-result.allocation.principal)])
                 for item in _index_updates(loan, state_json):
                     tx.save(item)
-                tx.update(RepaymentRecord(repayment_id=repayment_id),
-                          actions=[RepaymentRecord.status.set("posted"),
-                                   RepaymentRecord.settled_at.set(iso_utc(now)),
-                                   RepaymentRecord.unsettled.remove()],
+                tx.update(RepaymentRecord(repayment_id=repayment_id), actions=_settled("posted", now),
                           condition=RepaymentRecord.status == "open")
             break
         except TransactWriteError as err:
@@ -196,38 +200,47 @@ def _give_back(repayment_id: str, user_id: str, amount: int, now: datetime) -> N
         if not condition_failed(err):
             raise
         status = _intent_status(repayment_id)
-        if status == "refunded":
+        if status in ("refunded", "void"):
             return
         raise RuntimeError(f"repayment {repayment_id} is {status}; it cannot be refunded") from None
-    wiring.payment_collector().refund(repayment_id=repayment_id, user_id=user_id, amount=amount)
-    RepaymentRecord(repayment_id=repayment_id).update(
-        actions=[RepaymentRecord.status.set("refunded"), RepaymentRecord.settled_at.set(iso_utc(now)),
-                 RepaymentRecord.unsettled.remove()],
-        condition=RepaymentRecord.status == "refunding")
+    try:
+        wiring.payment_collector().refund(repayment_id=repayment_id, user_id=user_id, amount=amount)
+    except NotCollected:  # the debit never went through: nothing to give back
+        _settle(repayment_id, "void", now, expected=("refunding",))
+        return
+    _settle(repayment_id, "refunded", now, expected=("refunding",))
+
+
+def _settled(status: str, now: datetime) -> list:
+    return [RepaymentRecord.status.set(status), RepaymentRecord.settled_at.set(iso_utc(now)),
+            RepaymentRecord.unsettled.remove()]
+
+
+def _settle(repayment_id: str, status: str, now: datetime, expected: tuple[str, ...]) -> None:
+    RepaymentRecord(repayment_id=repayment_id).update(actions=_settled(status, now),
+                                                      condition=RepaymentRecord.status.is_in(*expected))
 
 
 def reconcile_repayments(now: datetime) -> dict[str, int]:
     """Settle repayments left open by a function that died between the debit and the write:
     posted if the ledger has them, otherwise given back. Reads only unsettled intents."""
     cutoff = iso_utc(now - RECONCILE_AFTER)
-    counts = {"posted": 0, "refunded": 0}
+    counts = {"posted": 0, "refunded": 0, "void": 0}
     for intent in RepaymentRecord.unsettled_by_created.query(
             UNSETTLED, RepaymentRecord.created_at < cutoff):
         if intent.status == "open" and _posted_repayment(intent.loan_id, intent.repayment_id):
             try:
-                intent.update(actions=[RepaymentRecord.status.set("posted"),
-                                       RepaymentRecord.settled_at.set(iso_utc(now)),
-                                       RepaymentRecord.unsettled.remove()],
-                              condition=RepaymentRecord.status == "open")
+                _settle(intent.repayment_id, "posted", now, expected=("open",))
                 counts["posted"] += 1
             except UpdateError as err:
                 if not condition_failed(err):
                     raise
             continue
         _give_back(intent.repayment_id, intent.user_id, intent.amount, now)
-        counts["refunded"] += 1
-        logger.warning("unsettled repayment given back", extra={"loan_id": intent.loan_id,
-                                                                  "repayment_id": intent.repayment_id})
+        outcome = _intent_status(intent.repayment_id)
+        counts[outcome] = counts.get(outcome, 0) + 1
+        logger.warning("unsettled repayment settled", extra={"loan_id": intent.loan_id, "outcome": outcome,
+                                                               "repayment_id": intent.repayment_id})
     metrics.add_metric(name="RepaymentsReconciled", unit="Count", value=sum(counts.values()))
     return counts
 

@@ -166,7 +166,7 @@ def test_a_posted_repayment_settles_its_intent_in_the_same_write(loan, collector
     paid = service.repay("u-1", loan, 10_000, NOW)
     intent = _intents()[paid["repayment_id"]]
     assert (intent.status, intent.unsettled, intent.amount) == ("posted", None, 10_000)
-    assert service.reconcile_repayments(NOW + timedelta(hours=1)) == {"posted": 0, "refunded": 0}
+    assert service.reconcile_repayments(NOW + timedelta(hours=1)) == {"posted": 0, "refunded": 0, "void": 0}
     assert collector.refunded == {}
 
 
@@ -180,13 +180,13 @@ def test_money_taken_by_a_function_that_died_before_writing_is_given_back(loan, 
     monkeypatch.undo()
     [taken] = collector.collected
     assert collector.refunded == {}
-    assert service.reconcile_repayments(NOW + timedelta(minutes=5)) == {"posted": 0, "refunded": 0}
-    assert service.reconcile_repayments(NOW + timedelta(minutes=11)) == {"posted": 0, "refunded": 1}
+    assert service.reconcile_repayments(NOW + timedelta(minutes=5)) == {"posted": 0, "refunded": 0, "void": 0}
+    assert service.reconcile_repayments(NOW + timedelta(minutes=11)) == {"posted": 0, "refunded": 1, "void": 0}
     assert collector.refunded == {taken: 10_000}
     assert _intents()[taken].status == "refunded" and _intents()[taken].unsettled is None
     assert LoanRecord.get(loan).outstanding_principal == 120_000
     assert [e.entry_id for e in LedgerEntryRecord.query(loan) if e.entry_id.startswith("repayment")] == []
-    assert service.reconcile_repayments(NOW + timedelta(minutes=20)) == {"posted": 0, "refunded": 0}
+    assert service.reconcile_repayments(NOW + timedelta(minutes=20)) == {"posted": 0, "refunded": 0, "void": 0}
 
 
 def test_an_open_intent_whose_repayment_is_in_the_ledger_is_kept_not_refunded(loan, collector):
@@ -194,7 +194,7 @@ def test_an_open_intent_whose_repayment_is_in_the_ledger_is_kept_not_refunded(lo
     paid = service.repay("u-1", loan, 10_000, NOW)
     RepaymentRecord(repayment_id=paid["repayment_id"]).update(  # as if the marking were lost
         actions=[RepaymentRecord.status.set("open"), RepaymentRecord.unsettled.set("1")])
-    assert service.reconcile_repayments(NOW + timedelta(minutes=11)) == {"posted": 1, "refunded": 0}
+    assert service.reconcile_repayments(NOW + timedelta(minutes=11)) == {"posted": 1, "refunded": 0, "void": 0}
     assert collector.refunded == {} and _intents()[paid["repayment_id"]].status == "posted"
 
 
@@ -217,3 +217,29 @@ def test_a_write_that_comes_after_the_reconciler_claimed_the_money_posts_nothing
     assert RepaymentRecord.get(taken).status == "refunded"
     assert LoanRecord.get(loan).outstanding_principal == 120_000
     assert sum(balances(loan).values()) == 0
+
+
+def test_a_debit_that_never_went_through_is_voided_not_refunded(loan, collector, monkeypatch):
+    from chalicelib.core.errors import DependencyDown
+
+    def timed_out(**kwargs):  # the wallet did not answer: taken or not, we cannot tell yet
+        raise DependencyDown("no answer", code="PAYMENT_UNAVAILABLE")
+
+    monkeypatch.setattr(collector, "collect", timed_out)
+    with pytest.raises(DependencyDown):
+        service.repay("u-1", loan, 10_000, NOW)
+    [intent] = _intents().values()
+    assert intent.status == "open"
+    assert service.reconcile_repayments(NOW + timedelta(minutes=11)) == {"posted": 0, "refunded": 0, "void": 1}
+    assert _intents()[intent.repayment_id].status == "void" and collector.refunded == {}
+
+
+def test_a_declined_debit_settles_its_intent_at_once(loan, collector, monkeypatch):
+    def declined(**kwargs):
+        raise RuleViolation("Your wallet could not pay this amount.", code="PAYMENT_DECLINED")
+
+    monkeypatch.setattr(collector, "collect", declined)
+    with pytest.raises(RuleViolation):
+        service.repay("u-1", loan, 10_000, NOW)
+    [intent] = _intents().values()
+    assert (intent.status, intent.unsettled) == ("void", None)
