@@ -43,6 +43,11 @@ class Crash(RuntimeError):
     """The function's container died (after an external call, before the database write)."""
 
 
+class Death(BaseException):
+    """The container died outright (a Lambda timeout): no handler, no `except`, no finally in
+    the function's own code gets to run; only the reconciler can settle what it left."""
+
+
 def _client_error(code: str, operation: str, message: str = "injected fault",
                   reasons: list[dict] | None = None, status: int = 400) -> ClientError:
     response: dict[str, Any] = {"Error": {"Code": code, "Message": message},
@@ -150,6 +155,7 @@ class CrashingGateway:
     def __init__(self, inner: Any, faults: Faults) -> None:
         self.inner, self.faults = inner, faults
         self.armed = False
+        self.die = False
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
@@ -166,6 +172,9 @@ class CrashingGateway:
 
     def collect(self, **kwargs: Any) -> Any:
         result = self.inner.collect(**kwargs)
+        if self.die:
+            self.die = False
+            raise Death("the container timed out right after the wallet debit")
         self._then_crash()
         return result
 
@@ -295,6 +304,9 @@ class Simulation:
         if self.rng.random() < 0.15:
             self.world_collector.armed = True
             self.log("  (the repayment's container will die after the wallet collects)")
+        elif self.rng.random() < 0.1:
+            self.world_collector.die = True
+            self.log("  (the repayment's container will time out after the wallet collects)")
         if how != "inactive" and self.rng.random() < 0.1:
             race_user, race_loan = user, loan_id
 
@@ -311,18 +323,22 @@ class Simulation:
 
         def send(key: str) -> tuple[int, Any]:
             keys.append(key)
-            return self.world.repay(user, loan_id, amount, key=key)
+            try:
+                return self.world.repay(user, loan_id, amount, key=key)
+            except Death:  # API Gateway answers a function that timed out with 504
+                self.report.counts["death"] += 1
+                return 504, {"error": {"code": "GATEWAY_TIMEOUT"}}
 
         status, answer = self.request("repay", send)
         self.faults.race = None
-        self.world_collector.armed = False
+        self.world_collector.armed = self.world_collector.die = False
         self.faults.crash_next_write = False
         self.log(f"repay {self.name(loan_id)} {how} {amount} -> {status} "
                  f"{answer['loan'] if status == 201 else answer['error']['code']}")
         if status == 201:
             self.replayable.append((user, loan_id, amount, keys[-1], answer))
             self.acknowledged.append((loan_id, answer["repayment_id"]))
-        assert status in (201, 409, 422, 500, 503), (status, answer)
+        assert status in (201, 409, 422, 500, 503, 504), (status, answer)
 
     def step_replay(self) -> None:
         if not self.replayable:
@@ -400,7 +416,8 @@ class Simulation:
         self.log(f"advance {days} day(s) to {self.today}; jobs ran for {ran}")
 
     def jobs(self, day: date) -> None:
-        for name, at in (("close_of_business", beijing(day, 0, 5)), ("reminders", beijing(day, 9, 0))):
+        for name, at in (("close_of_business", beijing(day, 0, 5)), ("reminders", beijing(day, 9, 0)),
+                         ("repayment_reconciler", beijing(day, 9, 5))):
             try:
                 self.world.run_schedule(name, at)
             except Exception as err:  # noqa: BLE001 - EventBridge retries a failed invocation
@@ -423,9 +440,9 @@ class Simulation:
 
     # --- checks -------------------------------------------------------------------------
 
-    def check(self) -> None:
+    def check(self, settled: bool = False) -> None:
         with self.faults.quiet():
-            check_invariants(self.world)
+            check_invariants(self.world, settled=settled)
             from chalicelib.loans.models import LedgerEntryRecord
             posted = {e.entry_id for e in LedgerEntryRecord.scan(consistent_read=True)}
             for loan_id, repayment_id in self.acknowledged:
@@ -447,7 +464,9 @@ class Simulation:
             self.tick()
             if not self.world.sweep_and_disburse():
                 pass
-        self.check()
+        # Repayments whose container died are settled by the 5-minute reconciler.
+        self.world.run_schedule("repayment_reconciler", self.world.clock.now() + timedelta(minutes=11))
+        self.check(settled=True)
         now = self.world.clock.now()
         from chalicelib.loans.models import LoanRecord
         from chalicelib.loans.service import iso_utc

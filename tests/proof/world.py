@@ -281,8 +281,10 @@ class World:
         return [loan for user in self.users for loan in LoanRecord.by_user.query(user)]
 
 
-def check_invariants(world: World) -> None:
-    """Everything money must satisfy, read from the tables and the gateways' records."""
+def check_invariants(world: World, settled: bool = False) -> None:
+    """Everything money must satisfy, read from the tables and the gateways' records.
+    Money taken by a repayment whose function died before writing is in flight (its intent is
+    open) until the reconciler settles it; with `settled`, nothing may be in flight."""
     problems: list[str] = []
 
     def bad(text: str) -> None:
@@ -390,9 +392,25 @@ def check_invariants(world: World) -> None:
     for loan in loans:
         if loan.status in DISBURSED and keys.get(loan.loan_id, 0) != 1:
             bad(f"{loan.loan_id[:8]} is {loan.status} but paid out {keys.get(loan.loan_id, 0)} times")
-    # Collections: every fen collected and not refunded is a repayment in the ledger, once.
+    # Collections: every fen collected and not refunded is a repayment in the ledger, once, or
+    # is in flight under an unsettled intent.
+    from chalicelib.repay.models import RepaymentRecord
+    intents = {r.repayment_id: r for r in RepaymentRecord.scan(consistent_read=True)}
+    in_flight = {rid for rid, r in intents.items() if r.status in ("open", "refunding")}
+    if settled and in_flight:
+        bad(f"repayments still unsettled after the reconciler: {sorted(r[:8] for r in in_flight)}")
     kept = {rid: amount for rid, amount in world.collector.collected.items()
-            if rid not in world.collector.refunded}
+            if rid not in world.collector.refunded and rid not in in_flight}
+    for rid in world.collector.collected:
+        if rid not in intents:
+            bad(f"money collected for repayment {rid[:8]} with no intent written first")
+    for rid, intent in intents.items():
+        if intent.status == "posted" and rid not in collections_in_ledger:
+            bad(f"intent {rid[:8]} posted but not in the ledger")
+        if intent.status in ("refunded", "void") and rid in collections_in_ledger:
+            bad(f"intent {rid[:8]} {intent.status} but in the ledger")
+        if intent.status == "refunded" and rid not in world.collector.refunded:
+            bad(f"intent {rid[:8]} refunded but the wallet gave nothing back")
     for rid, amount in world.collector.refunded.items():
         if rid not in world.collector.collected:
             bad(f"refund of repayment {rid[:8]} that was never collected")
