@@ -5,14 +5,15 @@ import json
 import uuid
 from datetime import date, datetime
 
-from pynamodb.exceptions import DoesNotExist, UpdateError
+from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
+from pynamodb.transactions import TransactWrite
 
 from chalicelib.core.clock import parse_instant, shanghai_date
-from chalicelib.core.db import condition_failed
+from chalicelib.core.db import condition_failed, transact_connection
 from chalicelib.core.errors import BadRequest, Conflict, Forbidden, NotFound, RuleViolation
 from chalicelib.core.observability import logger, metrics
 from chalicelib.loans import catalog, credit, people, schedules
-from chalicelib.loans.models import ApplicationRecord, LoanRecord
+from chalicelib.loans.models import ApplicationRecord, DeclineRecord, LoanRecord
 from chalicelib.loans.service import LIVE_STATUSES, iso_utc, shanghai_iso
 from chalicelib.risk.service import ApplicationFacts, decide
 
@@ -33,17 +34,31 @@ def _history(user_id: str, product_id: str) -> dict:
             overdue += 1
         if loan.status in ("active", "overdue", "closed") and schedules.ever_overdue(loan.state):
             ever_overdue = True
-    last_decline: date | None = None
-    declines = ApplicationRecord.by_user.query(
-        user_id, scan_index_forward=False,
-        filter_condition=(ApplicationRecord.product_id == product_id) & (ApplicationRecord.status == "declined"))
-    for app in declines:
-        if [r["code"] for r in json.loads(app.reasons)] == [COOL_DOWN]:
-            continue  # a refusal during the cool-down does not restart it
-        last_decline = shanghai_date(parse_instant(app.decided_at))
-        break
+    try:
+        last_decline: date | None = date.fromisoformat(
+            DeclineRecord.get(user_id, product_id, consistent_read=True).declined_on)
+    except DoesNotExist:
+        last_decline = None
     return {"outstanding_principal": outstanding, "live_loans": live, "overdue_loans": overdue,
             "ever_overdue": ever_overdue, "last_decline_on": last_decline}
+
+
+def _starts_cool_down(decision: dict) -> bool:
+    """A decline does; a refusal during the cool-down does not restart it."""
+    return decision["status"] == "declined" and [r["code"] for r in decision["reasons"]] != [COOL_DOWN]
+
+
+def _record_decline(record: ApplicationRecord) -> None:
+    """An operator's decline counts from the application's own decision date, unless a later
+    decline is already on record."""
+    declined_on = shanghai_date(parse_instant(record.decided_at)).isoformat()
+    try:
+        DeclineRecord(user_id=record.user_id, product_id=record.product_id,
+                      application_id=record.application_id, declined_on=declined_on).save(
+            condition=DeclineRecord.declined_on.does_not_exist() | (DeclineRecord.declined_on < declined_on))
+    except PutError as err:
+        if not condition_failed(err):
+            raise
 
 
 def view(record: ApplicationRecord) -> dict:
@@ -100,7 +115,13 @@ def apply(user_id: str, *, product_id: str, amount: int, term_months: int, purpo
         model_version=decision["model_version"], decided_at=iso_utc(now),
         decision=json.dumps(decision, ensure_ascii=False, default=str),
         review_queue=REVIEW_QUEUE if decision["status"] == "review" else None)
-    record.save(condition=ApplicationRecord.application_id.does_not_exist())
+    if _starts_cool_down(decision):
+        with TransactWrite(connection=transact_connection()) as tx:
+            tx.save(record, condition=ApplicationRecord.application_id.does_not_exist())
+            tx.save(DeclineRecord(user_id=user_id, product_id=product_id, application_id=application_id,
+                                  declined_on=shanghai_date(now).isoformat()))
+    else:
+        record.save(condition=ApplicationRecord.application_id.does_not_exist())
     if decision["status"] == "approved":
         credit.set_line(user_id, limit=decision["credit_limit"], apr=decision["apr"],
                         application_id=application_id, product_id=product_id, now=now)
@@ -166,6 +187,8 @@ def operator_decision(application_id: str, *, operator: str, status: str, credit
     if status == "approved":
         credit.set_line(record.user_id, limit=limit, apr=apr, application_id=application_id,
                         product_id=record.product_id, now=now)
+    else:
+        _record_decline(record)
     logger.info("operator decision", extra={"application_id": application_id, "status": status,
                                             "operator": operator})
     return {**view(_get(application_id)), "reviewed_by": operator, "review_note": note}

@@ -86,6 +86,20 @@ class ApplicationRecord(Model):
 
 
 @register_table
+class DeclineRecord(Model):
+    """The latest decline of a user for a product (the re-apply cool-down counts from it), so
+    a decision reads one item instead of the user's whole application history."""
+
+    class Meta(BaseMeta):
+        table_name = config.table_name("declines")
+
+    user_id = UnicodeAttribute(hash_key=True)
+    product_id = UnicodeAttribute(range_key=True)
+    declined_on = UnicodeAttribute()  # Asia/Shanghai date of the decision
+    application_id = UnicodeAttribute()
+
+
+@register_table
 class CreditLineRecord(Model):
     """The user's revolving line. `drawn` is the principal not yet repaid of live loans; it
     only moves inside the same transaction as the loan that changes it."""

@@ -77,3 +77,19 @@ def test_portfolio_by_status_and_days_past_due(ops, borrower):
     assert report["by_status"]["scheduled"]["count"] == 1
     # the API's wall clock is 2027-01-10 here, before the due date: 0 days past due
     assert report["by_days_past_due"]["0"]["count"] == 1
+
+
+def test_an_operators_decline_starts_the_cool_down_from_the_applications_decision(ops):
+    from chalicelib.loans import applications
+    from chalicelib.loans.models import DeclineRecord
+    application_id = review_application("u-9")
+    assert applications._history("u-9", "revolving-credit")["last_decline_on"] is None
+    status, _ = ops("post", f"/v1/ops/applications/{application_id}/decision",
+                    {"status": "declined", "note": "收入无法核实"})
+    assert status == 200
+    assert applications._history("u-9", "revolving-credit")["last_decline_on"] == date(2027, 1, 10)
+    DeclineRecord(user_id="u-9", product_id="revolving-credit", application_id="later",
+                  declined_on="2027-01-20").save()
+    older = review_application("u-9")  # decided on 2027-01-10, settled after a later decline
+    ops("post", f"/v1/ops/applications/{older}/decision", {"status": "declined", "note": "x"})
+    assert applications._history("u-9", "revolving-credit")["last_decline_on"] == date(2027, 1, 20)
