@@ -146,9 +146,13 @@ def get(user_id: str, application_id: str) -> dict:
     return view(record)
 
 
+REVIEW_PAGE = 100
+
+
 def in_review() -> list[dict]:
+    """The oldest applications waiting for an operator, one page: decide them and the next come."""
     return [{**view(r), "user_id": r.user_id, "decision": json.loads(r.decision)}
-            for r in ApplicationRecord.in_review.query(REVIEW_QUEUE)]
+            for r in ApplicationRecord.in_review.query(REVIEW_QUEUE, limit=REVIEW_PAGE)]
 
 
 def operator_decision(application_id: str, *, operator: str, status: str, credit_limit: int | None,

@@ -197,8 +197,13 @@ def has_live_loan(user_id: str) -> bool:
     return any(r.status in LIVE_STATUSES for r in LoanRecord.by_user.query(user_id))
 
 
+LIST_PAGE = 100
+
+
 def list_loans(user_id: str) -> list[dict]:
-    records = LoanRecord.by_user.query(user_id, scan_index_forward=False)
+    """The user's latest loans, newest first: one page (the contract has no paging, and a
+    borrower must not be able to make this answer grow without bound by drawing and cancelling)."""
+    records = LoanRecord.by_user.query(user_id, scan_index_forward=False, limit=LIST_PAGE)
     return [loan_view(r) for r in records]
 
 

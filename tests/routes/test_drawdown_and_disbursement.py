@@ -163,3 +163,12 @@ def test_a_new_approval_resizes_the_line_and_keeps_what_is_drawn(borrower):
                            product_id="revolving-credit", now=NOW)
     assert (line.limit, line.drawn, line.available, line.apr) == (2_000_000, 300_000, 1_700_000, "0.1500")
     assert credit.get_line("u-1") == line
+
+
+def test_the_loan_list_is_one_page_newest_first(borrower, monkeypatch):
+    from datetime import timedelta
+    monkeypatch.setattr(service, "LIST_PAGE", 2)
+    made = [service.draw("u-1", service.DrawRequest(borrower["application_id"], 50_000, 3,
+                                                     "equal_installment", "c-ok", None),
+                         NOW + timedelta(minutes=k))["loan_id"] for k in range(3)]
+    assert [loan["loan_id"] for loan in service.list_loans("u-1")] == [made[2], made[1]]

@@ -93,3 +93,11 @@ def test_an_operators_decline_starts_the_cool_down_from_the_applications_decisio
     older = review_application("u-9")  # decided on 2027-01-10, settled after a later decline
     ops("post", f"/v1/ops/applications/{older}/decision", {"status": "declined", "note": "x"})
     assert applications._history("u-9", "revolving-credit")["last_decline_on"] == date(2027, 1, 20)
+
+
+def test_the_review_queue_answers_one_page(ops, monkeypatch):
+    from chalicelib.loans import applications
+    monkeypatch.setattr(applications, "REVIEW_PAGE", 2)
+    for _ in range(3):
+        review_application()
+    assert len(ops("get", "/v1/ops/reviews")[1]["items"]) == 2
