@@ -13,7 +13,7 @@ venv: $(STAMP)
 $(STAMP): requirements.txt requirements-dev.txt
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (pyenv install 3.12)"; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q --upgrade "pip<26.3"  # chalice 1.34 declares pip<26.3
 	$(BIN)/python -m pip install -q -r requirements.txt -r requirements-dev.txt
 	@rm -f $(VENV)/.installed-* && touch $@
 
@@ -38,8 +38,8 @@ package: venv  ## chalice package + merge template into build/$(STAGE), checked 
 policies: venv  ## regenerate .chalice/policy-<stage>.json
 	$(BIN)/python -m infra.policy
 
-bench: package  ## print benchmark figures (see bench/README.md)
-	$(BIN)/python -m bench.run
+bench: package  ## the benchmark report: table in bench/README.md, build/bench.json (QUICK=1: smoke run)
+	$(if $(QUICK),BENCH_SCALE=0.1 )$(BIN)/python -m bench.run
 
 MODEL_VENV := .venv-model
 MODEL_STAMP := $(MODEL_VENV)/.installed-$(shell sha1sum requirements-model.txt | cut -c1-12)

@@ -1,90 +1,229 @@
-"""Latency over HTTP on the local stack (`make run`'s server in a subprocess, loopback only):
-POST /v1/applications, POST /v1/loans and POST /v1/loans/{id}/repayments, p50/p99, plus
-applications per second from one client. `python -m bench.http_bench` (BENCH_N sets N)."""
+"""Latency and throughput over HTTP on the local stack (`make run`'s server in a subprocess).
+
+- latency, one client: POST /v1/applications (N=200), POST /v1/loans (N/4) and
+  POST /v1/loans/{id}/repayments (N/4), p50/p99, spread over a pool of ready borrowers so no
+  borrower's history grows past what a real one has;
+- sustained applications per second on one process: C clients (1, then BENCH_CLIENTS=4, each a
+  thread with its own connection and borrowers) post applications back to back for a fixed
+  time (BENCH_SECONDS=30); completed decisions (201: approve, review or decline) per second.
+
+The stack is the local one: moto's server, the chalice local server and the event pump share
+one Python process (one GIL) on loopback, so every DynamoDB call is an HTTP round trip into
+moto inside the same interpreter. `python -m bench.http_bench` prints the figures as JSON.
+"""
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from contextlib import contextmanager
+from datetime import date, timedelta
 from pathlib import Path
+from typing import Any, Callable, Iterator
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-N = int(os.environ.get("BENCH_N", "200"))
+from bench.common import ROOT, clean_env, emit, size, summary
 
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+BORROWERS = 8  # below the sandbox's SMS limit of 30 codes per 10 minutes per IP
 
 
-def main() -> int:
-    from tests.e2e.test_local_stack import free_port, wait_for
-    from tests.journeys import GOOD_APPLICANT, HttpApi, card_ending, ready_borrower, with_key
+@contextmanager
+def local_stack() -> Iterator[tuple[str, Path, Path]]:
+    """The local stack on free loopback ports: (base URL, outbox file, its log)."""
     import requests
 
+    from tests.e2e.conftest import free_port, wait_for
+
     api_port, moto_port = free_port(), free_port()
-    work = Path(tempfile.mkdtemp())
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env.update(API_PORT=str(api_port), MOTO_PORT=str(moto_port), OUTBOX_PATH=str(work / "outbox.jsonl"),
-               SMS_QUIET_HOURS="", POWERTOOLS_LOG_LEVEL="WARNING")
+    work = Path(tempfile.mkdtemp(prefix="bench-"))
+    env = {**clean_env(), "API_PORT": str(api_port), "MOTO_PORT": str(moto_port),
+           "OUTBOX_PATH": str(work / "outbox.jsonl"), "SMS_QUIET_HOURS": "", "POWERTOOLS_LOG_LEVEL": "WARNING"}
     with (work / "serve.log").open("w") as log:
         proc = subprocess.Popen([sys.executable, "-m", "infra.local_stack", "serve"], cwd=ROOT, env=env,
                                 stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{api_port}"
+
+    def up() -> bool:
+        if proc.poll() is not None:
+            raise RuntimeError("the local stack exited:\n" + (work / "serve.log").read_text()[-2000:])
+        try:
+            return requests.get(f"{base}/health", timeout=1).status_code == 200
+        except requests.ConnectionError:
+            return False
+
+    finished = False
     try:
-        wait_for(lambda: _up(requests, base), timeout=120)
-        api = HttpApi(base)
-        me = ready_borrower(api, work / "outbox.jsonl", openid="bench-1", phone="13500003333",
-                            card=card_ending("2468"))
-        body = {"product_id": "revolving-credit", "amount": 2_000_000, "term_months": 12,
-                "purpose": "bench", "applicant": GOOD_APPLICANT}
-        api.post("/v1/applications", body, with_key(me["headers"]))  # warm: loads the model
-        decide = []
-        started = time.perf_counter()
-        for _ in range(N):
-            t = time.perf_counter()
-            status, decision = api.post("/v1/applications", body, with_key(me["headers"]))
-            decide.append((time.perf_counter() - t) * 1000)
-            assert status == 201, decision
-        rate = N / (time.perf_counter() - started)
-        draws, loans = [], []
-        for _ in range(max(10, N // 4)):
-            t = time.perf_counter()
-            status, loan = api.post("/v1/loans", {"application_id": decision["application_id"],
-                                                  "amount": 50_000, "term_months": 3,
-                                                  "repayment_method": "equal_installment",
-                                                  "bank_card_id": me["card_id"]}, with_key(me["headers"]))
-            draws.append((time.perf_counter() - t) * 1000)
-            assert status == 201, loan
-            loans.append(loan["loan_id"])
-        wait_for(lambda: api.get(f"/v1/loans/{loans[-1]}", me["headers"])[1]["status"] == "active", timeout=60)
-        repays = []
-        for loan_id in loans:
-            wait_for(lambda: api.get(f"/v1/loans/{loan_id}", me["headers"])[1]["status"] == "active", timeout=60)
-            t = time.perf_counter()
-            status, paid = api.post(f"/v1/loans/{loan_id}/repayments", {"amount": 10_000}, with_key(me["headers"]))
-            repays.append((time.perf_counter() - t) * 1000)
-            assert status == 201, paid
+        wait_for(up, timeout=120)
+        yield base, work / "outbox.jsonl", work / "serve.log"
+        finished = True
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=30)
-    for name, values in (("POST /v1/applications", decide), ("POST /v1/loans", draws),
-                         ("POST /v1/loans/{id}/repayments", repays)):
-        print(f"| {name} | n={len(values)} | p50 {statistics.median(values):.1f} ms | p99 {pct(values, 0.99):.1f} ms |")
-    print(f"| applications per second, one client, one process | {rate:.0f} |")
-    return 0
+        if finished:
+            shutil.rmtree(work, ignore_errors=True)
+        else:
+            print(f"bench: the local stack's log is kept in {work}", file=sys.stderr)
 
 
-def _up(requests, base: str) -> bool:  # type: ignore[no-untyped-def]
-    try:
-        return requests.get(f"{base}/health", timeout=1).status_code == 200
-    except requests.ConnectionError:
-        return False
+def logged_errors(log: Path, most: int = 5) -> list[str]:
+    """The stack's ERROR log lines, each as "route: message: the exception's last line" (the
+    first `most` distinct ones, with a count), so the report says why a request failed."""
+    counts: dict[str, int] = {}
+    for line in log.read_text(errors="replace").splitlines():
+        if '"level":"ERROR"' not in line:
+            continue
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        trace = (entry.get("exception") or "").strip().splitlines()
+        frames = [t.strip() for t in trace if t.strip().startswith('File "')]
+        ours = [f for f in frames if "site-packages" not in f and "/lib/python3" not in f]
+        theirs = [f for f in frames if "site-packages" in f]
+        where = "".join(f" [{label}: {picked[-1][:160]}]" for label, picked in
+                        (("our last frame", ours), ("library's first frame", theirs[:1]), ("last frame", frames))
+                        if picked)
+        cause = (trace[-1][:300] if trace else "") + where
+        key = f"{entry.get('route') or entry.get('function', '?')}: {entry.get('message')}: {cause}"
+        counts[key] = counts.get(key, 0) + 1
+    return [f"{n}x {key}" for key, n in list(counts.items())[:most]]
+
+
+class Route:
+    """One route's latencies (successful calls only) and its failures as "status code"."""
+
+    def __init__(self) -> None:
+        self.ms: list[float] = []
+        self.errors: list[str] = []
+        self.outcomes: dict[str, int] = {}  # the answers' `status` (approved, declined, ...)
+
+    def call(self, request: Callable[[], tuple[int, Any]], expect: int = 201) -> Any:
+        started = time.perf_counter()
+        status, body = request()
+        elapsed = (time.perf_counter() - started) * 1000
+        if status == expect:
+            self.ms.append(elapsed)
+            outcome = body.get("status") if isinstance(body, dict) else None
+            if outcome:
+                self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
+            return body
+        error = body.get("error", {}) if isinstance(body, dict) else {}
+        self.errors.append(f"{status} {error.get('code', '')}".strip())
+        return None
+
+    def figures(self) -> dict:
+        return {**(summary(self.ms) if self.ms else {"n": 0}), "errors": len(self.errors),
+                "error_codes": sorted(set(self.errors)), "outcomes": self.outcomes}
+
+
+def application(applicant: dict) -> dict:
+    return {"product_id": "revolving-credit", "amount": 2_000_000, "term_months": 12,
+            "purpose": "bench", "applicant": applicant}
+
+
+def ready_borrowers(base: str, outbox: Path, count: int) -> list[dict]:
+    from tests.journeys import HttpApi, card_ending, ready_borrower
+
+    return [ready_borrower(HttpApi(base), outbox, openid=f"bench-{i}", phone=f"1350000{3000 + i}",
+                           card=card_ending("2468"), born=date(1980, 1, 1) + timedelta(days=400 * i))
+            for i in range(count)]
+
+
+def latency(base: str, people: list[dict], n: int) -> dict:
+    from tests.journeys import GOOD_APPLICANT, HttpApi, with_key
+
+    api = HttpApi(base)
+    body = application(GOOD_APPLICANT)
+    for me in people:  # warm-up: the first one loads the model
+        api.post("/v1/applications", body, with_key(me["headers"]))
+    decide, draw, repay = Route(), Route(), Route()
+    approved: dict[str, str] = {}
+    for i in range(n):
+        me = people[i % len(people)]
+        decision = decide.call(lambda: api.post("/v1/applications", body, with_key(me["headers"])))
+        if decision and decision["status"] == "approved":
+            approved[me["user_id"]] = decision["application_id"]
+    me = people[0]
+    terms = {"application_id": approved[me["user_id"]], "amount": 50_000, "term_months": 3,
+             "repayment_method": "equal_installment", "bank_card_id": me["card_id"]}
+    loans = [loan["loan_id"] for _ in range(max(10, n // 4))
+             if (loan := draw.call(lambda: api.post("/v1/loans", terms, with_key(me["headers"]))))]
+    not_disbursed: dict[str, str] = {}
+    for loan_id in loans:  # disbursed by the stack's pump: wait (untimed) until active
+        status = disbursed(api, loan_id, me["headers"])
+        if status != "active":
+            not_disbursed[loan_id] = status
+            continue
+        repay.call(lambda: api.post(f"/v1/loans/{loan_id}/repayments", {"amount": 10_000},
+                                    with_key(me["headers"])))
+    return {"applications": decide.figures(), "drawdowns": draw.figures(), "repayments": repay.figures(),
+            "not_disbursed": not_disbursed}
+
+
+def disbursed(api: Any, loan_id: str, headers: dict, timeout: float = 150) -> str:
+    """The loan's status once active, or as it still is after `timeout` s (the sweep runs each
+    minute and takes over a lease older than 60 s, so a stuck loan gets two chances)."""
+    deadline = time.monotonic() + timeout
+    status = "unknown"
+    while time.monotonic() < deadline:
+        status = api.get(f"/v1/loans/{loan_id}", headers)[1]["status"]
+        if status == "active":
+            break
+        time.sleep(0.2)
+    return status
+
+
+def throughput(base: str, people: list[dict], clients: int, seconds: float) -> dict:
+    """C clients posting applications back to back for `seconds`; decisions (201) per second."""
+    from tests.journeys import GOOD_APPLICANT, HttpApi, with_key
+
+    body = application(GOOD_APPLICANT)
+    decide = Route()  # shared by the threads: list.append is atomic
+    start = threading.Barrier(clients + 1)
+    stop_at: list[float] = []
+
+    def client(mine: list[dict]) -> None:
+        api = HttpApi(base)
+        start.wait()
+        i = 0
+        while time.perf_counter() < stop_at[0]:
+            me = mine[i % len(mine)]
+            i += 1
+            decide.call(lambda: api.post("/v1/applications", body, with_key(me["headers"])))
+
+    threads = [threading.Thread(target=client, args=(people[c::clients],)) for c in range(clients)]
+    for thread in threads:
+        thread.start()
+    began = time.perf_counter()
+    stop_at.append(began + seconds)
+    start.wait()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - began  # includes the last requests begun before the stop
+    return {"clients": clients, "seconds": round(elapsed, 1), "decisions": len(decide.ms),
+            "per_second": round(len(decide.ms) / elapsed, 2), "latency": decide.figures()}
+
+
+def measure() -> dict:
+    n = size("BENCH_N", 200, 20)
+    seconds = size("BENCH_SECONDS", 30, 5)
+    clients = int(os.environ.get("BENCH_CLIENTS", "4"))
+    with local_stack() as (base, outbox, log):
+        people = ready_borrowers(base, outbox, max(BORROWERS, clients))
+        result = latency(base, people, n)
+        result["throughput"] = [throughput(base, people, c, seconds) for c in sorted({1, clients})]
+        result["stack_errors"] = logged_errors(log)
+    result.update(n=n, borrowers=len(people))
+    return result
+
+
+def main() -> int:
+    return emit(measure())
 
 
 if __name__ == "__main__":

@@ -1,80 +1,237 @@
-"""Benchmarks that print figures (never asserted in tests). `make bench` runs them.
+"""`make bench`: every benchmark, then one report against the targets of the issues.
 
-- cold import of each function's entry module, in a fresh interpreter (what a Lambda cold
-  start pays before the handler runs), p50/p99 over N runs;
-- the deployment package's size, zipped and unzipped (from `make package`).
+    .venv/bin/python -m bench.run                 # all of it; rewrites the table in bench/README.md
+    BENCH_SCALE=0.1 .venv/bin/python -m bench.run # smoke run: smaller sizes, README left alone
+    .venv/bin/python -m bench.run --only risk,sweep   # some parts, printed only
+
+Each part runs in a fresh interpreter (`python -m bench.<module>` prints a JSON dict), so one
+part's moto account, environment or loaded model cannot flatter another. The report is printed,
+written to build/bench.json with every raw figure, and, at full scale with every part run,
+written between the markers in bench/README.md. Figures are printed, never asserted in tests.
 """
 from __future__ import annotations
 
+import argparse
+import json
 import os
-import statistics
+import platform
 import subprocess
 import sys
-import zipfile
+import time
+from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-RUNS = int(os.environ.get("BENCH_RUNS", "15"))
-ENTRY_MODULES = {"api_handler": "app", "notification_consumer": "chalicelib.repay.routes"}
+from bench.common import ROOT, scale
 
-PROBE = """
-import os, sys, time
-sys.path.insert(0, {root!r})
-from infra.stage import apply_stage_env
-apply_stage_env("prod")
-t = time.perf_counter()
-import {module}
-print((time.perf_counter() - t) * 1000)
-print("onnxruntime" in sys.modules)
-"""
+README = ROOT / "bench" / "README.md"
+JSON_OUT = ROOT / "build" / "bench.json"
+BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
+PARTS = {"package": None, "cold_start": "bench.cold_start", "risk": "bench.risk_bench",
+         "sweep": "bench.sweep_bench", "jobs": "bench.jobs_bench", "http": "bench.http_bench"}
+ZIP = ROOT / "build" / "prod" / "deployment.zip"
+MET, NOT_MET, NO_TARGET = "met", "**not met**", "—"
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+def package() -> dict:
+    from infra.package import LAMBDA_UNZIPPED_LIMIT, unzipped_size
+
+    if not ZIP.exists():
+        raise SystemExit(f"{ZIP.relative_to(ROOT)} missing: run `make package` first")
+    return {"zip": str(ZIP.relative_to(ROOT)), "zipped_mib": round(ZIP.stat().st_size / 2**20, 1),
+            "unzipped_mib": round(unzipped_size(ZIP) / 2**20, 1), "limit_mib": LAMBDA_UNZIPPED_LIMIT / 2**20}
 
 
-def cold_imports() -> list[tuple[str, float, float, bool]]:
-    rows = []
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env["AWS_DEFAULT_REGION"] = "us-east-1"
-    for function, module in ENTRY_MODULES.items():
-        times, onnx = [], False
-        for _ in range(RUNS):
-            out = subprocess.run([sys.executable, "-c", PROBE.format(root=str(ROOT), module=module)],
-                                 capture_output=True, text=True, env=env, check=True).stdout.split()
-            times.append(float(out[0]))
-            onnx = out[1] == "True"
-        rows.append((function, statistics.median(times), percentile(times, 0.99), onnx))
+def run_part(name: str) -> dict:
+    module = PARTS[name]
+    if module is None:
+        return package()
+    done = subprocess.run([sys.executable, "-m", module], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"bench part {name} ({module}) failed with exit code {done.returncode}")
+    return json.loads(done.stdout)
+
+
+# ---- the report -------------------------------------------------------------------------------
+
+def verdict(ok: bool | None) -> str:
+    return NO_TARGET if ok is None else MET if ok else NOT_MET
+
+
+def p50_p99(s: dict, unit: str = "ms", digits: int = 0) -> str:
+    return f"p50 {s['p50']:,.{digits}f} / p99 {s['p99']:,.{digits}f} {unit} (n={s['n']:,})"
+
+
+def row(figure: str, measured: str, target: str = NO_TARGET, ok: bool | None = None) -> dict:
+    return {"figure": figure, "measured": measured, "target": target, "met": verdict(ok)}
+
+
+def risk_rows(r: dict) -> list[dict]:
+    return [row("decision in process: JSON → features → ONNX → reasons", p50_p99(r["score"], digits=3),
+                "p99 ≤ 0.5 ms (issue 4)", r["score"]["p99"] <= 0.5),
+            row("… + the policy's decision", p50_p99(r["decide"], digits=3),
+                "p99 ≤ 0.5 ms (issue 4)", r["decide"]["p99"] <= 0.5)]
+
+
+def with_errors(s: dict) -> str:
+    figure = p50_p99(s) if s["n"] else "no successful call"
+    return figure + (f"; **{s['errors']} failed**: {', '.join(s['error_codes'])}" if s["errors"] else "")
+
+
+def http_rows(h: dict) -> list[dict]:
+    apps = h["applications"]
+    rows = [row("POST /v1/applications over HTTP, local stack, one client", with_errors(apps),
+                "p99 ≤ 50 ms (issue 4)", bool(apps["n"]) and not apps["errors"] and apps["p99"] <= 50),
+            row("POST /v1/loans (drawdown) over HTTP", with_errors(h["drawdowns"]), "— (issue 5 gives none)"),
+            row("POST /v1/loans/{id}/repayments over HTTP", with_errors(h["repayments"]),
+                "— (issue 6 gives none)")]
+    stuck = h.get("not_disbursed") or {}
+    rows.append(row("drawn loans the stack's pump disbursed within 150 s",
+                    f"{h['drawdowns']['n'] - len(stuck)} of "
+                    f"{h['drawdowns']['n']}" + (f"; still {', '.join(sorted(set(stuck.values())))}" if stuck else ""),
+                    "all (issue 5: active within seconds)", not stuck))
+    for t in h["throughput"]:
+        who = "one client" if t["clients"] == 1 else f"{t['clients']} concurrent clients"
+        lat = t["latency"]
+        rows.append(row(f"sustained applications per second, one process, {who}",
+                        f"{t['per_second']:.1f}/s ({t['decisions']:,} decisions in {t['seconds']:.0f} s: "
+                        + ", ".join(f"{v:,} {k}" for k, v in sorted(lat.get("outcomes", {}).items())) + "; "
+                        + (f"p99 {lat['p99']:,.0f} ms" if lat["n"] else "none") + "; "
+                        + (f"**{lat['errors']} failed**: {', '.join(lat['error_codes'])})" if lat["errors"]
+                           else "0 failed)"), "— (issue 7 gives none)"))
     return rows
 
 
-def package_size() -> tuple[float, float] | None:
-    zip_path = ROOT / "build" / "prod" / "deployment.zip"
-    if not zip_path.exists():
-        return None
-    with zipfile.ZipFile(zip_path) as archive:
-        unzipped = sum(i.file_size for i in archive.infolist())
-    return zip_path.stat().st_size / 2**20, unzipped / 2**20
+def cold_rows(c: dict) -> list[dict]:
+    rows = []
+    for name, f in c["functions"].items():
+        onnx = "imports onnxruntime" if f["onnxruntime"] else "no onnxruntime"
+        rows.append(row(f"cold start {name} (`{f['handler']}`): import from the package",
+                        f"{p50_p99(f['import'])}, {onnx}", "no onnxruntime at import (issue 4)",
+                        not f["onnxruntime"]))
+    scoring = c["scoring_function"]
+    for figure, probe in ((f"cold start of the scoring function: {scoring} import + model load and verify",
+                           c["functions"][scoring]),
+                          ("… the scoring path alone: import scorer + model load and verify", c["scoring_path"]),
+                          (f"… {scoring} + model, package compiled to .pyc (not shipped today)",
+                           c["scoring_function_with_pyc"])):
+        both = probe["import_and_load"]
+        rows.append(row(figure, p50_p99(both), "≤ 1 s (issue 4)", both["p99"] <= 1000))
+    return rows
 
 
-EXTRA_BENCHES = ("bench.risk_bench", "bench.sweep_bench", "bench.jobs_bench")  # each prints its own table rows
+def job_rows(s: dict, j: dict) -> list[dict]:
+    rem, cob = j["reminders"], j["close_of_business"]
+    return [
+        row(f"disbursement sweep: items read per loan queued ({s['loans']:,} scheduled, {s['due']} due)",
+            f"{s['items_read_per_queued']:.2f} ({s['items_read']} items in {s['read_calls']} queries for "
+            f"{s['queued']} queued; {s['ms'] / 1000:.1f} s in moto)",
+            "≈ 1, not 10,000/100 (issue 5)", s["items_read_per_queued"] <= 1.1),
+        row(f"reminders: items read per reminder queued ({j['loans']:,} active loans)",
+            f"{rem['items_read_per_acted']:.2f} ({rem['items_read']} items, {rem['installments_read']} of them "
+            f"installments, for {rem['queued']} reminders)", "≈ 1 (issue 6)", rem["items_read_per_acted"] <= 1.1),
+        row("reminders: run time in moto", f"{rem['ms'] / 1000:.1f} s", "— (issue 6 gives none)"),
+        row(f"close of business: items read per late loan ({j['loans']:,} active, {j['late']} late)",
+            f"{cob['items_read_per_acted']:.2f} ({cob['installments_read']} late installments + the "
+            f"{cob['loans']} loans; {cob['penalty_days_posted']} penalty days posted)",
+            "≤ 2: its installment + its loan (DESIGN.md)", cob["items_read_per_acted"] <= 2),
+        row("close of business: run time in moto", f"{cob['ms'] / 1000:.0f} s ({cob['loans']} late loans)",
+            "— (issue 6 gives none)"),
+    ]
 
 
-def main() -> int:
-    print(f"| function | cold import p50 (ms) | p99 (ms) | imports onnxruntime | runs |")
-    print("|---|---|---|---|---|")
-    for function, p50, p99, onnx in cold_imports():
-        print(f"| {function} | {p50:.0f} | {p99:.0f} | {'yes' if onnx else 'no'} | {RUNS} |")
-    size = package_size()
-    print()
-    if size:
-        print(f"| package | zipped {size[0]:.1f} MiB | unzipped {size[1]:.1f} MiB | limit 250 MiB |")
+def package_rows(p: dict) -> list[dict]:
+    return [row("deployment package (`make package`)",
+                f"{p['zipped_mib']:.1f} MiB zipped, {p['unzipped_mib']:.1f} MiB unzipped",
+                f"unzipped < {p['limit_mib']:.0f} MiB (Lambda)", p["unzipped_mib"] < p["limit_mib"])]
+
+
+def rows(parts: dict[str, dict]) -> list[dict]:
+    out: list[dict] = []
+    if "risk" in parts:
+        out += risk_rows(parts["risk"])
+    if "http" in parts:
+        out += http_rows(parts["http"])
+    if "cold_start" in parts:
+        out += cold_rows(parts["cold_start"])
+    if "sweep" in parts and "jobs" in parts:
+        out += job_rows(parts["sweep"], parts["jobs"])
+    if "package" in parts:
+        out += package_rows(parts["package"])
+    return out
+
+
+def machine() -> dict:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() \
+        else platform.processor()
+    return {"cores": os.cpu_count(), "cpu": cpu, "python": platform.python_version(),
+            "platform": f"{platform.system()} {platform.machine()}"}
+
+
+def commit() -> str:
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                           capture_output=True, text=True).stdout.strip()
+    return head.stdout.strip() + (" + uncommitted changes" if dirty else "")
+
+
+def render(report: dict) -> str:
+    m = report["machine"]
+    lines = [f"Measured {report['date']} on {m['cores']} cores ({m['cpu']}), Python {m['python']}, "
+             f"{m['platform']}; commit {report['commit']}; BENCH_SCALE={report['scale']:g}; "
+             f"the benchmarks took {report['runtime_s'] / 60:.1f} min after `make package` "
+             f"({', '.join(f'{k} {v:.0f} s' for k, v in report['part_seconds'].items() if k != 'package')}).",
+             "", "| figure | measured | target | met |", "|---|---|---|---|"]
+    lines += [f"| {r['figure']} | {r['measured']} | {r['target']} | {r['met']} |" for r in report["rows"]]
+    logged = report["parts"].get("http", {}).get("stack_errors")
+    if logged:
+        lines += ["", "The local stack logged errors during the HTTP part (count, route, message, exception):", ""]
+        lines += [f"    {line}" for line in logged]
+    return "\n".join(lines)
+
+
+def write_readme(table: str) -> None:
+    text = README.read_text(encoding="utf-8")
+    head, found, rest = text.partition(BEGIN)
+    _, found_end, tail = rest.partition(END)
+    if not (found and found_end):
+        raise SystemExit(f"{README.relative_to(ROOT)} lacks the {BEGIN} ... {END} markers")
+    README.write_text(f"{head}{BEGIN}\n{table}\n{END}{tail}", encoding="utf-8")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.run")
+    parser.add_argument("--only", help=f"comma-separated parts of {','.join(PARTS)}; printed only")
+    args = parser.parse_args(argv)
+    chosen = args.only.split(",") if args.only else list(PARTS)
+    unknown = set(chosen) - set(PARTS)
+    if unknown:
+        parser.error(f"unknown parts {sorted(unknown)}; choose from {list(PARTS)}")
+    started = time.perf_counter()
+    parts: dict[str, Any] = {}
+    part_seconds: dict[str, float] = {}
+    for name in chosen:
+        print(f"bench: {name} ...", file=sys.stderr, flush=True)
+        t = time.perf_counter()
+        parts[name] = run_part(name)
+        part_seconds[name] = time.perf_counter() - t
+    report = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine(),
+              "commit": commit(), "scale": scale(), "runtime_s": round(time.perf_counter() - started),
+              "part_seconds": {k: round(v) for k, v in part_seconds.items()}, "rows": rows(parts),
+              "parts": parts}
+    table = render(report)
+    print(table)
+    if args.only:
+        return 0
+    JSON_OUT.parent.mkdir(exist_ok=True)
+    JSON_OUT.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    print(f"\nwritten: {JSON_OUT.relative_to(ROOT)}", end="")
+    if scale() == 1:
+        write_readme(table)
+        print(f", {README.relative_to(ROOT)}")
     else:
-        print("package: not built (run `make package`)")
-    for module in EXTRA_BENCHES:
-        print()
-        subprocess.run([sys.executable, "-m", module], cwd=ROOT, check=True)
+        print(f" (BENCH_SCALE={scale():g}: {README.relative_to(ROOT)} keeps its full-scale figures)")
     return 0
 
 
