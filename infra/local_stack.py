@@ -45,6 +45,23 @@ def _port_free(host: str, port: int) -> bool:
     return True
 
 
+def _serialise_dynamodb() -> None:
+    """DynamoDB executes each request atomically; moto in process does not under threads (a
+    transaction deep-copies a table while another thread writes to it). One lock around each
+    in-process DynamoDB call, as DESIGN.md asks of concurrency tests. SQS long polls stay out."""
+    import botocore.client
+    lock = threading.Lock()
+    original = botocore.client.BaseClient._make_api_call
+
+    def atomic(self: Any, operation: str, params: Any) -> Any:
+        if self.meta.service_model.service_name != "dynamodb":
+            return original(self, operation, params)
+        with lock:
+            return original(self, operation, params)
+
+    botocore.client.BaseClient._make_api_call = atomic  # type: ignore[method-assign]
+
+
 def serve() -> int:
     host, api_port, moto_port = _settings()
     for port in (api_port, moto_port):
@@ -66,6 +83,7 @@ def serve() -> int:
     embedded = mock_aws()
     embedded.start(reset=False)
     os.environ.pop("AWS_ENDPOINT_URL", None)
+    _serialise_dynamodb()
 
     from chalice.config import Config
     from chalice.local import ChaliceRequestHandler, create_local_server
