@@ -189,9 +189,10 @@ def _intent_status(repayment_id: str) -> str | None:
         return None
 
 
-def _give_back(repayment_id: str, user_id: str, amount: int, now: datetime) -> None:
+def _give_back(repayment_id: str, user_id: str, amount: int, now: datetime) -> str:
     """Refund a collected repayment that was not posted: claim it (open -> refunding, so no
-    late write can post it), refund (the wallet refunds a repayment id once), mark it refunded."""
+    late write can post it), refund (the wallet refunds a repayment id once), mark it refunded.
+    Answers how it ended: "refunded", or "void" when the wallet never took the money."""
     try:
         RepaymentRecord(repayment_id=repayment_id).update(
             actions=[RepaymentRecord.status.set("refunding")],
@@ -201,14 +202,15 @@ def _give_back(repayment_id: str, user_id: str, amount: int, now: datetime) -> N
             raise
         status = _intent_status(repayment_id)
         if status in ("refunded", "void"):
-            return
+            return status
         raise RuntimeError(f"repayment {repayment_id} is {status}; it cannot be refunded") from None
     try:
         wiring.payment_collector().refund(repayment_id=repayment_id, user_id=user_id, amount=amount)
     except NotCollected:  # the debit never went through: nothing to give back
         _settle(repayment_id, "void", now, expected=("refunding",))
-        return
+        return "void"
     _settle(repayment_id, "refunded", now, expected=("refunding",))
+    return "refunded"
 
 
 def _settled(status: str, now: datetime) -> list:
@@ -236,8 +238,7 @@ def reconcile_repayments(now: datetime) -> dict[str, int]:
                 if not condition_failed(err):
                     raise
             continue
-        _give_back(intent.repayment_id, intent.user_id, intent.amount, now)
-        outcome = _intent_status(intent.repayment_id)
+        outcome = _give_back(intent.repayment_id, intent.user_id, intent.amount, now)
         counts[outcome] = counts.get(outcome, 0) + 1
         logger.warning("unsettled repayment settled", extra={"loan_id": intent.loan_id, "outcome": outcome,
                                                                "repayment_id": intent.repayment_id})
