@@ -5,15 +5,26 @@
 Fails when chalice could not install a dependency (it still exits 0), when cfn-lint finds an
 error, or when the template lacks the tables, queues, DLQs or partial batch responses; prints
 the deployment zip's size, zipped and unzipped, against Lambda's 250 MB unzipped limit.
+
+The zip then gets the bytecode of every module (`__pycache__/*.cpython-312.pyc`, unchecked-hash):
+Lambda's /var/task is read-only, so without it every cold start compiles chalice, botocore,
+pydantic and onnxruntime's Python from source (about half of the API handler's cold start; see
+bench/README.md). The build's interpreter must be the functions' runtime (python3.12), or the
+bytecode would be ignored.
 """
 from __future__ import annotations
 
 import argparse
+import compileall
+import contextlib
+import io
 import json
 import os
+import py_compile
 import shutil
 import subprocess
 import sys
+import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -82,6 +93,48 @@ def check_template(template: dict[str, Any], stage: str) -> list[str]:
     return problems
 
 
+def ship_bytecode(zip_path: Path, runtime: str) -> int:
+    """Add the compiled bytecode of every .py in the zip, in place; returns the modules added.
+
+    unchecked-hash .pyc files are used without a look at the source's mtime (zip entries carry
+    no reliable one), and they are the same on every build of the same sources."""
+    ours = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    if runtime != ours:
+        raise SystemExit(f"FAIL: the functions run {runtime}, this build runs {ours}: "
+                         "its bytecode would be ignored; build with the runtime's Python")
+    with tempfile.TemporaryDirectory(prefix="package-") as task:
+        root = Path(task)
+        with zipfile.ZipFile(zip_path) as archive:
+            archive.extractall(root)
+            entries = [(info, archive.read(info)) for info in archive.infolist()]
+        with contextlib.redirect_stdout(io.StringIO()) as out:
+            # ddir: the path the runtime shows in tracebacks (Lambda unpacks to /var/task)
+            compileall.compile_dir(root, ddir="/var/task", quiet=1, workers=os.cpu_count() or 1,
+                                   invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
+        # Files that do not compile (templates, test fixtures written for Python 2) are never
+        # imported by the functions; compileall names them and they stay source only.
+        skipped = out.getvalue().count("***")
+        compiled = sorted(path for path in root.rglob("*.pyc"))
+        staged = zip_path.with_suffix(".tmp")
+        with zipfile.ZipFile(staged, "w", zipfile.ZIP_DEFLATED) as archive:
+            for info, data in entries:
+                archive.writestr(info, data)
+            for path in compiled:
+                info = zipfile.ZipInfo(path.relative_to(root).as_posix(), date_time=(1980, 1, 1, 0, 0, 0))
+                info.external_attr = 0o644 << 16
+                info.compress_type = zipfile.ZIP_DEFLATED
+                archive.writestr(info, path.read_bytes())
+        staged.replace(zip_path)
+    print(f"bytecode: {len(compiled):,} modules compiled for {runtime}"
+          + (f", {skipped} files that do not compile left as source" if skipped else ""))
+    return len(compiled)
+
+
+def function_runtimes(template: dict[str, Any]) -> set[str]:
+    return {res["Properties"].get("Runtime", "") for res in template["Resources"].values()
+            if res["Type"] == "AWS::Serverless::Function"}
+
+
 def unzipped_size(zip_path: Path) -> int:
     with zipfile.ZipFile(zip_path) as archive:
         return sum(info.file_size for info in archive.infolist())
@@ -115,12 +168,17 @@ def main(argv: list[str] | None = None) -> int:
     if lint.returncode != 0:
         print("FAIL: cfn-lint", lint.stderr, file=sys.stderr)
         return 1
-    problems = check_template(json.loads(template_path.read_text()), args.stage)
+    template = json.loads(template_path.read_text())
+    problems = check_template(template, args.stage)
+    runtimes = function_runtimes(template)
+    if len(runtimes) != 1:
+        problems.append(f"functions should share one runtime, found {sorted(runtimes)}")
     for problem in problems:
         print(f"FAIL: {problem}", file=sys.stderr)
     if problems:
         return 1
     zip_path = out / "deployment.zip"
+    ship_bytecode(zip_path, runtimes.pop())
     zipped, unzipped = zip_path.stat().st_size, unzipped_size(zip_path)
     print(f"package: {zip_path.relative_to(ROOT)} zipped {zipped / 2**20:.1f} MiB, "
           f"unzipped {unzipped / 2**20:.1f} MiB (Lambda limit {LAMBDA_UNZIPPED_LIMIT / 2**20:.0f} MiB)")

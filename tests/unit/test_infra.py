@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import zipfile
 from datetime import datetime, timezone
 
 import pytest
@@ -10,7 +13,7 @@ from chalicelib.core import config
 from chalicelib.core.db import TABLES
 from chalicelib.core.resources import QUEUES
 from infra import policy, template
-from infra.package import check_template
+from infra.package import check_template, ship_bytecode
 from infra.pump import next_fire
 from infra.stage import CHALICE_CONFIG, function_setting
 
@@ -93,3 +96,43 @@ def test_check_template_reports_what_is_missing(merge):
 def test_schedule_expressions_fire_at_their_times(expression, after, expected):
     assert next_fire(expression, datetime.fromisoformat(after)) == datetime.fromisoformat(expected)
     assert next_fire(expression, datetime.fromisoformat(after)).tzinfo is not None
+
+
+def _zip(path, files):
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, (text, mode) in files.items():
+            info = zipfile.ZipInfo(name)
+            info.external_attr = mode << 16
+            archive.writestr(info, text)
+
+
+def test_the_package_carries_bytecode_that_the_runtime_uses_without_a_source_check(tmp_path):
+    package = tmp_path / "deployment.zip"
+    _zip(package, {"pkg/__init__.py": ("", 0o644), "pkg/mod.py": ("X = 1\n", 0o644),
+                   "tpl/broken.py": ("def {{ name }}(:\n", 0o644), "bin/tool": ("#!/bin/sh\n", 0o755)})
+    runtime = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    assert ship_bytecode(package, runtime) == 2
+
+    tag = sys.implementation.cache_tag
+    with zipfile.ZipFile(package) as archive:
+        infos = {info.filename: info for info in archive.infolist()}
+        archive.extractall(tmp_path / "task")
+    assert {f"pkg/__pycache__/__init__.{tag}.pyc", f"pkg/__pycache__/mod.{tag}.pyc"} <= set(infos)
+    assert not any(name.startswith("tpl/__pycache__") for name in infos)  # left as source
+    assert infos["bin/tool"].external_attr >> 16 == 0o755                 # entries kept as they were
+    pyc = (tmp_path / "task" / f"pkg/__pycache__/mod.{tag}.pyc").read_bytes()
+    assert int.from_bytes(pyc[4:8], "little") == 0b01                     # hash-based, unchecked
+    # The interpreter takes the shipped bytecode as is: a changed source is not even looked at.
+    (tmp_path / "task" / "pkg" / "mod.py").write_text("X = 2\n")
+    out = subprocess.run([sys.executable, "-S", "-B", "-c", "import pkg.mod; print(pkg.mod.X)"],
+                         cwd=tmp_path / "task", capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "1"
+
+
+def test_bytecode_for_another_runtime_is_refused(tmp_path):
+    package = tmp_path / "deployment.zip"
+    _zip(package, {"mod.py": ("X = 1\n", 0o644)})
+    before = package.read_bytes()
+    with pytest.raises(SystemExit, match="python3.11"):
+        ship_bytecode(package, "python3.11")
+    assert package.read_bytes() == before
