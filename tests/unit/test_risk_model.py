@@ -123,7 +123,7 @@ def test_policy_grade_bands_are_the_cards_suggestion(card):
     version bumped, not silently keep bands made for another model."""
     suggested = [(g["grade"], g["probability_below"]) for g in card["grades"]["suggested_bounds"]]
     assert [(g, u) for g, u in policy.GRADE_BANDS[:-1]] == suggested[:-1]
-    assert card["model_version"] == "credit-additive-gbm-1.0.0" and policy.POLICY_VERSION == "policy-1.0.0"
+    assert card["model_version"] == "credit-additive-gbm-1.1.0" and policy.POLICY_VERSION == "policy-1.0.0"
 
 
 @pytest.mark.parametrize("feature", [f["name"] for f in json.loads(

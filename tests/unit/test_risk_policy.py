@@ -70,7 +70,7 @@ def test_a_good_applicant_is_approved_at_the_best_grade_and_rate():
     assert decision.status == "approved" and decision.grade == "A"
     assert decision.credit_limit == 6000000          # 4 months of 15,000 CNY income, 100 % for A
     assert decision.apr == "0.0720"                  # the product's floor
-    assert decision.model_version == "credit-additive-gbm-1.0.0"
+    assert decision.model_version == "credit-additive-gbm-1.1.0"
     assert decision.policy_version == policy.POLICY_VERSION
     assert all(c.startswith("RISK_") for c in codes(decision))  # what still weighed against
 
@@ -80,8 +80,8 @@ def test_a_bad_applicant_is_declined_with_the_features_that_pushed_risk_up():
                                    age=22),
                              real_score(BAD, 900000, 24, 22, True))
     assert decision.status == "declined" and decision.grade == "E"
-    assert codes(decision) == ["RISK_GRADE_DECLINE", "RISK_PAST_OVERDUE", "RISK_JOB_TYPE",
-                               "RISK_JOB_SENIORITY"]
+    assert codes(decision) == ["RISK_GRADE_DECLINE", "RISK_PAST_OVERDUE", "RISK_JOB_SENIORITY",
+                               "RISK_JOB_TYPE"]
     assert decision.credit_limit == 0 and decision.apr is None
     assert decision.probability > 0.55
 

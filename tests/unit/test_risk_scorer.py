@@ -99,9 +99,9 @@ def test_scores_an_application_with_contributions_that_add_up(model_dir):
     assert set(result.contributions) == set(F.FEATURES)
     logit = math.log(result.probability / (1 - result.probability))
     assert result.bias + sum(result.contributions.values()) == pytest.approx(logit, abs=1e-9)
-    assert result.model_version == "credit-additive-gbm-1.0.0"
+    assert result.model_version == "credit-additive-gbm-1.1.0"
     ok, detail = scorer.model_status()
-    assert ok and detail.startswith("credit-additive-gbm-1.0.0 sha256:")
+    assert ok and detail.startswith("credit-additive-gbm-1.1.0 sha256:")
 
 
 def test_a_past_overdue_record_raises_the_risk(model_dir):

@@ -46,7 +46,7 @@ def test_a_good_application_is_approved_and_records_what_was_scored():
     decision = service.decide(facts())
     assert decision["status"] == "approved" and decision["credit_limit"] == 6000000
     assert decision["apr"] == "0.0720"
-    assert decision["model_version"] == "credit-additive-gbm-1.0.0"
+    assert decision["model_version"] == "credit-additive-gbm-1.1.0"
     assert len(decision["model_sha256"]) == 64 and decision["policy_version"]
     income = decision["model_inputs"]["numeric"][NUMERIC_FEATURES.index("monthly_income_cny")]
     assert income == 15000.0
