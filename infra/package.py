@@ -107,14 +107,14 @@ def ship_bytecode(zip_path: Path, runtime: str) -> int:
         with zipfile.ZipFile(zip_path) as archive:
             archive.extractall(root)
             entries = [(info, archive.read(info)) for info in archive.infolist()]
-        with contextlib.redirect_stdout(io.StringIO()) as out:
+        with contextlib.redirect_stdout(io.StringIO()):
             # ddir: the path the runtime shows in tracebacks (Lambda unpacks to /var/task)
-            compileall.compile_dir(root, ddir="/var/task", quiet=1, workers=os.cpu_count() or 1,
+            compileall.compile_dir(root, ddir="/var/task", quiet=2, workers=os.cpu_count() or 1,
                                    invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
-        # Files that do not compile (templates, test fixtures written for Python 2) are never
-        # imported by the functions; compileall names them and they stay source only.
-        skipped = out.getvalue().count("***")
         compiled = sorted(path for path in root.rglob("*.pyc"))
+        # Files that do not compile (templates, test fixtures written for Python 2) are never
+        # imported by the functions; they stay source only.
+        skipped = sum(1 for _ in root.rglob("*.py")) - len(compiled)
         staged = zip_path.with_suffix(".tmp")
         with zipfile.ZipFile(staged, "w", zipfile.ZIP_DEFLATED) as archive:
             for info, data in entries:
@@ -126,7 +126,7 @@ def ship_bytecode(zip_path: Path, runtime: str) -> int:
                 archive.writestr(info, path.read_bytes())
         staged.replace(zip_path)
     print(f"bytecode: {len(compiled):,} modules compiled for {runtime}"
-          + (f", {skipped} files that do not compile left as source" if skipped else ""))
+          + (f"; source only (does not compile): {skipped}" if skipped else ""))
     return len(compiled)
 
 

@@ -106,12 +106,13 @@ def _zip(path, files):
             archive.writestr(info, text)
 
 
-def test_the_package_carries_bytecode_that_the_runtime_uses_without_a_source_check(tmp_path):
+def test_the_package_carries_bytecode_that_the_runtime_uses_without_a_source_check(tmp_path, capsys):
     package = tmp_path / "deployment.zip"
     _zip(package, {"pkg/__init__.py": ("", 0o644), "pkg/mod.py": ("X = 1\n", 0o644),
                    "tpl/broken.py": ("def {{ name }}(:\n", 0o644), "bin/tool": ("#!/bin/sh\n", 0o755)})
     runtime = f"python{sys.version_info.major}.{sys.version_info.minor}"
     assert ship_bytecode(package, runtime) == 2
+    assert "source only (does not compile): 1" in capsys.readouterr().out
 
     tag = sys.implementation.cache_tag
     with zipfile.ZipFile(package) as archive:
