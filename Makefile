@@ -53,8 +53,7 @@ $(MODEL_STAMP): requirements-model.txt
 
 model: $(MODEL_STAMP)  ## retrain the credit model from scratch (fixed seeds), export, place the artifact
 	$(MODEL_VENV)/bin/python -m models.train
-	mkdir -p chalicelib/risk/artifacts
-	cp models/credit_model.onnx models/model_card.json chalicelib/risk/artifacts/
+	$(MODEL_VENV)/bin/python -m models.place
 
 clean:
 	rm -rf build var .pytest_cache

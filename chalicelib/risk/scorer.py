@@ -8,6 +8,10 @@ At load the scorer refuses (ModelUnavailable) a model whose SHA-256 is not the c
 whose features or encodings differ from `features.py`, or a model that does not reproduce the
 card's self-check probability. onnxruntime and numpy are imported on first use only, so
 functions that never score do not pay for them at cold start.
+
+Models that decided before the current one stay in `artifacts/retired/<sha256[:16]>/` (placed
+by `make model`), verified the same way, so that every stored decision can be replayed with the
+model that made it (`score_with`); they never decide anything new.
 """
 from __future__ import annotations
 
@@ -25,9 +29,10 @@ from chalicelib.risk import features as F
 from chalicelib.risk.features import ModelInputs, features_from_application
 
 __all__ = ["ModelUnavailable", "Score", "features_from_application", "score", "score_application",
-           "model_status", "model_info", "reset"]
+           "score_with", "model_status", "model_info", "reset"]
 
 DEFAULT_DIR = Path(__file__).resolve().parent / "artifacts"
+RETIRED = "retired"
 MODEL_FILE = "credit_model.onnx"
 CARD_FILE = "model_card.json"
 SELF_CHECK_TOLERANCE = 1e-9
@@ -58,6 +63,7 @@ class _Loaded:
 
 _lock = threading.Lock()
 _loaded: _Loaded | None = None
+_retired: dict[str, _Loaded] = {}
 
 
 def artifact_dir() -> Path:
@@ -70,6 +76,7 @@ def reset() -> None:
     global _loaded
     with _lock:
         _loaded = None
+        _retired.clear()
 
 
 def _check_card(card: dict) -> None:
@@ -105,8 +112,7 @@ def _run(session: Any, inputs: ModelInputs) -> tuple[float, float, list[float], 
     return float(probability[0]), float(logit[0]), contributions[0].tolist(), float(bias[0])
 
 
-def _load() -> _Loaded:
-    directory = artifact_dir()
+def _load(directory: Path) -> _Loaded:
     try:
         card = json.loads((directory / CARD_FILE).read_text(encoding="utf-8"))
         blob = (directory / MODEL_FILE).read_bytes()
@@ -141,13 +147,42 @@ def _get() -> _Loaded:
         return loaded
     with _lock:
         if _loaded is None:
-            _loaded = _load()
+            _loaded = _load(artifact_dir())
         return _loaded
+
+
+def _get_retired(sha256: str) -> _Loaded:
+    """A retired model by its full SHA-256; its card and self-check must hold as for the current."""
+    with _lock:
+        loaded = _retired.get(sha256)
+        if loaded is None:
+            directory = DEFAULT_DIR / RETIRED / sha256[:16]
+            if len(sha256) != 64 or not directory.is_dir():
+                raise ModelUnavailable(f"No retired credit model with SHA-256 {sha256[:16]}.")
+            loaded = _load(directory)
+            if loaded.sha256 != sha256:
+                raise ModelUnavailable(f"Retired credit model {sha256[:16]} is another model.")
+            _retired[sha256] = loaded
+        return loaded
 
 
 def score(inputs: ModelInputs) -> Score:
     """Probability of default and exact per-feature contributions for one row."""
-    loaded = _get()
+    return _score(_get(), inputs)
+
+
+def score_with(sha256: str, inputs: ModelInputs) -> Score:
+    """Score with the model of this SHA-256, current or retired (replaying a stored decision)."""
+    try:
+        current: _Loaded | None = _get()
+    except ModelUnavailable:
+        current = None  # a retired model can still replay its own decisions
+    if current is not None and current.sha256 == sha256:
+        return _score(current, inputs)
+    return _score(_get_retired(sha256), inputs)
+
+
+def _score(loaded: _Loaded, inputs: ModelInputs) -> Score:
     try:
         probability, logit, contributions, bias = _run(loaded.session, inputs)
     except Exception as err:

@@ -73,20 +73,22 @@ class ReplayMismatch(Exception):
 
 
 def replay(stored: dict) -> dict:
-    """Decide again from a stored decision's own inputs. Refuses (ReplayMismatch) when the
-    loaded model or the policy is not the one the decision names: the answer would differ."""
+    """Decide again from a stored decision's own inputs, with the model that made it (the
+    current one or a retired one, by SHA-256). Refuses (ReplayMismatch) when that model or the
+    policy version is not available: the answer could differ."""
     from chalicelib.risk import policy, scorer
     from chalicelib.risk.features import ModelInputs
     if stored.get("policy_version") != policy.POLICY_VERSION:
         raise ReplayMismatch(f"policy {stored.get('policy_version')} is not {policy.POLICY_VERSION}")
     score = None
     if stored.get("model_inputs") is not None:
-        loaded = scorer.model_info()["model_sha256"]
-        if loaded != stored.get("model_sha256"):
-            raise ReplayMismatch(f"model sha256 {stored.get('model_sha256')} is not the loaded {loaded}")
-        score = scorer.score(ModelInputs(numeric=tuple(float("nan") if v is None else v
-                                                       for v in stored["model_inputs"]["numeric"]),
-                                         categorical=tuple(stored["model_inputs"]["categorical"])))
+        inputs = ModelInputs(numeric=tuple(float("nan") if v is None else v
+                                           for v in stored["model_inputs"]["numeric"]),
+                             categorical=tuple(stored["model_inputs"]["categorical"]))
+        try:
+            score = scorer.score_with(str(stored.get("model_sha256")), inputs)
+        except scorer.ModelUnavailable as err:
+            raise ReplayMismatch(f"model sha256 {stored.get('model_sha256')}: {err.message}") from None
     decision = policy.decide(policy.PolicyInput.from_dict(stored["policy_input"]), score,
                              stored.get("lang", "zh"))
     return decision.to_dict()

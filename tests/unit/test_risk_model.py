@@ -11,6 +11,7 @@ import gzip
 import hashlib
 import json
 import math
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -168,3 +169,42 @@ def test_reason_codes_are_unique_and_every_one_has_both_languages():
     for feature in F.FEATURES:
         en, zh = reasons.feature_reason(feature, "en"), reasons.feature_reason(feature, "zh")
         assert en["code"] == zh["code"] and en["message"] != zh["message"]
+
+
+# ------------------------------------------------------------------ retired models (replay)
+
+RETIRED = sorted((RUNTIME / "retired").iterdir())
+
+
+def test_models_that_decided_before_stay_packaged_and_verify():
+    from chalicelib.risk.features import ModelInputs
+
+    assert RETIRED, "the model before 1.1.0 (80a2ba22…) made decisions: keep it for replay"
+    current = json.loads((RUNTIME / "model_card.json").read_text(encoding="utf-8"))
+    for directory in RETIRED:
+        old = json.loads((directory / "model_card.json").read_text(encoding="utf-8"))
+        sha = hashlib.sha256((directory / "credit_model.onnx").read_bytes()).hexdigest()
+        assert sha == old["artifact"]["sha256"] and directory.name == sha[:16]
+        assert old["model_version"] != current["model_version"]
+        check = old["self_check"]
+        replayed = scorer.score_with(sha, ModelInputs(tuple(check["numeric"]), tuple(check["categorical"])))
+        assert replayed.probability == pytest.approx(check["probability"], abs=1e-9)
+        assert replayed.model_version == old["model_version"] and replayed.model_sha256 == sha
+
+
+def test_placing_a_new_model_retires_the_one_it_replaces(tmp_path):
+    from models.place import place
+
+    first, second, target = tmp_path / "first", tmp_path / "second", tmp_path / "artifacts"
+    shutil.copytree(RETIRED[0], first)
+    second.mkdir()
+    for name in ("credit_model.onnx", "model_card.json"):
+        shutil.copyfile(MODELS / name, second / name)
+    assert place(first, target) is None                    # nothing there before
+    old_sha = hashlib.sha256((first / "credit_model.onnx").read_bytes()).hexdigest()
+    assert place(second, target) == old_sha
+    kept = target / "retired" / old_sha[:16]
+    assert (kept / "credit_model.onnx").read_bytes() == (first / "credit_model.onnx").read_bytes()
+    assert (target / "credit_model.onnx").read_bytes() == (second / "credit_model.onnx").read_bytes()
+    assert place(second, target) is None                   # the same model again retires nothing
+    assert [p.name for p in (target / "retired").iterdir()] == [old_sha[:16]]

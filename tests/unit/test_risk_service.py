@@ -101,3 +101,25 @@ def test_cool_down_after_a_decline_for_this_product():
     decision = service.decide(facts(last_decline_on=date(2027, 1, 1)))
     assert decision["status"] == "declined"
     assert [r["code"] for r in decision["reasons"]] == ["REAPPLY_COOL_DOWN"]
+
+
+def test_a_decision_made_by_a_retired_model_replays_with_that_model(monkeypatch):
+    retired = sorted((ROOT / "chalicelib" / "risk" / "artifacts" / "retired").iterdir())[0]
+    monkeypatch.setenv("RISK_MODEL_DIR", str(retired))     # the model as it was when it decided
+    scorer.reset()
+    stored = json.loads(json.dumps(service.decide(facts(term_months=24, applicant={
+        **GOOD, "monthly_income": 600000, "job_seniority_years": 1, "home": "rent"}))))
+    monkeypatch.delenv("RISK_MODEL_DIR")                   # a new model is deployed
+    scorer.reset()
+    assert scorer.model_info()["model_sha256"] != stored["model_sha256"]
+    today = service.decide(facts(term_months=24, applicant={
+        **GOOD, "monthly_income": 600000, "job_seniority_years": 1, "home": "rent"}))
+    assert today["probability"] != stored["probability"]  # the models do differ on this applicant
+    assert json.loads(json.dumps(service.replay(stored))) == decision_part(stored)
+
+
+def test_replay_refuses_a_model_that_is_neither_current_nor_retired():
+    stored = json.loads(json.dumps(service.decide(facts())))
+    stored["model_sha256"] = "f" * 64
+    with pytest.raises(service.ReplayMismatch, match="No retired credit model"):
+        service.replay(stored)
