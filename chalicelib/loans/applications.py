@@ -14,7 +14,7 @@ from chalicelib.core.errors import BadRequest, Conflict, Forbidden, NotFound, Ru
 from chalicelib.core.observability import logger, metrics
 from chalicelib.loans import catalog, credit, people, schedules
 from chalicelib.loans.models import ApplicationRecord, DeclineRecord, LoanRecord
-from chalicelib.loans.service import LIVE_STATUSES, iso_utc, shanghai_iso
+from chalicelib.loans.service import LIVE_STATUSES, application_record, iso_utc, shanghai_iso
 from chalicelib.risk.service import ApplicationFacts, decide
 
 REVIEW_QUEUE = "review"
@@ -132,18 +132,8 @@ def apply(user_id: str, *, product_id: str, amount: int, term_months: int, purpo
     return view(record)
 
 
-def _get(application_id: str) -> ApplicationRecord:
-    try:
-        return ApplicationRecord.get(application_id, consistent_read=True)
-    except (DoesNotExist, ValueError):
-        raise NotFound("No such application.", code="APPLICATION_NOT_FOUND") from None
-
-
 def get(user_id: str, application_id: str) -> dict:
-    record = _get(application_id)
-    if record.user_id != user_id:
-        raise NotFound("No such application.", code="APPLICATION_NOT_FOUND")
-    return view(record)
+    return view(application_record(application_id, owner=user_id))
 
 
 REVIEW_PAGE = 100
@@ -158,7 +148,7 @@ def in_review() -> list[dict]:
 def operator_decision(application_id: str, *, operator: str, status: str, credit_limit: int | None,
                       note: str, now: datetime) -> dict:
     """An operator settles a `review`: approve (with a limit) or decline. Recorded with who did it."""
-    record = _get(application_id)
+    record = application_record(application_id)
     if record.status != "review":
         raise Conflict("Only applications in review can be decided.", code="APPLICATION_NOT_IN_REVIEW")
     automated = json.loads(record.decision)
@@ -195,4 +185,4 @@ def operator_decision(application_id: str, *, operator: str, status: str, credit
         _record_decline(record)
     logger.info("operator decision", extra={"application_id": application_id, "status": status,
                                             "operator": operator})
-    return {**view(_get(application_id)), "reviewed_by": operator, "review_note": note}
+    return {**view(application_record(application_id)), "reviewed_by": operator, "review_note": note}

@@ -50,12 +50,14 @@ def shanghai_iso(stamp: str | None) -> str | None:
         timespec="seconds")
 
 
-def _own_application(user_id: str, application_id: str) -> ApplicationRecord:
+def application_record(application_id: str, *, owner: str | None = None) -> ApplicationRecord:
+    """The application, read consistently. Missing and someone else's (when `owner` is given)
+    answer the same NotFound, so ids cannot be probed."""
     try:
-        record = ApplicationRecord.get(application_id)
-    except DoesNotExist:
+        record = ApplicationRecord.get(application_id, consistent_read=True)
+    except (DoesNotExist, ValueError):
         record = None
-    if record is None or record.user_id != user_id:
+    if record is None or (owner is not None and record.user_id != owner):
         raise NotFound("No such application.", code="APPLICATION_NOT_FOUND")
     return record
 
@@ -82,7 +84,7 @@ def _check_affordable(application: ApplicationRecord, largest_installment: int) 
 
 def draw(user_id: str, request: DrawRequest, now: datetime) -> dict:
     """Take `amount` from the user's line and schedule the loan, atomically."""
-    application = _own_application(user_id, request.application_id)
+    application = application_record(request.application_id, owner=user_id)
     if application.status != "approved":
         raise Conflict("This application is not approved.", code="APPLICATION_NOT_APPROVED")
     product = catalog.get_product(application.product_id)
