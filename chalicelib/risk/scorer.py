@@ -19,6 +19,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,7 @@ __all__ = ["ModelUnavailable", "Score", "features_from_application", "score", "s
 
 DEFAULT_DIR = Path(__file__).resolve().parent / "artifacts"
 RETIRED = "retired"
+_HEX64 = re.compile(r"[0-9a-f]{64}")
 MODEL_FILE = "credit_model.onnx"
 CARD_FILE = "model_card.json"
 SELF_CHECK_TOLERANCE = 1e-9
@@ -156,8 +158,10 @@ def _get_retired(sha256: str) -> _Loaded:
     with _lock:
         loaded = _retired.get(sha256)
         if loaded is None:
+            if not _HEX64.fullmatch(sha256):  # it names a directory: nothing but a hash
+                raise ModelUnavailable("A credit model is named by its SHA-256 (64 hex digits).")
             directory = DEFAULT_DIR / RETIRED / sha256[:16]
-            if len(sha256) != 64 or not directory.is_dir():
+            if not directory.is_dir():
                 raise ModelUnavailable(f"No retired credit model with SHA-256 {sha256[:16]}.")
             loaded = _load(directory)
             if loaded.sha256 != sha256:

@@ -123,3 +123,11 @@ def test_replay_refuses_a_model_that_is_neither_current_nor_retired():
     stored["model_sha256"] = "f" * 64
     with pytest.raises(service.ReplayMismatch, match="No retired credit model"):
         service.replay(stored)
+
+
+@pytest.mark.parametrize("sha", ["../" * 21 + "x", "80a2ba22d5a70a8a/../../../../..", "", "F" * 64])
+def test_a_stored_model_hash_never_reaches_the_file_system_unless_it_is_a_hash(sha):
+    stored = json.loads(json.dumps(service.decide(facts())))
+    stored["model_sha256"] = sha
+    with pytest.raises(service.ReplayMismatch, match="64 hex digits"):
+        service.replay(stored)
