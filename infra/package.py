@@ -22,6 +22,7 @@ import json
 import os
 import py_compile
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -97,7 +98,7 @@ def ship_bytecode(zip_path: Path, runtime: str) -> int:
     """Add the compiled bytecode of every .py in the zip, in place; returns the modules added.
 
     unchecked-hash .pyc files are used without a look at the source's mtime (zip entries carry
-    no reliable one), and they are the same on every build of the same sources."""
+    no reliable one). Any bytecode already in the zip is replaced."""
     ours = f"python{sys.version_info.major}.{sys.version_info.minor}"
     if runtime != ours:
         raise SystemExit(f"FAIL: the functions run {runtime}, this build runs {ours}: "
@@ -106,10 +107,17 @@ def ship_bytecode(zip_path: Path, runtime: str) -> int:
         root = Path(task)
         with zipfile.ZipFile(zip_path) as archive:
             archive.extractall(root)
-            entries = [(info, archive.read(info)) for info in archive.infolist()]
+            # Bytecode chalice copied from a developer's tree (timestamp-checked, compiled from
+            # another path) is dropped: every .pyc in the zip is ours, once.
+            entries = [(info, archive.read(info)) for info in archive.infolist()
+                       if not _is_bytecode(info.filename)]
+        for stale in [path for path in root.rglob("*") if _is_bytecode(path.relative_to(root).as_posix())]:
+            if stale.is_file():
+                stale.unlink()
         with contextlib.redirect_stdout(io.StringIO()):
             # ddir: the path the runtime shows in tracebacks (Lambda unpacks to /var/task)
-            compileall.compile_dir(root, ddir="/var/task", quiet=2, workers=os.cpu_count() or 1,
+            compileall.compile_dir(root, ddir="/var/task", quiet=2, force=True,
+                                   workers=os.cpu_count() or 1,
                                    invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
         compiled = sorted(path for path in root.rglob("*.pyc"))
         # Files that do not compile (templates, test fixtures written for Python 2) are never
@@ -121,13 +129,22 @@ def ship_bytecode(zip_path: Path, runtime: str) -> int:
                 archive.writestr(info, data)
             for path in compiled:
                 info = zipfile.ZipInfo(path.relative_to(root).as_posix(), date_time=(1980, 1, 1, 0, 0, 0))
-                info.external_attr = 0o644 << 16
+                info.external_attr = (stat.S_IFREG | 0o644) << 16
                 info.compress_type = zipfile.ZIP_DEFLATED
                 archive.writestr(info, path.read_bytes())
+        with zipfile.ZipFile(staged) as archive:
+            names = archive.namelist()
+        if len(names) != len(set(names)):
+            staged.unlink()
+            raise SystemExit("FAIL: the zip would name a file twice")
         staged.replace(zip_path)
     print(f"bytecode: {len(compiled):,} modules compiled for {runtime}"
           + (f"; source only (does not compile): {skipped}" if skipped else ""))
     return len(compiled)
+
+
+def _is_bytecode(name: str) -> bool:
+    return name.endswith((".pyc", ".pyo")) or "__pycache__/" in name
 
 
 def function_runtimes(template: dict[str, Any]) -> set[str]:

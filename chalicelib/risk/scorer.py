@@ -66,6 +66,7 @@ class _Loaded:
 _lock = threading.Lock()
 _loaded: _Loaded | None = None
 _retired: dict[str, _Loaded] = {}
+_retired_lock = threading.Lock()  # loading an old model for a replay never holds up a decision
 
 
 def artifact_dir() -> Path:
@@ -78,6 +79,7 @@ def reset() -> None:
     global _loaded
     with _lock:
         _loaded = None
+    with _retired_lock:
         _retired.clear()
 
 
@@ -154,8 +156,10 @@ def _get() -> _Loaded:
 
 
 def _get_retired(sha256: str) -> _Loaded:
-    """A retired model by its full SHA-256; its card and self-check must hold as for the current."""
-    with _lock:
+    """A retired model by its full SHA-256; its card and self-check must hold as for the current.
+    Retired models live in the package (not under RISK_MODEL_DIR) and must take the features
+    this code builds: a model with other features cannot be replayed by it."""
+    with _retired_lock:
         loaded = _retired.get(sha256)
         if loaded is None:
             if not _HEX64.fullmatch(sha256):  # it names a directory: nothing but a hash

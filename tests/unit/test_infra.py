@@ -5,7 +5,7 @@ import json
 import subprocess
 import sys
 import zipfile
-from datetime import datetime, timezone
+from datetime import datetime
 
 import pytest
 
@@ -108,15 +108,20 @@ def _zip(path, files):
 
 def test_the_package_carries_bytecode_that_the_runtime_uses_without_a_source_check(tmp_path, capsys):
     package = tmp_path / "deployment.zip"
+    tag = sys.implementation.cache_tag
     _zip(package, {"pkg/__init__.py": ("", 0o644), "pkg/mod.py": ("X = 1\n", 0o644),
-                   "tpl/broken.py": ("def {{ name }}(:\n", 0o644), "bin/tool": ("#!/bin/sh\n", 0o755)})
+                   "tpl/broken.py": ("def {{ name }}(:\n", 0o644), "bin/tool": ("#!/bin/sh\n", 0o755),
+                   # bytecode a developer's run left behind, which chalice copies as it is
+                   f"pkg/__pycache__/mod.{tag}.pyc": ("stale", 0o644), "old/gone.pyc": ("stale", 0o644)})
     runtime = f"python{sys.version_info.major}.{sys.version_info.minor}"
     assert ship_bytecode(package, runtime) == 2
     assert "source only (does not compile): 1" in capsys.readouterr().out
 
-    tag = sys.implementation.cache_tag
     with zipfile.ZipFile(package) as archive:
+        names = archive.namelist()
         infos = {info.filename: info for info in archive.infolist()}
+    assert len(names) == len(set(names)) and "old/gone.pyc" not in infos
+    with zipfile.ZipFile(package) as archive:
         archive.extractall(tmp_path / "task")
     assert {f"pkg/__pycache__/__init__.{tag}.pyc", f"pkg/__pycache__/mod.{tag}.pyc"} <= set(infos)
     assert not any(name.startswith("tpl/__pycache__") for name in infos)  # left as source
