@@ -45,10 +45,15 @@ class RecordingApi(ChaliceApi):
 
     def _call(self, method: str, path: str, body: Any = None,
               headers: dict[str, str] | None = None) -> tuple[int, Any]:
-        all_headers = {"Content-Type": "application/json", **(headers or {})}
         raw = json.dumps(body).encode() if body is not None else b""
-        response = (self.client.http.get(path, headers=all_headers) if method == "get" else
-                    getattr(self.client.http, method)(path, body=raw, headers=all_headers))
+        status, payload, _headers = self.exchange(method, path, raw, headers)
+        return status, payload
+
+    def exchange(self, method: str, path: str, raw: bytes,
+                 headers: dict[str, str] | None = None) -> tuple[int, Any, dict[str, str]]:
+        """Any method, any bytes; the answer (headers and body, escapes undone) is recorded."""
+        all_headers = {"Content-Type": "application/json", **(headers or {})}
+        response = self.client.http.request(method.upper(), path, headers=all_headers, body=raw)
         text = response.body.decode() if isinstance(response.body, bytes) else str(response.body)
         self.seen.append(json.dumps(dict(response.headers)) + "\n" + _readable(text))
         self.last_headers = dict(response.headers)
@@ -56,7 +61,7 @@ class RecordingApi(ChaliceApi):
             payload = json.loads(text) if text else None
         except ValueError:
             payload = text
-        return response.status_code, payload
+        return response.status_code, payload, self.last_headers
 
     def bearer(self, access_token: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {access_token}"}

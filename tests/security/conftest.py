@@ -45,15 +45,7 @@ class World:
              headers: dict[str, str] | None = None) -> tuple[int, Any, dict[str, str]]:
         """Any method, any bytes; the answer is recorded for the personal-data scans."""
         payload = raw if raw is not None else (json.dumps(body).encode() if body is not None else b"")
-        response = self.client.http.request(method, path, headers={
-            "Content-Type": "application/json", **(headers or {})}, body=payload)
-        text = response.body.decode() if isinstance(response.body, bytes) else str(response.body)
-        self.api.seen.append(json.dumps(dict(response.headers)) + "\n" + text)
-        try:
-            parsed = json.loads(text) if text else None
-        except ValueError:
-            parsed = text
-        return response.status_code, parsed, dict(response.headers)
+        return self.api.exchange(method, path, payload, headers)
 
     def ops(self) -> dict[str, str]:
         return {"X-Ops-Key": self.ops_key}
