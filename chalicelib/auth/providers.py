@@ -19,16 +19,13 @@ import re
 import secrets
 import threading
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 from datetime import date, datetime, timezone
 from typing import Any, Callable, Protocol
 
 from stdnum.cn import ric
 from stdnum.exceptions import ValidationError
 
-from chalicelib.core.transport import HttpPost, urllib_post
+from chalicelib.core.transport import HttpGet, HttpPost, urllib_get, urllib_post
 from chalicelib.core import config
 from chalicelib.core.clock import shanghai_date
 from chalicelib.core.errors import DependencyDown, Unauthorized
@@ -57,22 +54,6 @@ class OAuthProvider(Protocol):
 
 class RealNameProvider(Protocol):
     def verify(self, name: str, id_number: str) -> bool: ...
-
-
-# ---------------------------------------------------------------- transports
-
-HttpGet = Callable[[str, dict[str, str], float], tuple[int, bytes]]
-
-
-def urllib_get(url: str, params: dict[str, str], timeout: float) -> tuple[int, bytes]:
-    if not url.startswith("https://"):  # never file:, ftp: or plain http
-        raise ValueError("partner APIs are reached over https only")
-    request = urllib.request.Request(f"{url}?{urllib.parse.urlencode(params)}", method="GET")
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # nosec B310 - https checked above
-            return response.status, response.read(64 * 1024)
-    except urllib.error.HTTPError as err:
-        return err.code, err.read(64 * 1024)
 
 
 # ---------------------------------------------------------------- WeChat OAuth

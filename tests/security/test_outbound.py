@@ -1,14 +1,13 @@
 """Outbound calls to partners (WeChat, real-name vendor, bank, wallet) go over https only.
 
-The adapters check their base URL when built; the two transports that open the connection
-check again, so a `file:`, `ftp:` or plain `http:` URL can never be opened (bandit B310, whose
-`# nosec` at the two `urlopen` calls rests on this)."""
+The adapters check their base URL when built; the transport that opens the connection (both
+the GET and the POST go through it) checks again, so a `file:`, `ftp:` or plain `http:` URL can
+never be opened (bandit B310, whose `# nosec` at the one `urlopen` call rests on this)."""
 from __future__ import annotations
 
 import pytest
 
-from chalicelib.auth.providers import urllib_get
-from chalicelib.core.transport import urllib_post
+from chalicelib.core.transport import urllib_get, urllib_post
 
 
 @pytest.mark.parametrize("url", ["file:///etc/passwd", "http://api.example.com/v1/transfers",
