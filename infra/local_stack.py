@@ -17,7 +17,7 @@ import socket
 import sys
 import threading
 from datetime import datetime
-from typing import Any
+from typing import Any, Callable
 
 from infra.stage import ROOT, apply_stage_env, chalice_config
 
@@ -45,21 +45,27 @@ def _port_free(host: str, port: int) -> bool:
     return True
 
 
-def _serialise_dynamodb() -> None:
+def serialise_aws(service: str | None = None) -> Callable[[], None]:
     """DynamoDB executes each request atomically; moto in process does not under threads (a
     transaction deep-copies a table while another thread writes to it). One lock around each
-    in-process DynamoDB call, as DESIGN.md asks of concurrency tests. SQS long polls stay out."""
+    in-process botocore call (of `service` only, or of every service), as DESIGN.md asks of
+    concurrency tests. Returns the undo. The local stack locks DynamoDB only: SQS long polls
+    would hold the lock for seconds."""
     import botocore.client
     lock = threading.Lock()
     original = botocore.client.BaseClient._make_api_call
 
     def atomic(self: Any, operation: str, params: Any) -> Any:
-        if self.meta.service_model.service_name != "dynamodb":
+        if service is not None and self.meta.service_model.service_name != service:
             return original(self, operation, params)
         with lock:
             return original(self, operation, params)
 
     botocore.client.BaseClient._make_api_call = atomic  # type: ignore[method-assign]
+
+    def undo() -> None:
+        botocore.client.BaseClient._make_api_call = original  # type: ignore[method-assign]
+    return undo
 
 
 def serve() -> int:
@@ -83,7 +89,7 @@ def serve() -> int:
     embedded = mock_aws()
     embedded.start(reset=False)
     os.environ.pop("AWS_ENDPOINT_URL", None)
-    _serialise_dynamodb()
+    serialise_aws("dynamodb")  # for the life of the process
 
     from chalice.config import Config
     from chalice.local import ChaliceRequestHandler, create_local_server

@@ -8,15 +8,14 @@ from __future__ import annotations
 import json
 import random
 import threading
-import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
-import botocore.client
 import pytest
 
 from chalicelib.loans import credit, disbursement, ledger, service
 from chalicelib.loans.models import LedgerEntryRecord, LoanRecord
 from infra.lambda_events import sqs_event
+from infra.local_stack import serialise_aws
 from tests.routes.conftest import NOW, draw
 
 def ledger_of(loan_id):
@@ -122,16 +121,9 @@ def test_a_refused_card_fails_the_loan_and_restores_the_credit(borrower):
 def serialised_aws():
     """DynamoDB runs each request atomically; moto does not under threads. One lock around each
     botocore call makes moto behave like DynamoDB, so the test checks our conditions, not moto."""
-    lock = threading.Lock()
-    original = botocore.client.BaseClient._make_api_call
-
-    def atomic(self, operation, params):
-        with lock:
-            return original(self, operation, params)
-
-    botocore.client.BaseClient._make_api_call = atomic
+    undo = serialise_aws()
     yield
-    botocore.client.BaseClient._make_api_call = original
+    undo()
 
 
 def test_two_hundred_concurrent_drawdowns_never_exceed_the_line(borrower, serialised_aws):
