@@ -9,10 +9,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from datetime import date, timedelta
 
-from tests.e2e.test_local_stack import ROOT, stack, wait_for  # noqa: F401 - the module's fixture
+from tests.e2e.conftest import ROOT, wait_for  # the `stack` fixture comes from conftest.py
 from tests.journeys import GOOD_APPLICANT, HttpApi, card_ending, ready_borrower, with_key
 
 

@@ -9,9 +9,7 @@ import sys
 
 import requests
 
-# The stack fixture and its helpers live in conftest.py; re-exported for the modules that import
-# them from here.
-from tests.e2e.conftest import ROOT, stack, wait_for  # noqa: F401 - stack: test_journey imports it
+from tests.e2e.conftest import ROOT, wait_for  # the `stack` fixture comes from conftest.py
 
 
 def test_health_and_seeded_products_over_http(stack):

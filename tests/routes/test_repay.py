@@ -124,11 +124,16 @@ def test_no_reminder_for_a_paid_installment(loan):
     assert service.send_reminders(date(2027, 2, 7)) == {"installments_read": 0, "queued": 0}
 
 
-def test_a_concurrent_repayment_that_leaves_less_to_pay_refunds_the_loser(loan, monkeypatch):
+@pytest.fixture()
+def collector():
     from chalicelib import wiring
     from chalicelib.repay.collection import SandboxCollector
-    collector = SandboxCollector()
-    wiring.override("payment_collector", collector)
+    sandbox = SandboxCollector()
+    wiring.override("payment_collector", sandbox)
+    return sandbox
+
+
+def test_a_concurrent_repayment_that_leaves_less_to_pay_refunds_the_loser(loan, collector, monkeypatch):
     real_collect = collector.collect
     raced = []
 
@@ -146,15 +151,6 @@ def test_a_concurrent_repayment_that_leaves_less_to_pay_refunds_the_loser(loan, 
     assert refunded == {120_000}
     assert LoanRecord.get(loan).outstanding_principal == 20_000
     assert sum(balances(loan).values()) == 0
-
-
-@pytest.fixture()
-def collector():
-    from chalicelib import wiring
-    from chalicelib.repay.collection import SandboxCollector
-    sandbox = SandboxCollector()
-    wiring.override("payment_collector", sandbox)
-    return sandbox
 
 
 def _intents():
