@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 from typing import Any, Callable
 
 import pytest
@@ -22,13 +22,13 @@ import requests
 import schemathesis
 from hypothesis import HealthCheck, settings
 
+from chalicelib.core.clock import SHANGHAI
 from chalicelib.core.openapi import document
 from tests.e2e.conftest import wait_for
-from tests.journeys import GOOD_APPLICANT, card_ending, ready_borrower
+from tests.journeys import GOOD_APPLICANT, HttpApi, card_ending, ready_borrower, with_key
 
 MAX_EXAMPLES = 20
 SEED = 20270110
-BEIJING = timezone(timedelta(hours=8))
 
 # The document is built in-process from the route metadata the stack serves: schemathesis'
 # lazy loader (`schemathesis.pytest.from_fixture`, the way to load it from a fixture's URL)
@@ -47,12 +47,13 @@ schema = schemathesis.openapi.from_dict(document(), config=schemathesis.Config.f
 }))
 
 
-class Api:
-    """requests against the stack; every response is checked against the document."""
+class Api(HttpApi):
+    """HttpApi (what ready_borrower drives) plus `call`: every response checked against the
+    document."""
 
     def __init__(self, base: str, headers: dict[str, str] | None = None) -> None:
-        self.base, self.headers = base, headers or {}
-        self.session = requests.Session()
+        super().__init__(base)
+        self.headers = headers or {}
 
     def call(self, method: str, template: str, path: str | None = None, body: Any = None,
              headers: dict[str, str] | None = None, **params: str) -> requests.Response:
@@ -62,19 +63,6 @@ class Api:
         schema[template][method].validate_response(response)
         no_stack_trace_in(response.text)
         return response
-
-    # The `api` interface of tests.journeys, for ready_borrower.
-    def post(self, path: str, body: Any = None, headers: dict[str, str] | None = None):
-        response = self.session.post(self.base + path, json=body, headers=headers or {}, timeout=30)
-        return response.status_code, response.json() if response.content else None
-
-    def get(self, path: str, headers: dict[str, str] | None = None):
-        response = self.session.get(self.base + path, headers=headers or {}, timeout=30)
-        return response.status_code, response.json() if response.content else None
-
-
-def key() -> dict[str, str]:
-    return {"Idempotency-Key": str(uuid.uuid4())}
 
 
 @pytest.fixture(scope="module")
@@ -87,19 +75,19 @@ def borrowers(stack) -> dict[str, Any]:
                        card=card_ending("2222"), born=date(1990, 7, 1))
     for who in (a, b):
         who["api"] = Api(stack["base"], who["headers"])
-        decision = who["api"].call("POST", "/v1/applications", headers=key(), body={
+        decision = who["api"].call("POST", "/v1/applications", headers=with_key({}), body={
             "product_id": "revolving-credit", "amount": 5_000_000, "term_months": 12,
             "purpose": "装修", "applicant": GOOD_APPLICANT})
         assert decision.status_code == 201, decision.text
         assert decision.json()["status"] == "approved", decision.text
         who["application_id"] = decision.json()["application_id"]
-    drawn = b["api"].call("POST", "/v1/loans", headers=key(), body={
+    drawn = b["api"].call("POST", "/v1/loans", headers=with_key({}), body={
         "application_id": b["application_id"], "amount": 1_000_000, "term_months": 6,
         "repayment_method": "equal_installment", "bank_card_id": b["card_id"]})
     assert drawn.status_code == 201, drawn.text
     b["loan_id"] = drawn.json()["loan_id"]
-    later = (datetime.now(BEIJING) + timedelta(days=3)).replace(microsecond=0).isoformat()
-    scheduled = b["api"].call("POST", "/v1/loans", headers=key(), body={
+    later = (datetime.now(SHANGHAI) + timedelta(days=3)).replace(microsecond=0).isoformat()
+    scheduled = b["api"].call("POST", "/v1/loans", headers=with_key({}), body={
         "application_id": b["application_id"], "amount": 200_000, "term_months": 3,
         "repayment_method": "equal_principal", "bank_card_id": b["card_id"], "disburse_at": later})
     assert scheduled.status_code == 201, scheduled.text
@@ -202,7 +190,7 @@ def test_another_borrowers_object_is_not_found(borrowers, method, template, owne
 
     def as_a(value: str) -> requests.Response:
         return a["api"].call(method, template, template.replace("{" + name + "}", value), body,
-                             headers=key())
+                             headers=with_key({}))
 
     foreign, unknown = as_a(b[owned]), as_a(f"missing-{uuid.uuid4().hex[:12]}")
     assert foreign.status_code == 404, foreign.text
@@ -218,8 +206,8 @@ def test_a_loan_cannot_be_drawn_on_another_borrowers_line_or_card(borrowers, fie
     draw = {"application_id": a["application_id"], "amount": 100_000, "term_months": 3,
             "repayment_method": "equal_principal", "bank_card_id": a["card_id"]}
     theirs = {"application_id": b["application_id"], "bank_card_id": b["card_id"]}[field]
-    foreign = a["api"].call("POST", "/v1/loans", body={**draw, field: theirs}, headers=key())
-    unknown = a["api"].call("POST", "/v1/loans", headers=key(),
+    foreign = a["api"].call("POST", "/v1/loans", body={**draw, field: theirs}, headers=with_key({}))
+    unknown = a["api"].call("POST", "/v1/loans", headers=with_key({}),
                             body={**draw, field: f"missing-{uuid.uuid4().hex}"})
     assert foreign.status_code == 404, foreign.text
     assert (foreign.status_code, _code(foreign.text)) == (unknown.status_code, _code(unknown.text))
@@ -251,7 +239,7 @@ def test_real_successes_match_the_document(stack, borrowers):
                            ("/v1/loans/{loan_id}/payoff", f"/v1/loans/{loan}/payoff")]:
         assert api.call("GET", template, path).status_code == 200, template
     repaid = api.call("POST", "/v1/loans/{loan_id}/repayments", f"/v1/loans/{loan}/repayments",
-                      {"amount": 10_000}, headers=key())
+                      {"amount": 10_000}, headers=with_key({}))
     assert repaid.status_code == 201, repaid.text
     cancelled = api.call("POST", "/v1/loans/{loan_id}/cancel",
                          f"/v1/loans/{b['scheduled_loan_id']}/cancel")
