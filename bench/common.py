@@ -70,15 +70,10 @@ def moto_account() -> Iterator[None]:
     from infra.stage import apply_stage_env
     apply_stage_env("local")
     os.environ["POWERTOOLS_LOG_LEVEL"] = "WARNING"
-    from moto import mock_aws
-
     import app  # noqa: F401 - defines the tables from the stage's names
-    from chalicelib.core import aws
-    from infra.bootstrap import bootstrap
+    from infra.bootstrap import fresh_moto_account
 
-    with mock_aws():
-        aws.reset()
-        bootstrap("local")
+    with fresh_moto_account(local_visibility=None):
         yield
 
 

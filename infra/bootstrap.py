@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import secrets as pysecrets
+from contextlib import contextmanager
+from typing import Iterator
 
 from chalicelib.core import aws, config
 from chalicelib.core.db import TABLES
@@ -82,3 +84,22 @@ def bootstrap(stage: str, *, local_visibility: int | None = None) -> dict:
     secret_values = create_keys_and_secrets()
     products = seed()
     return {"tables": tables, "queues": queues, "secrets": secret_values, "products": products}
+
+
+@contextmanager
+def fresh_moto_account(*, local_visibility: int | None = 30) -> Iterator[dict]:
+    """A new in-memory moto account bootstrapped as the local stage, with the per-container
+    caches (AWS clients, the product catalog) dropped on the way in and out: the tests', the
+    fault simulator's and the benchmarks' starting point. Yields what `bootstrap` created."""
+    from moto import mock_aws
+
+    from chalicelib.loans import catalog
+
+    with mock_aws():
+        aws.reset()
+        catalog.clear_cache()
+        try:
+            yield bootstrap("local", local_visibility=local_visibility)
+        finally:
+            aws.reset()
+            catalog.clear_cache()

@@ -26,7 +26,6 @@ apply_stage_env("local")
 
 import moto  # noqa: E402,F401  - before any botocore client exists
 import pytest  # noqa: E402
-from moto import mock_aws  # noqa: E402
 
 import app as app_module  # noqa: E402
 
@@ -55,17 +54,10 @@ def outbox(tmp_path, monkeypatch):
 @pytest.fixture()
 def aws_stack(outbox):
     """A fresh moto account with every table, queue, key and secret of the stage, seeded."""
-    from chalicelib.core import aws
-    from chalicelib.loans import catalog
-    from infra.bootstrap import bootstrap
+    from infra.bootstrap import fresh_moto_account
 
-    with mock_aws():
-        aws.reset()
-        catalog.clear_cache()
-        created = bootstrap("local", local_visibility=30)
+    with fresh_moto_account() as created:
         yield created
-        aws.reset()
-        catalog.clear_cache()
 
 
 @pytest.fixture()

@@ -517,18 +517,12 @@ def run(seed: int, steps: int = 60, world: World | None = None) -> Report:
     if world is not None:
         return Simulation(world, seed, steps).run()
     from chalice.test import Client
-    from moto import mock_aws
 
     import app as app_module
-    from chalicelib.core import aws
-    from chalicelib.loans import catalog
-    from infra.bootstrap import bootstrap
+    from infra.bootstrap import fresh_moto_account
     from tests.conftest import ROOT
 
-    with mock_aws():
-        aws.reset()
-        catalog.clear_cache()
-        bootstrap("local", local_visibility=30)
+    with fresh_moto_account():
         with Client(app_module.app, stage_name="local", project_dir=str(ROOT)) as client:
             with World(client, USERS) as fresh:
                 return Simulation(fresh, seed, steps).run()

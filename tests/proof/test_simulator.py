@@ -10,7 +10,6 @@ import os
 
 import pytest
 from chalice.test import Client
-from moto import mock_aws
 
 import app as app_module
 from tests.conftest import ROOT
@@ -25,20 +24,13 @@ STEPS = int(os.environ.get("SIM_STEPS", "40"))
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     """One moto account for the module; each seed starts from an emptied one."""
-    from chalicelib.core import aws
-    from chalicelib.loans import catalog
-    from infra.bootstrap import bootstrap
+    from infra.bootstrap import fresh_moto_account
 
     os.environ["OUTBOX_PATH"] = str(tmp_path_factory.mktemp("sim") / "outbox.jsonl")
-    with mock_aws():
-        aws.reset()
-        catalog.clear_cache()
-        bootstrap("local", local_visibility=30)
+    with fresh_moto_account():
         with Client(app_module.app, stage_name="local", project_dir=str(ROOT)) as client:
             with World(client, simulator.USERS) as shared:
                 yield shared
-        aws.reset()
-        catalog.clear_cache()
 
 
 @pytest.mark.parametrize("seed", range(FIRST, FIRST + SEEDS))

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from moto import mock_aws
 
 from tests.auth_support import LogCapture, RecordingApi
 from tests.journeys import GOOD_APPLICANT, card_ending, ready_borrower, resident_id, with_key
@@ -140,23 +139,19 @@ def world(tmp_path_factory):
 
     from chalicelib import wiring
     from chalicelib.auth import secret_store
-    from chalicelib.core import aws, idempotency
+    from chalicelib.core import idempotency
     from chalicelib.core.clock import FixedClock
-    from chalicelib.loans import catalog
-    from infra.bootstrap import bootstrap
+    from infra.bootstrap import fresh_moto_account
 
     outbox = tmp_path_factory.mktemp("security") / "outbox.jsonl"
     patch = pytest.MonkeyPatch()
     patch.setenv("OUTBOX_PATH", str(outbox))
     logs = LogCapture()
-    with mock_aws():
-        aws.reset()
-        catalog.clear_cache()
+    with fresh_moto_account() as created:
         idempotency.reset()
         secret_store.forget()
         wiring.reset()
         wiring.override("clock", FixedClock(NOW))
-        created = bootstrap("local", local_visibility=30)
         logs.__enter__()
         try:
             with Client(app_module.app, stage_name="local", project_dir=str(ROOT)) as client:
@@ -173,8 +168,6 @@ def world(tmp_path_factory):
         finally:
             logs.__exit__(None, None, None)
             wiring.reset()
-            aws.reset()
-            catalog.clear_cache()
             idempotency.reset()
             secret_store.forget()
             patch.undo()
