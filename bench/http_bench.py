@@ -16,8 +16,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -27,43 +25,24 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from bench.common import ROOT, clean_env, emit, size, summary
+from bench.common import emit, size, summary
 
 BORROWERS = 8  # below the sandbox's SMS limit of 30 codes per 10 minutes per IP
 
 
 @contextmanager
 def local_stack() -> Iterator[tuple[str, Path, Path]]:
-    """The local stack on free loopback ports: (base URL, outbox file, its log)."""
-    import requests
+    """The local stack on free loopback ports: (base URL, outbox file, its log). The log is kept
+    when the run fails."""
+    from tests.e2e.conftest import serving
 
-    from tests.e2e.conftest import free_port, wait_for
-
-    api_port, moto_port = free_port(), free_port()
     work = Path(tempfile.mkdtemp(prefix="bench-"))
-    env = {**clean_env(), "API_PORT": str(api_port), "MOTO_PORT": str(moto_port),
-           "OUTBOX_PATH": str(work / "outbox.jsonl"), "SMS_QUIET_HOURS": "", "POWERTOOLS_LOG_LEVEL": "WARNING"}
-    with (work / "serve.log").open("w") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "infra.local_stack", "serve"], cwd=ROOT, env=env,
-                                stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{api_port}"
-
-    def up() -> bool:
-        if proc.poll() is not None:
-            raise RuntimeError("the local stack exited:\n" + (work / "serve.log").read_text()[-2000:])
-        try:
-            return requests.get(f"{base}/health", timeout=1).status_code == 200
-        except requests.ConnectionError:
-            return False
-
     finished = False
     try:
-        wait_for(up, timeout=120)
-        yield base, work / "outbox.jsonl", work / "serve.log"
+        with serving(work, timeout=120, POWERTOOLS_LOG_LEVEL="WARNING") as stack:
+            yield stack["base"], stack["outbox"], stack["log"]
         finished = True
     finally:
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=30)
         if finished:
             shutil.rmtree(work, ignore_errors=True)
         else:
