@@ -1,9 +1,13 @@
 """Helpers for the identity tests: recorded API calls, log capture, a personal-data scan."""
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import io
 import json
 import logging
+import time
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -25,6 +29,35 @@ def years_ago(today: date, years: int, days: int = 0) -> date:
     except ValueError:  # 29 February
         born = today.replace(year=today.year - years, day=28)
     return born + timedelta(days=days)
+
+
+# ------------------------------------------------------------- building tokens by hand (forgeries)
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def access_claims(sub: str, fam: str, *, jti: str = "j-1", now: float | None = None,
+                  **over: Any) -> dict[str, Any]:
+    """The claims of a genuine access token, for a token signed by hand."""
+    from chalicelib.auth import tokens
+    at = int(time.time() if now is None else now)
+    return {"iss": tokens.issuer(), "aud": tokens.audience("access"), "sub": sub, "typ": "access",
+            "fam": fam, "jti": jti, "iat": at, "nbf": at, "exp": at + 600, **over}
+
+
+def hs256_token(claims: dict[str, Any], key: bytes, kid: str) -> str:
+    """The key-confusion forgery: HMAC-SHA256 keyed with the (public) verification key."""
+    head = b64url(json.dumps({"alg": "HS256", "typ": "JWT", "kid": kid}).encode())
+    body = b64url(json.dumps(claims).encode())
+    return f"{head}.{body}.{b64url(hmac.new(key, f'{head}.{body}'.encode(), hashlib.sha256).digest())}"
+
+
+def tampered(genuine: str, **changes: Any) -> str:
+    """A genuine token with its payload changed and its signature kept."""
+    head, payload, sig = genuine.split(".")
+    claims = {**json.loads(base64.urlsafe_b64decode(payload + "==")), **changes}
+    return ".".join([head, b64url(json.dumps(claims).encode()), sig])
 
 
 def _readable(text: str) -> str:

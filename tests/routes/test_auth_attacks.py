@@ -1,7 +1,6 @@
 """Attacks on identity that must fail, and a scan for personal data wherever it could leak."""
 from __future__ import annotations
 
-import base64
 import json
 import time
 from datetime import date, datetime, timedelta, timezone
@@ -15,7 +14,7 @@ from chalicelib.auth import routes, service, tokens
 from chalicelib.auth.models import LookupRecord, RefreshFamilyRecord, UserRecord
 from chalicelib.core.clock import FixedClock, shanghai_date
 from chalicelib.core.http import AUTHENTICATORS
-from tests.auth_support import (LogCapture, RecordingApi, code_for, leaks, table_dump,
+from tests.auth_support import (LogCapture, RecordingApi, access_claims, code_for, leaks, table_dump, tampered,
                                 with_check_digit, with_wrong_check_digit, years_ago)
 from tests.journeys import card_ending, ready_borrower, resident_id
 
@@ -113,23 +112,15 @@ def test_a_card_needs_a_verified_identity_first(api):
 
 # ------------------------------------------------------------------ forged tokens over HTTP
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
 def _forgeries(genuine: str, user_id: str, family_id: str) -> dict[str, str]:
     key = tokens.STORE.keyset().active
     now = int(time.time())
-    claims = {"iss": tokens.issuer(), "aud": tokens.audience("access"), "sub": user_id,
-              "typ": "access", "fam": family_id, "jti": "x", "iat": now, "nbf": now, "exp": now + 600}
-    head, payload, sig = genuine.split(".")
-    tampered = json.loads(base64.urlsafe_b64decode(payload + "=="))
-    tampered["sub"] = "someone-else"
+    claims = access_claims(user_id, family_id, jti="x", now=now)
     return {
         "alg_none": jwt.encode(claims, None, algorithm="none", headers={"kid": key.kid}),
         "unknown_kid": jwt.encode(claims, Ed25519PrivateKey.generate(), algorithm="EdDSA",
                                   headers={"kid": "ed25519-ffffffffffffffff"}),
-        "tampered_payload": ".".join([head, _b64(json.dumps(tampered).encode()), sig]),
+        "tampered_payload": tampered(genuine, sub="someone-else"),
         "wrong_aud": tokens.issue("access", user_id=user_id, family_id=family_id,
                                   extra={"aud": tokens.audience("refresh")}),
         "wrong_iss": tokens.issue("access", user_id=user_id, family_id=family_id,

@@ -8,9 +8,6 @@ changes nothing. (tests/routes/test_auth_attacks.py checks the token verifier it
 """
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import json
 import time
 import uuid
@@ -21,6 +18,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from chalicelib.auth import tokens
+from tests.auth_support import access_claims, b64url, hs256_token, tampered
 from tests.security.conftest import assert_error, assert_unchanged, snapshot
 from tests.security.matrix import (APP, bearer_routes, by_id, expected_auth, fill, object_ids,
                                    ops_routes, path_params, rid, routes, sample_body)
@@ -49,17 +47,6 @@ def test_the_matrix_is_not_empty():
 
 # ------------------------------------------------------------------ forged and foreign tokens
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def _hs256(claims: dict, key: bytes, kid: str) -> str:
-    head = _b64(json.dumps({"alg": "HS256", "typ": "JWT", "kid": kid}).encode())
-    body = _b64(json.dumps(claims).encode())
-    sig = hmac.new(key, f"{head}.{body}".encode(), hashlib.sha256).digest()
-    return f"{head}.{body}.{_b64(sig)}"
-
-
 @pytest.fixture(scope="module")
 def forged(world):
     """Tokens that claim to be borrower B, none of which may be accepted."""
@@ -72,12 +59,8 @@ def forged(world):
     public_raw = key.public_key.public_bytes(serialization.Encoding.Raw,
                                              serialization.PublicFormat.Raw)
     now = int(time.time())
-    claims = {"iss": tokens.issuer(), "aud": tokens.audience("access"), "sub": victim["user_id"],
-              "typ": "access", "fam": family, "jti": uuid.uuid4().hex, "iat": now, "nbf": now,
-              "exp": now + 600}
-    head, payload, sig = genuine.split(".")
-    other = json.loads(base64.urlsafe_b64decode(payload + "=="))
-    other["sub"] = world.a["user_id"]
+    claims = access_claims(victim["user_id"], family, jti=uuid.uuid4().hex, now=now)
+    head, payload, _sig = genuine.split(".")
 
     def signed(changes=None, drop=()):
         body = {k: v for k, v in {**claims, **(changes or {})}.items() if k not in drop}
@@ -96,11 +79,11 @@ def forged(world):
                                   headers={"kid": "ed25519-0123456789abcdef"}),
         "no_kid": jwt.encode(claims, key.private_key, algorithm="EdDSA"),
         "alg_none": jwt.encode(claims, None, algorithm="none", headers={"kid": key.kid}),
-        "alg_none_unsigned_genuine": ".".join([_b64(json.dumps({"alg": "none", "kid": key.kid}).encode()),
+        "alg_none_unsigned_genuine": ".".join([b64url(json.dumps({"alg": "none", "kid": key.kid}).encode()),
                                                payload, ""]),
-        "hs256_with_public_pem": _hs256(claims, public_pem, key.kid),
-        "hs256_with_public_raw": _hs256(claims, public_raw, key.kid),
-        "tampered_sub": ".".join([head, _b64(json.dumps(other).encode()), sig]),
+        "hs256_with_public_pem": hs256_token(claims, public_pem, key.kid),
+        "hs256_with_public_raw": hs256_token(claims, public_raw, key.kid),
+        "tampered_sub": tampered(genuine, sub=world.a["user_id"]),
         "signature_stripped": f"{head}.{payload}.",
         "expired": signed({"iat": now - 3600, "nbf": now - 3600, "exp": now - 120}),
         "not_yet_valid": signed({"nbf": now + 3600, "exp": now + 7200}),

@@ -1,9 +1,6 @@
 """Tokens: what verification accepts and the forgeries it must refuse; key creation and rotation."""
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import json
 import time
 
@@ -14,18 +11,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from chalicelib.auth import tokens
 from chalicelib.core import aws, config
-
-
-def b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+from tests.auth_support import access_claims, b64url, hs256_token
 
 
 def claims(**over):
-    now = int(time.time())
-    base = {"iss": tokens.issuer(), "aud": tokens.audience("access"), "sub": "u-1", "typ": "access",
-            "fam": "f-1", "jti": "j-1", "iat": now, "nbf": now, "exp": now + 600}
-    base.update(over)
-    return base
+    return access_claims(**{"sub": "u-1", "fam": "f-1", **over})
 
 
 def test_a_fresh_access_token_verifies_with_its_claims(aws_stack):
@@ -55,10 +45,7 @@ def test_forged_or_misused_tokens_are_refused(aws_stack, forge):
         # The classic key-confusion forgery: HMAC keyed with the (public) verification key.
         pem = active.public_key.public_bytes(serialization.Encoding.PEM,
                                              serialization.PublicFormat.SubjectPublicKeyInfo)
-        signing_input = (b64(json.dumps({"alg": "HS256", "typ": "JWT", "kid": kid}).encode()) + "."
-                         + b64(json.dumps(claims()).encode()))
-        signature = hmac.new(pem, signing_input.encode(), hashlib.sha256).digest()
-        token = signing_input + "." + b64(signature)
+        token = hs256_token(claims(), pem, kid)
     elif forge == "unknown_kid":
         token = jwt.encode(claims(), Ed25519PrivateKey.generate(), algorithm="EdDSA",
                            headers={"kid": "ed25519-0000000000000000"})
@@ -68,7 +55,7 @@ def test_forged_or_misused_tokens_are_refused(aws_stack, forge):
     elif forge == "tampered_payload":
         genuine = tokens.issue("access", user_id="u-1", family_id="f-1")
         head, _payload, sig = genuine.split(".")
-        token = ".".join([head, b64(json.dumps(claims(sub="u-2")).encode()), sig])
+        token = ".".join([head, b64url(json.dumps(claims(sub="u-2")).encode()), sig])
     elif forge == "wrong_aud":
         token = tokens.issue("access", user_id="u-1", family_id="f-1", extra={"aud": "someone-else"})
     elif forge == "wrong_iss":
