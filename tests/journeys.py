@@ -117,6 +117,27 @@ class HttpApi:
         return response.status_code, (response.json() if response.content else None)
 
 
+def deliver_notifications(client: Any) -> int:
+    """Every queued notification through the real consumer, as the event source would (chalice
+    test client, moto); each batch must succeed whole. Returns how many were delivered."""
+    from chalicelib.core import aws
+    from infra.lambda_events import sqs_event, sqs_record
+    sqs, url = aws.client("sqs"), aws.queue_url("notifications")
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sent = 0
+    while True:
+        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10,
+                                       VisibilityTimeout=60).get("Messages", [])
+        if not messages:
+            return sent
+        answer = client.lambda_.invoke("notification_consumer",
+                                       sqs_event([sqs_record(m, arn) for m in messages])).payload
+        assert answer == {"batchItemFailures": []}, answer
+        for message in messages:
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+        sent += len(messages)
+
+
 def with_key(headers: dict[str, str], key: str | None = None) -> dict[str, str]:
     return {**headers, "Idempotency-Key": key or str(uuid.uuid4())}
 

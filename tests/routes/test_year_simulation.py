@@ -7,14 +7,13 @@ import random
 from collections import Counter
 from datetime import date, datetime, time, timedelta, timezone
 
-from chalicelib.core import aws
 from chalicelib.core.clock import SHANGHAI
 from chalicelib.loans import disbursement, ledger
 from chalicelib.loans.models import LedgerEntryRecord, LoanRecord
 from chalicelib.repay import service
 from chalicelib.repay.models import NotificationRecord
 from chalicelib.loans.schedules import load
-from infra.lambda_events import sqs_event, sqs_record
+from tests.journeys import deliver_notifications
 from tests.routes.conftest import NOW, draw
 
 START = date(2027, 1, 10)
@@ -22,22 +21,6 @@ START = date(2027, 1, 10)
 
 def at(day: date, hour: int = 10) -> datetime:
     return datetime.combine(day, time(hour), SHANGHAI).astimezone(timezone.utc)
-
-
-def consume(client) -> None:
-    sqs = aws.client("sqs")
-    url = aws.queue_url("notifications")
-    while True:
-        got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)
-        messages = got.get("Messages", [])
-        if not messages:
-            return
-        arn = "arn:aws:sqs:us-east-1:123456789012:lending-local-notifications"
-        answer = client.lambda_.invoke("notification_consumer",
-                                       sqs_event([sqs_record(m, arn) for m in messages])).payload
-        assert answer == {"batchItemFailures": []}
-        for message in messages:
-            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
 
 
 def test_a_year_of_jobs_and_random_repayments(client, borrower, clock, outbox):
@@ -65,7 +48,7 @@ def test_a_year_of_jobs_and_random_repayments(client, borrower, clock, outbox):
                 quote = service.payoff("u-1", loan_id, None, at(day))
                 amount = rng.choice([quote["amount"], max(1, quote["amount"] // 3), rng.randint(1, 20_000)])
                 service.repay("u-1", loan_id, min(amount, quote["amount"]), at(day))
-        consume(client)
+        deliver_notifications(client)
         for loan_id in loans:
             record = LoanRecord.get(loan_id)
             assert record.outstanding_principal >= 0

@@ -19,35 +19,8 @@ from datetime import date, datetime, timedelta, timezone
 import pytest
 
 from tests.auth_support import leaks, table_dump
-from tests.security.conftest import NOW
-
-
-def _drain_notifications(world) -> int:
-    """Every queued notification through the real consumer (as the event source would)."""
-    from chalicelib.core import aws
-    from infra.lambda_events import sqs_event, sqs_record
-    sqs, url = aws.client("sqs"), aws.queue_url("notifications")
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    sent = 0
-    while True:
-        got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=60)
-        messages = got.get("Messages", [])
-        if not messages:
-            return sent
-        result = world.client.lambda_.invoke("notification_consumer",
-                                             sqs_event([sqs_record(m, arn) for m in messages]))
-        assert result.payload == {"batchItemFailures": []}, result.payload
-        for message in messages:
-            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
-        sent += len(messages)
-
-
-def _queued_bodies() -> str:
-    from moto.core import DEFAULT_ACCOUNT_ID
-    from moto.sqs.models import sqs_backends
-    import os
-    queues = sqs_backends[DEFAULT_ACCOUNT_ID][os.environ["AWS_DEFAULT_REGION"]].queues.values()
-    return "\n".join(m.body for q in queues for m in q._messages)
+from tests.journeys import deliver_notifications
+from tests.security.conftest import NOW, snapshot
 
 
 @pytest.fixture(scope="module")
@@ -79,14 +52,14 @@ def lived(world):
             status, answer, _ = world.call("GET", path, headers=who["headers"])
             assert status == 200, (path, answer)
     # notifications: what the journey queued, then the reminders around the first due date
-    sent = _drain_notifications(world)
+    sent = deliver_notifications(world.client)
     _, loan, _ = world.call("GET", f"/v1/loans/{a['loan_id']}", headers=a["headers"])
     due = date.fromisoformat(loan["schedule"][0]["due_date"])
     for days in (-3, 0, 1):
         at = datetime.combine(due + timedelta(days=days), datetime.min.time(), timezone(timedelta(hours=8)))
         world.client.lambda_.invoke("close_of_business", scheduled_event(at + timedelta(minutes=5), "cob"))
         world.client.lambda_.invoke("reminders", scheduled_event(at + timedelta(hours=9), "reminders"))
-        sent += _drain_notifications(world)
+        sent += deliver_notifications(world.client)
     assert sent >= 4
     # the inbox now holds the reminders' texts
     for who in (a, b):
@@ -143,7 +116,7 @@ def test_the_outbox_addresses_and_texts_are_masked(lived):
 
 
 def test_queued_messages_carry_no_personal_data(lived):
-    assert leaks(_queued_bodies(), _secrets(lived)) == []
+    assert leaks("\n".join(b for bodies in snapshot()["queues"].values() for b in bodies), _secrets(lived)) == []
 
 
 def test_no_table_holds_personal_data_in_clear(lived):
