@@ -20,8 +20,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from chalicelib.auth import tokens
 from tests.auth_support import access_claims, b64url, hs256_token, tampered
 from tests.security.conftest import assert_error, assert_unchanged, snapshot
-from tests.security.matrix import (APP, bearer_routes, by_id, expected_auth, fill, object_ids,
-                                   ops_routes, path_params, rid, routes, sample_body)
+from tests.security.matrix import (APP, as_owner, bearer_routes, by_id, expected_auth, ops_routes, rid,
+                                   routes)
 
 TOKEN_CODES = ("TOKEN_MISSING", "TOKEN_INVALID", "TOKEN_EXPIRED", "TOKEN_REVOKED")
 
@@ -115,16 +115,9 @@ def _attacks(world, forged):
     return attacks
 
 
-def _victims_request(route, world):
-    """The request as the victim B would send it, naming B's own objects."""
-    values = {p: object_ids(p, world.b, route)[0] for p in path_params(route)}
-    headers = {"Idempotency-Key": str(uuid.uuid4())} if route.idempotent else {}
-    return fill(route, values), sample_body(route, world, world.b), headers
-
-
 @pytest.mark.parametrize("route", **by_id(bearer_routes()))
 def test_bearer_routes_refuse_missing_and_forged_tokens(world, forged, route):
-    path, body, headers = _victims_request(route, world)
+    path, body, headers = as_owner(route, world, owner=world.b, credentials=False)  # B's own request
     before = snapshot()
     for name, attack in _attacks(world, forged):
         status, answer, answered_headers = world.call(route.method, path, body=body,
@@ -149,8 +142,7 @@ def test_an_expired_token_says_so(world, forged):
 
 @pytest.mark.parametrize("route", **by_id(ops_routes()))
 def test_ops_routes_refuse_everyone_but_an_operator(world, forged, route):
-    values = {p: object_ids(p, world.b, route)[0] for p in path_params(route)}
-    path, body = fill(route, values), sample_body(route, world, world.b)
+    path, body, _headers = as_owner(route, world, owner=world.b, credentials=False)
     genuine = world.b["headers"]
     attempts = {
         "nothing": {},
