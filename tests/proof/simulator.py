@@ -29,9 +29,10 @@ from datetime import date, timedelta
 from typing import Any, Callable
 
 import botocore.client
+import pytest
 from botocore.exceptions import ClientError
 
-from tests.proof.world import (START, InvariantViolation, Patches, World, beijing,
+from tests.proof.world import (START, InvariantViolation, World, beijing,
                                check_invariants)
 
 USERS = ("u-a", "u-b", "u-c")
@@ -72,14 +73,14 @@ class Faults:
         self.counts: Counter[str] = Counter()
         self._inside = False
 
-    def install(self, patches: Patches) -> None:
+    def install(self, patches: pytest.MonkeyPatch) -> None:
         original = botocore.client.BaseClient._make_api_call
         faults = self
 
         def call(client: Any, operation: str, params: dict) -> Any:
             return faults.intercept(original, client, operation, params)
 
-        patches.set(botocore.client.BaseClient, "_make_api_call", call)
+        patches.setattr(botocore.client.BaseClient, "_make_api_call", call)
 
     def intercept(self, original: Any, client: Any, operation: str, params: dict) -> Any:
         if (not self.enabled or self._inside
@@ -473,9 +474,9 @@ class Simulation:
     def run(self) -> Report:
         started = wallclock.perf_counter()
         world = self.world
-        patches = Patches()
+        patches = pytest.MonkeyPatch()
         ids = random.Random(self.seed * 104729 + 7)
-        patches.set(uuid, "uuid4", lambda: uuid.UUID(int=ids.getrandbits(128), version=4))
+        patches.setattr(uuid, "uuid4", lambda: uuid.UUID(int=ids.getrandbits(128), version=4))
         self.faults.install(patches)
         try:
             world.reset()
@@ -506,7 +507,7 @@ class Simulation:
             self.report.failure = "".join(traceback.format_exception(err))[-4000:]
         finally:
             self.faults.enabled = False
-            patches.restore()
+            patches.undo()
             self.report.counts.update(self.faults.counts)
             self.report.seconds = wallclock.perf_counter() - started
         return self.report

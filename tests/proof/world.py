@@ -11,9 +11,10 @@ import json
 import os
 import uuid
 from collections import Counter
-from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, time, timezone
 from typing import Any
+
+import pytest
 
 import tests.conftest  # noqa: F401  - stage env, fake credentials, moto, app (a no-op under pytest)
 from chalicelib import wiring
@@ -21,18 +22,18 @@ from chalicelib.core import aws, idempotency
 from chalicelib.core.clock import SHANGHAI, FixedClock
 from chalicelib.core.db import TABLES
 from chalicelib.core.http import AUTHENTICATORS
-from chalicelib.loans import catalog, credit, ledger, people, schedules
+from chalicelib.loans import catalog, credit, ledger, schedules
 from chalicelib.loans.models import CreditLineRecord, LedgerEntryRecord, LoanRecord, ProductRecord
 from chalicelib.loans.payout import SandboxPayout
 from chalicelib.repay.collection import SandboxCollector
 from chalicelib.repay.models import InstallmentRecord
 from infra.lambda_events import scheduled_event, sqs_event, sqs_record
+from tests.routes.conftest import verified_people
 
 START = date(2027, 1, 10)
 APPLICANT = {"monthly_income": 3_000_000, "monthly_expenses": 500_000, "assets": 50_000_000,
              "debt": 0, "job_type": "fixed", "job_seniority_years": 8, "home": "owner",
              "marital_status": "married"}
-CARDS = {"c-ok": "6222020000000001234", "c-0000": "6222021234567890000"}
 LIVE = ("scheduled", "disbursing", "active", "overdue")
 DISBURSED = ("active", "overdue", "closed")
 QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:lending-local-{key}"
@@ -56,20 +57,6 @@ class MemorySender:
         self.sent.append((channel, to, text))
 
 
-@dataclass
-class Patches:
-    undo: list[tuple[Any, str, Any]] = field(default_factory=list)
-
-    def set(self, target: Any, name: str, value: Any) -> None:
-        self.undo.append((target, name, getattr(target, name)))
-        setattr(target, name, value)
-
-    def restore(self) -> None:
-        while self.undo:
-            target, name, value = self.undo.pop()
-            setattr(target, name, value)
-
-
 def _header_user(request: Any) -> str:
     from chalicelib.core.errors import Unauthorized
     user = request.headers.get("x-proof-user")
@@ -78,42 +65,11 @@ def _header_user(request: Any) -> str:
     return user
 
 
-def _one_transact_connection(patches: Patches) -> None:
-    """`core.db.transact_connection()` builds a new pynamodb Connection, so a new botocore
-    session and client (the service model read from disk), for every transaction: ~50 ms each,
-    most of a proof run's time. One connection serves every transaction here."""
-    import importlib
-
-    from chalicelib.core import db
-    shared = db.transact_connection()
-    for name in ("chalicelib.loans.service", "chalicelib.loans.disbursement", "chalicelib.repay.service"):
-        patches.set(importlib.import_module(name), "transact_connection", lambda: shared)
-
-
-def install_seams(patches: Patches) -> None:
-    """Every proof user is verified, has cards `c-ok` and `c-0000` (refused by the sandbox bank)."""
-    patches.set(people, "card_owned", lambda user, card: CARDS[card][-4:] if card in CARDS else None)
-    patches.set(people, "payout_card", lambda user, card: people.PayoutCard(
-        card, CARDS[card][-4:], CARDS[card], "张三") if card in CARDS else None)
-    patches.set(people, "borrower", lambda user: people.Borrower(user, True, True, True, 30))
-    patches.set(people, "sms_phone", lambda user: "13812348000")
-    _one_transact_connection(patches)
-    original = AUTHENTICATORS["bearer"]
-    AUTHENTICATORS["bearer"] = _header_user
-    patches.undo.append((_DictItem(AUTHENTICATORS, "bearer"), "value", original))
-
-
-class _DictItem:
-    def __init__(self, mapping: dict, key: str) -> None:
-        self.mapping, self.key = mapping, key
-
-    @property
-    def value(self) -> Any:
-        return self.mapping[self.key]
-
-    @value.setter
-    def value(self, new: Any) -> None:
-        self.mapping[self.key] = new
+def install_seams(patch: pytest.MonkeyPatch) -> None:
+    """Every proof user is verified, has cards `c-ok` and `c-0000` (refused by the sandbox
+    bank), and is named by an `X-Proof-User` header instead of a token."""
+    verified_people(patch)
+    patch.setitem(AUTHENTICATORS, "bearer", _header_user)
 
 
 def wipe_account() -> None:
@@ -166,7 +122,7 @@ class World:
         self.client = client
         self.api = Api(client)
         self.users = users
-        self.patches = Patches()
+        self.patches = pytest.MonkeyPatch()
         self.clock = FixedClock(beijing(START))
         self.payout = SandboxPayout()
         self.collector = SandboxCollector()
@@ -179,7 +135,7 @@ class World:
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        self.patches.restore()
+        self.patches.undo()
         wiring.reset()
 
     def reset(self) -> None:

@@ -17,15 +17,23 @@ APPLICANT = {"monthly_income": 3_000_000, "monthly_expenses": 500_000, "assets":
              "job_type": "fixed", "job_seniority_years": 5, "home": "owner", "marital_status": "single"}
 
 
+CARDS = {"c-ok": "6222020000000001234", "c-0000": "6222021234567890000"}
+
+
+def verified_people(patch: pytest.MonkeyPatch) -> None:
+    """Every user is a verified 30-year-old with a phone and the cards `c-ok` and `c-0000`
+    (the sandbox bank refuses the latter): the identity slice's answers, without it."""
+    patch.setattr(people, "card_owned", lambda user, card: CARDS[card][-4:] if card in CARDS else None)
+    patch.setattr(people, "payout_card", lambda user, card: people.PayoutCard(
+        card, CARDS[card][-4:], CARDS[card], "张三") if card in CARDS else None)
+    patch.setattr(people, "borrower", lambda user: people.Borrower(user, True, True, True, 30))
+    patch.setattr(people, "sms_phone", lambda user: "13812348000")
+
+
 @pytest.fixture()
 def borrower(aws_stack, monkeypatch):
     """An approved borrower with a 1,000,000 fen line at 18 %, cards c-ok and c-0000."""
-    cards = {"c-ok": "6222020000000001234", "c-0000": "6222021234567890000"}
-    monkeypatch.setattr(people, "card_owned", lambda user, card: cards[card][-4:] if card in cards else None)
-    monkeypatch.setattr(people, "payout_card", lambda user, card: people.PayoutCard(
-        card, cards[card][-4:], cards[card], "张三") if card in cards else None)
-    monkeypatch.setattr(people, "borrower", lambda user: people.Borrower(user, True, True, True, 30))
-    monkeypatch.setattr(people, "sms_phone", lambda user: "13812348000")
+    verified_people(monkeypatch)
     gateway = SandboxPayout()
     wiring.override("payout_gateway", gateway)
     application_id = str(uuid.uuid4())
