@@ -37,7 +37,7 @@ def measure(loans: int | None = None, late: int | None = None) -> dict:
         from chalicelib.loans import schedules
         from chalicelib.loans.models import LoanRecord
         from chalicelib.loans.service import iso_utc
-        from chalicelib.repay import engine, service
+        from chalicelib.money import engine, service
         from chalicelib.repay.models import InstallmentRecord
 
         states = [json.dumps(engine.new_loan(principal=300_000, apr=Decimal("0.18"), term_months=3,

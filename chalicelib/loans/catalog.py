@@ -62,7 +62,7 @@ def validate(product: Product) -> Product:
     if apr_max > apr_cap():
         raise CatalogError(f"{where}: APR {apr_max} exceeds the cap {apr_cap()}")
     # The all-in rate, fees included, by the IRR method, at the product's dearest terms.
-    from chalicelib.loans.apr import all_in_apr
+    from chalicelib.money.apr import all_in_apr
     for term in product.term_months:
         for method in product.repayment_methods:
             fee = product.min_amount * product.upfront_fee_bps // 10_000

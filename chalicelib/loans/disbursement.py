@@ -17,9 +17,10 @@ from chalicelib import wiring
 from chalicelib.core import aws
 from chalicelib.core.clock import parse_instant, shanghai_date
 from chalicelib.core.db import condition_failed, transact_connection
-from chalicelib.core.money import format_cny
+from chalicelib.money.fen import format_cny
 from chalicelib.core.observability import logger, metrics
-from chalicelib.loans import ledger, people, schedules
+from chalicelib.loans import people, schedules
+from chalicelib.money import ledger
 from chalicelib.loans.models import CreditLineRecord, LedgerEntryRecord, LoanRecord
 from chalicelib.loans.payout import PayoutOrder
 from chalicelib.loans.service import DISBURSE_SHARDS, iso_utc

@@ -11,7 +11,7 @@ import uuid
 from datetime import date
 from decimal import Decimal
 
-from chalicelib.repay import engine
+from chalicelib.money import engine
 
 
 def _fresh(principal: int, apr: str, term_months: int, method: str, disbursed_on: date):  # type: ignore[no-untyped-def]

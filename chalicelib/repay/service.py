@@ -1,6 +1,6 @@
 """Use cases of the repay slice: payoff quotes, repayments, close of business, reminders.
 
-The money arithmetic is the pure engine's (`chalicelib.repay.engine`); this module loads and
+The money arithmetic is the pure engine's (`chalicelib.money.engine`); this module loads and
 stores loans, collects money through the payment port, and writes every change together with
 its ledger entries and installment index items in one transaction.
 """
@@ -17,12 +17,13 @@ from chalicelib import wiring
 from chalicelib.core.clock import shanghai_date
 from chalicelib.core.db import condition_failed, transact_connection
 from chalicelib.core.errors import Conflict, DependencyDown, LendingError, RuleViolation
-from chalicelib.core.money import format_cny
+from chalicelib.money.fen import format_cny
 from chalicelib.core.observability import logger, metrics
-from chalicelib.loans import ledger, schedules
+from chalicelib.loans import schedules
+from chalicelib.money import ledger
 from chalicelib.loans.models import CreditLineRecord, LedgerEntryRecord, LoanRecord
 from chalicelib.loans.service import iso_utc, loan_view, own_loan
-from chalicelib.repay import engine
+from chalicelib.money import engine
 from chalicelib.repay.collection import NotCollected
 from chalicelib.repay.models import InstallmentRecord, RepaymentRecord
 from chalicelib.repay.notifications import NotificationMessage, enqueue, enqueue_many

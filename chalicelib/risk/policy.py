@@ -20,7 +20,7 @@ from decimal import ROUND_DOWN, Decimal
 from typing import Any, Mapping, Protocol
 
 from chalicelib.core.clock import shanghai_date
-from chalicelib.core.money import format_rate, parse_rate
+from chalicelib.money.fen import format_rate, parse_rate
 from chalicelib.risk import reasons as R
 
 POLICY_VERSION = "policy-1.0.0"

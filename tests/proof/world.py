@@ -22,7 +22,8 @@ from chalicelib.core import aws, idempotency
 from chalicelib.core.clock import SHANGHAI, FixedClock
 from chalicelib.core.db import TABLES
 from chalicelib.core.http import AUTHENTICATORS
-from chalicelib.loans import catalog, credit, ledger, schedules
+from chalicelib.loans import catalog, credit, schedules
+from chalicelib.money import ledger
 from chalicelib.loans.models import CreditLineRecord, LedgerEntryRecord, LoanRecord, ProductRecord
 from chalicelib.loans.payout import SandboxPayout
 from chalicelib.repay.collection import SandboxCollector

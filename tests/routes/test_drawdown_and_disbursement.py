@@ -12,7 +12,8 @@ from datetime import timedelta
 
 import pytest
 
-from chalicelib.loans import credit, disbursement, ledger, service
+from chalicelib.loans import credit, disbursement, service
+from chalicelib.money import ledger
 from chalicelib.loans.models import LedgerEntryRecord, LoanRecord
 from infra.lambda_events import sqs_event
 from infra.local_stack import serialise_aws

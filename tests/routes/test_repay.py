@@ -9,7 +9,8 @@ import pytest
 
 from chalicelib.core import aws
 from chalicelib.core.errors import Conflict, RuleViolation
-from chalicelib.loans import credit, disbursement, ledger
+from chalicelib.loans import credit, disbursement
+from chalicelib.money import ledger
 from chalicelib.loans.models import LedgerEntryRecord, LoanRecord
 from chalicelib.repay import service
 from chalicelib.repay.models import InstallmentRecord

@@ -8,7 +8,8 @@ from collections import Counter
 from datetime import date, datetime, time, timedelta, timezone
 
 from chalicelib.core.clock import SHANGHAI
-from chalicelib.loans import disbursement, ledger
+from chalicelib.loans import disbursement
+from chalicelib.money import ledger
 from chalicelib.loans.models import LedgerEntryRecord, LoanRecord
 from chalicelib.repay import service
 from chalicelib.repay.models import NotificationRecord

@@ -59,7 +59,7 @@ def test_an_upfront_fee_counts_in_the_all_in_rate(tmp_path):
 def test_without_fees_the_all_in_rate_does_not_exceed_the_apr():
     from decimal import Decimal
 
-    from chalicelib.loans.apr import all_in_apr
+    from chalicelib.money.apr import all_in_apr
     for method in ("equal_installment", "equal_principal", "interest_first"):
         for term in (1, 3, 12):
             rate = all_in_apr(1_000_000, Decimal("0.24"), term, method)
@@ -69,7 +69,7 @@ def test_without_fees_the_all_in_rate_does_not_exceed_the_apr():
 def test_irr_of_a_known_cash_flow():
     from decimal import Decimal
 
-    from chalicelib.loans.apr import irr_annual
+    from chalicelib.money.apr import irr_annual
     # 10,000 out, 10,100 back after 73 days: 1 % over 73 days; daily compounding gives
     # 365 * (1.01^(1/73) - 1) = 4.97550...%
     rate = irr_annual([(0, -10_000), (73, 10_100)])

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, strategies as st
 
-from chalicelib.loans import ledger
+from chalicelib.money import ledger
 
 
 def test_disbursement_moves_principal_to_receivables():

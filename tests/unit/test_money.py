@@ -4,7 +4,7 @@ from decimal import Decimal
 import pytest
 
 from chalicelib.core.clock import shanghai_date
-from chalicelib.core.money import format_rate, parse_rate, to_fen
+from chalicelib.money.fen import format_rate, parse_rate, to_fen
 
 
 @pytest.mark.parametrize("exact, fen", [("0.5", 1), ("1.49999", 1), ("2.5", 3), ("-0.5", -1), ("0", 0)])

@@ -17,7 +17,7 @@ from fractions import Fraction
 import numpy_financial
 import pytest
 
-from chalicelib.repay import engine
+from chalicelib.money import engine
 
 ONE_DAY = timedelta(days=1)
 

@@ -35,7 +35,7 @@ def irr_annual(cash_flows: list[tuple[int, int]]) -> Decimal:
 
 def all_in_apr(principal: int, apr: Decimal, term_months: int, method: str,
                upfront_fee: int = 0, disbursed_on: date = REFERENCE_DISBURSEMENT) -> Decimal:
-    from chalicelib.repay.engine import build_schedule
+    from chalicelib.money.engine import build_schedule
     schedule = build_schedule(principal, apr, term_months, method, disbursed_on)
     flows = [(0, -(principal - upfront_fee))]
     flows += [((i.due_date - disbursed_on).days, i.total) for i in schedule.installments]

@@ -3,7 +3,7 @@
 Pure: integer fen, `Decimal` rates, `datetime.date` business dates (Asia/Shanghai), no I/O and
 no clock; the caller passes the day. Every function takes a `LoanState` and returns a new one,
 so a service can compute, check and only then store. The rules are the contract's "Money
-rules"; schedule arithmetic lives in `chalicelib.repay.schedule`.
+rules"; schedule arithmetic lives in `chalicelib.money.schedule`.
 
 Vocabulary:
 - an installment is *due on or before t* when its due date D <= t; its principal is then
@@ -21,7 +21,7 @@ from decimal import Decimal
 from typing import NamedTuple
 
 from chalicelib.core.errors import Conflict, RuleViolation
-from chalicelib.repay.schedule import (
+from chalicelib.money.schedule import (
     EQUAL_INSTALLMENT, EQUAL_PRINCIPAL, INTEREST_FIRST, METHODS, AccrualBasis, Schedule,
     ScheduledInstallment, accrued_interest, build_schedule, check_apr, check_date, check_fen,
     daily_penalty, due_date, due_dates, level_payment, plan_installments, round_fen)

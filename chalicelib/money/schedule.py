@@ -16,7 +16,7 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Sequence
 
-from chalicelib.core.money import DAYS_PER_YEAR, MONTHS_PER_YEAR
+from chalicelib.money.fen import DAYS_PER_YEAR, MONTHS_PER_YEAR
 
 EQUAL_INSTALLMENT = "equal_installment"  # 等额本息
 EQUAL_PRINCIPAL = "equal_principal"  # 等额本金
