@@ -37,12 +37,14 @@ def measure(loans: int | None = None, late: int | None = None) -> dict:
         from chalicelib.loans import schedules
         from chalicelib.loans.models import LoanRecord
         from chalicelib.loans.service import iso_utc
-        from chalicelib.money import engine, service
+        from chalicelib.money import engine
+        from chalicelib.repay import service
         from chalicelib.repay.models import InstallmentRecord
 
         states = [json.dumps(engine.new_loan(principal=300_000, apr=Decimal("0.18"), term_months=3,
                                              method="equal_installment",
-                                             disbursed_on=FIRST_PAYOUT + timedelta(days=day)).to_dict())
+                                             disbursed_on=FIRST_PAYOUT + timedelta(days=day),
+                                             apr_cap=Decimal("0.24")).to_dict())
                   for day in range(SPREAD_DAYS)]  # one state per payout day, shared by its loans
         paid_out = iso_utc(datetime(2027, 1, 15, tzinfo=timezone.utc))
         started = time.perf_counter()
