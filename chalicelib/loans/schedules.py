@@ -15,8 +15,9 @@ from chalicelib.money import engine
 
 
 def _fresh(principal: int, apr: str, term_months: int, method: str, disbursed_on: date):  # type: ignore[no-untyped-def]
+    from chalicelib.loans.catalog import apr_cap
     return engine.new_loan(principal=principal, apr=Decimal(apr), term_months=term_months,
-                           method=method, disbursed_on=disbursed_on)
+                           method=method, disbursed_on=disbursed_on, apr_cap=apr_cap())
 
 
 def new_state(principal: int, apr: str, term_months: int, method: str, disbursed_on: date) -> str:

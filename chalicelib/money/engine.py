@@ -10,7 +10,9 @@ Vocabulary:
   *past due* and accrues penalty (after the grace day), never interest;
 - *principal not yet due* on day t is the unpaid principal of installments with D > t; it alone
   accrues interest, day by day;
-- the *current* installment on day t is the first one with D > t: its period holds t.
+- the *accruing* installment on day t is the first unpaid one with D > t: its days hold t, and
+  the interest accrued on all principal not yet due belongs to it. Its days run from the latest
+  due date, the disbursement date, or the day the installment before it was paid early.
 """
 from __future__ import annotations
 
@@ -24,11 +26,12 @@ from chalicelib.core.errors import Conflict, RuleViolation
 from chalicelib.money.schedule import (
     EQUAL_INSTALLMENT, EQUAL_PRINCIPAL, INTEREST_FIRST, METHODS, AccrualBasis, Schedule,
     ScheduledInstallment, accrued_interest, build_schedule, check_apr, check_date, check_fen,
-    daily_penalty, due_date, due_dates, level_payment, plan_installments, round_fen)
+    daily_penalty, due_date, due_dates, level_payment, penalty_rate, plan_installments, round_fen)
 
 __all__ = [
     "EQUAL_INSTALLMENT", "EQUAL_PRINCIPAL", "INTEREST_FIRST", "METHODS", "GRACE_DAYS",
     "Schedule", "ScheduledInstallment", "build_schedule", "due_date", "due_dates", "level_payment",
+    "penalty_rate",
     "Installment", "LoanState", "new_loan", "PayoffQuote", "payoff_quote", "Allocation",
     "RepaymentResult", "apply_repayment", "PenaltyPosting", "CloseOfBusinessResult",
     "close_of_business", "days_past_due", "loan_status", "schedule_items",
@@ -67,7 +70,9 @@ class LoanClosedError(Conflict):
 @dataclass
 class Installment:
     number: int
-    start: date  # first day of its period: the previous due date, or the disbursement date
+    # First day of its period: the previous due date, the disbursement date, or the day the
+    # installment before it was paid early.
+    start: date
     due_date: date
     principal: int  # principal it collects, including any prepaid during its period
     interest: int
@@ -123,10 +128,15 @@ class Installment:
         return "partially_paid" if self.paid else "pending"
 
 
+STATE_VERSION = 2  # 2: the penalty rate is part of the loan (min(1.5 × apr, cap))
+
+
 @dataclass
 class LoanState:
     principal: int
     apr: Decimal
+    # Annual penalty rate on past-due principal, fixed when the loan is made.
+    penalty_rate: Decimal
     term_months: int
     method: str
     disbursed_on: date
@@ -147,9 +157,10 @@ class LoanState:
         """Installments due on or before `on`, oldest first."""
         return [i for i in self.installments if i.due_date <= on]
 
-    def current(self, on: date) -> Installment | None:
-        """The installment whose period holds `on` (None once the last due date has come)."""
-        return next((i for i in self.installments if i.due_date > on), None)
+    def accruing(self, on: date) -> Installment | None:
+        """The installment that the interest accrued on `on` belongs to: the first unpaid one
+        with D > on (None once the last due date has come, or all of it is paid)."""
+        return next((i for i in self.installments if i.due_date > on and not i.settled), None)
 
     def principal_not_yet_due(self, on: date) -> int:
         return sum(i.unpaid_principal for i in self.installments if i.due_date > on)
@@ -157,7 +168,8 @@ class LoanState:
     def to_dict(self) -> dict:
         """Plain JSON-ready data (ints, strings, ISO dates) for the loan item."""
         return {
-            "version": 1, "principal": self.principal, "apr": str(self.apr),
+            "version": STATE_VERSION, "principal": self.principal, "apr": str(self.apr),
+            "penalty_rate": str(self.penalty_rate),
             "term_months": self.term_months, "method": self.method,
             "disbursed_on": self.disbursed_on.isoformat(),
             "last_activity": self.last_activity.isoformat(),
@@ -176,7 +188,7 @@ class LoanState:
 
     @classmethod
     def from_dict(cls, data: dict) -> LoanState:
-        if data.get("version") != 1:
+        if data.get("version") != STATE_VERSION:
             raise ValueError(f"unknown loan state version {data.get('version')!r}")
         fen = _fen_reader
         installments = [Installment(
@@ -192,6 +204,7 @@ class LoanState:
             penalty_through=_date_or_none(i["penalty_through"]), overdue=bool(i["overdue"]),
         ) for i in data["installments"]]
         return cls(principal=fen(data, "principal"), apr=check_apr(Decimal(data["apr"])),
+                   penalty_rate=check_apr(Decimal(data["penalty_rate"])),
                    term_months=int(data["term_months"]), method=data["method"],
                    disbursed_on=date.fromisoformat(data["disbursed_on"]),
                    installments=installments,
@@ -212,8 +225,9 @@ def _fen_reader(data: dict, key: str) -> int:
 
 
 def new_loan(principal: int, apr: Decimal, term_months: int, method: str,
-             disbursed_on: date) -> LoanState:
-    """A loan just paid out on `disbursed_on`, nothing paid yet."""
+             disbursed_on: date, *, apr_cap: Decimal) -> LoanState:
+    """A loan just paid out on `disbursed_on`, nothing paid yet. `apr_cap` (the legal ceiling
+    on the annual rate) caps its penalty rate."""
     schedule = build_schedule(principal, apr, term_months, method, disbursed_on)
     installments = []
     not_yet_due = principal  # what each period accrues interest on, with no prepayment yet
@@ -223,7 +237,8 @@ def new_loan(principal: int, apr: Decimal, term_months: int, method: str,
             principal=planned.principal, interest=planned.interest,
             accrual_basis=[(planned.start, not_yet_due)]))
         not_yet_due -= planned.principal
-    return LoanState(principal=principal, apr=apr, term_months=term_months, method=method,
+    return LoanState(principal=principal, apr=apr, penalty_rate=penalty_rate(apr, apr_cap),
+                     term_months=term_months, method=method,
                      disbursed_on=disbursed_on, installments=installments,
                      last_activity=disbursed_on)
 
@@ -282,7 +297,7 @@ def close_of_business(state: LoanState, business_date: date) -> CloseOfBusinessR
         days = _uncounted_penalty_days(installment, last_day)
         if not days:
             continue
-        per_day = daily_penalty(installment.unpaid_principal, new.apr)
+        per_day = daily_penalty(installment.unpaid_principal, new.penalty_rate)
         first = _first_penalty_day(installment)
         for offset in range(days):
             if per_day:
@@ -318,24 +333,30 @@ def _check_not_backdated(state: LoanState, on: date, error: type[PayoffDateError
                     f"({state.last_activity.isoformat()}); choose that day or a later one.")
 
 
+def _accrued_to(installment: Installment, on: date, apr: Decimal) -> int:
+    """The interest of the installment's days before `on`, rounded once."""
+    return round_fen(accrued_interest(installment.accrual_basis, on, apr))
+
+
 def _accrued_unpaid_interest(state: LoanState, on: date) -> int:
-    """Interest the current period has accrued for its days before `on`, not yet paid."""
-    current = state.current(on)
-    if current is None:
+    """Interest the accruing installment has accrued for its days before `on`, not yet paid."""
+    accruing = state.accruing(on)
+    if accruing is None:
         return 0
-    accrued = round_fen(accrued_interest(current.accrual_basis, on, state.apr))
-    return max(0, accrued - current.interest_paid)
+    return max(0, _accrued_to(accruing, on, state.apr) - accruing.interest_paid)
 
 
 def payoff_quote(state: LoanState, on: date) -> PayoffQuote:
     """What closes the loan on day `on`: everything unpaid of installments due on or before
-    `on` (with penalty for the days before `on`), the interest accrued since the latest due
-    date on or before `on`, and the principal not yet due. No early-repayment fee."""
+    `on` (with penalty for the days before `on`), the interest accrued and not yet paid since
+    the latest due date, the disbursement date or the day an installment was paid early, and
+    the principal not yet due. No early-repayment fee."""
     _check_open(state)
     _check_not_backdated(state, on, PayoffDateError)
     due = state.due_by(on)
     penalty = sum(i.penalty - i.penalty_paid
-                  + _uncounted_penalty_days(i, on - ONE_DAY) * daily_penalty(i.unpaid_principal, state.apr)
+                  + _uncounted_penalty_days(i, on - ONE_DAY) * daily_penalty(i.unpaid_principal,
+                                                                             state.penalty_rate)
                   for i in due)
     interest = sum(i.interest - i.interest_paid for i in due) + _accrued_unpaid_interest(state, on)
     principal = sum(i.unpaid_principal for i in due) + state.principal_not_yet_due(on)
@@ -380,12 +401,16 @@ class _Purse:
 def apply_repayment(state: LoanState, amount: int, on: date) -> RepaymentResult:
     """Apply `amount` fen received on day `on`.
 
-    First the installments due on or before `on`, oldest first, each penalty -> interest ->
-    principal (penalty counted for every day from D+1 to on-1). What is left prepays the
-    principal not yet due; the current installment keeps the interest already accrued and the
-    installments left are recomputed on the new principal with the same method and due dates.
-    Anything beyond all principal not yet due pays the interest accrued so far. Interest is
-    never charged in advance, so more than the payoff is refused.
+    1. The installments due on or before `on`, oldest first, each penalty -> interest ->
+       principal (penalty counted for every day from D+1 to on-1).
+    2. The accruing installment (the first unpaid one with D > on): the interest accrued and
+       not yet paid for its days before `on`, then its principal. Paying it early is paying it:
+       once both are paid it is `paid`, its interest is what accrued until `on`, and the next
+       installment's days run from `on` (so a borrower who pays the amount shown, on any day
+       up to D, is never overdue for it).
+    3. Only what is left prepays the principal of the later installments, which keep their due
+       dates and are recomputed on the new principal with the same method.
+    Interest is never charged in advance, so more than the payoff is refused.
     """
     if isinstance(amount, bool) or not isinstance(amount, int):
         raise TypeError(f"amount must be integer fen, got {type(amount).__name__}")
@@ -406,7 +431,8 @@ def apply_repayment(state: LoanState, amount: int, on: date) -> RepaymentResult:
             installment.overdue = True
             days = _uncounted_penalty_days(installment, on - ONE_DAY)
             if days:
-                installment.penalty_unposted += days * daily_penalty(installment.unpaid_principal, new.apr)
+                installment.penalty_unposted += days * daily_penalty(installment.unpaid_principal,
+                                                                     new.penalty_rate)
                 installment.penalty_through = on - ONE_DAY
         paid = purse.take(installment.penalty_posted - installment.penalty_posted_paid)
         installment.penalty_posted_paid += paid
@@ -421,17 +447,11 @@ def apply_repayment(state: LoanState, amount: int, on: date) -> RepaymentResult:
         installment.principal_paid += paid
         purse.principal += paid
 
+    paid_early = _pay_accruing(new, purse, on) if purse.left else None
     prepaid = purse.take(new.principal_not_yet_due(on))
     if prepaid:
-        _prepay(new, prepaid, on)
+        _prepay(new, prepaid, on, paid_early)
         purse.principal += prepaid
-    current = new.current(on)
-    if purse.left and current is not None:
-        # All principal not yet due is gone, so the current installment's interest is now just
-        # what accrued before `on`; the rest of the money pays it.
-        paid = purse.take(current.interest - current.interest_paid)
-        current.interest_paid += paid
-        purse.interest += paid
     if purse.left:  # cannot happen when amount <= payoff; refuse rather than lose money
         raise AssertionError(f"{purse.left} fen of a repayment found nothing to pay")
 
@@ -446,24 +466,76 @@ def apply_repayment(state: LoanState, amount: int, on: date) -> RepaymentResult:
     return RepaymentResult(new, allocation, closed)
 
 
-def _prepay(state: LoanState, amount: int, on: date) -> None:
+def _pay_accruing(state: LoanState, purse: _Purse, on: date) -> Installment | None:
+    """Pay the accruing installment what it owes on `on`: the interest accrued and not yet
+    paid, then its principal. Returns it when this paid it off early, else None.
+
+    An installment that owes nothing yet on `on` (an interest-first month on its first day)
+    is not "paid" by a payment that gave it nothing: the money prepays principal instead.
+    """
+    accruing = state.accruing(on)
+    if accruing is None:
+        return None
+    accrued = _accrued_to(accruing, on, state.apr)
+    owed = max(0, accrued - accruing.interest_paid) + accruing.unpaid_principal
+    interest = purse.take(max(0, accrued - accruing.interest_paid))
+    accruing.interest_paid += interest
+    purse.interest += interest
+    principal = purse.take(accruing.unpaid_principal)
+    accruing.principal_paid += principal
+    purse.principal += principal
+    if owed and interest + principal == owed:
+        _paid_early(state, accruing, on)
+        return accruing
+    if principal:  # part of the principal not yet due is repaid: less accrues from `on`
+        _rebase(state, accruing, on)
+    return None
+
+
+def _paid_early(state: LoanState, installment: Installment, on: date) -> None:
+    """The installment is paid on `on`, before its due date: its interest is what its days
+    before `on` accrued (all paid), and the next installment's days run from `on`."""
+    installment.interest = installment.interest_paid
+    installment.accrual_basis = [(day, principal) for day, principal in installment.accrual_basis
+                                 if day < on]
+    following = next((i for i in state.installments
+                      if i.number > installment.number and not i.settled), None)
+    if following is not None:
+        following.start = on
+        following.accrual_basis = [(on, state.principal_not_yet_due(on))]
+        following.interest = max(_accrued_to(following, following.due_date, state.apr),
+                                 following.interest_paid)
+
+
+def _rebase(state: LoanState, installment: Installment, on: date) -> None:
+    """The principal not yet due changed on `on`: the installment's days from `on` accrue on
+    the new amount (its days before keep what they accrued)."""
+    installment.accrual_basis = [(day, principal) for day, principal in installment.accrual_basis
+                                 if day < on] + [(on, state.principal_not_yet_due(on))]
+    installment.interest = _accrued_to(installment, installment.due_date, state.apr)
+
+
+def _prepay(state: LoanState, amount: int, on: date, paid_early: Installment | None) -> None:
     """Prepay `amount` of the principal not yet due on `on` and recompute what is left.
 
-    The prepaid principal is booked as paid on the current installment, so the schedule still
-    adds up to the loan and shows where the money went. The current installment keeps the
-    interest its days before `on` accrued on the old principal; from `on` it accrues on the new
-    one. The remaining installments keep their due dates.
+    The prepaid principal is booked as paid on the installment this repayment paid early (or,
+    when none was, on the accruing one), so the schedule still adds up to the loan and shows
+    where the money went. The installments left keep their due dates and are recomputed on the
+    new principal with the same method; the first of them keeps what its days before `on`
+    accrued and accrues on the new principal from `on`.
     """
-    current = state.current(on)
-    assert current is not None  # there is principal not yet due, so a period holds `on`
-    left = state.installments[current.number - 1:]
+    left = [i for i in state.installments if i.due_date > on and not i.settled]
+    assert left  # there is principal not yet due, so an unpaid installment holds it
     remaining = sum(i.unpaid_principal for i in left) - amount
-    carried = [(day, principal) for day, principal in current.accrual_basis if day < on]
-    periods = [(on, current.due_date)] + [(i.start, i.due_date) for i in left[1:]]
+    booked = paid_early or left[0]
+    booked.principal_paid += amount
+    if booked is paid_early:  # settled, not recomputed below: it keeps what it collected
+        booked.principal += amount
+    first = left[0]
+    carried = [(day, principal) for day, principal in first.accrual_basis if day < on]
+    periods = [(on, first.due_date)] + [(i.start, i.due_date) for i in left[1:]]
     for installment, plan in zip(left, plan_installments(state.method, state.apr, periods,
                                                          remaining, carried)):
-        if installment is current:
-            installment.principal_paid += amount
         installment.principal = installment.principal_paid + plan.principal
         installment.interest = plan.interest
         installment.accrual_basis = list(plan.accrual_basis)

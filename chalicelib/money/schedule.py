@@ -23,8 +23,9 @@ EQUAL_PRINCIPAL = "equal_principal"  # 等额本金
 INTEREST_FIRST = "interest_first"  # 先息后本
 METHODS = (EQUAL_INSTALLMENT, EQUAL_PRINCIPAL, INTEREST_FIRST)
 
-# Past-due principal owes penalty instead of interest, at 1.5 times the loan's daily rate.
-PENALTY_RATE_MULTIPLIER = Fraction(3, 2)
+# Past-due principal owes penalty instead of interest, at 1.5 times the loan's rate, but never
+# above the APR cap: min(1.5 × apr, cap) a year.
+PENALTY_RATE_MULTIPLIER = Decimal("1.5")
 
 # (from this date on, principal not yet due): the principal on which a period accrues interest,
 # one entry per change (the period's first day, then each prepayment within it).
@@ -95,9 +96,17 @@ def accrued_interest(basis: Sequence[tuple[date, int]], until: date, apr: Decima
     return weighted * Fraction(apr) / DAYS_PER_YEAR
 
 
-def daily_penalty(unpaid_principal: int, apr: Decimal) -> int:
-    """One day's penalty on an installment's unpaid principal."""
-    return round_fen(unpaid_principal * PENALTY_RATE_MULTIPLIER * Fraction(apr) / DAYS_PER_YEAR)
+def penalty_rate(apr: Decimal, cap: Decimal) -> Decimal:
+    """The annual rate of penalty on past-due principal: min(1.5 × apr, cap), so overdue
+    principal never costs more than the APR cap a year. Exact (a rate has few digits)."""
+    check_apr(apr)
+    check_apr(cap)
+    return min(apr * PENALTY_RATE_MULTIPLIER, cap)
+
+
+def daily_penalty(unpaid_principal: int, rate: Decimal) -> int:
+    """One day's penalty on an installment's unpaid principal at the annual penalty `rate`."""
+    return round_fen(unpaid_principal * Fraction(rate) / DAYS_PER_YEAR)
 
 
 def level_payment(principal: int, apr: Decimal, installments: int) -> int:

@@ -18,17 +18,19 @@ from chalicelib.money import engine
 
 DAY = timedelta(days=1)
 APR = Decimal("0.073")  # 0.0002 a day: amounts below can be checked by hand
+CAP = Decimal("0.24")  # the contract's APR cap, which also caps the penalty rate
 # 12,000 CNY, 3 months, paid out Jan 31 2027: due Feb 28 (28 days), Mar 31 (31), Apr 30 (30)
 D1, D2, D3 = date(2027, 2, 28), date(2027, 3, 31), date(2027, 4, 30)
 
 
 def hand_loan(method: str = "equal_principal") -> engine.LoanState:
-    return engine.new_loan(1_200_000, APR, 3, method, date(2027, 1, 31))
+    return engine.new_loan(1_200_000, APR, 3, method, date(2027, 1, 31), apr_cap=CAP)
 
 
 def penalty_per_day(unpaid_principal: int, apr: Decimal) -> int:
-    """round(unpaid × 1.5 × apr / 365), half up, computed here without the engine."""
-    return math.floor(Fraction(unpaid_principal) * Fraction(3, 2) * Fraction(str(apr)) / 365 + Fraction(1, 2))
+    """round(unpaid × min(1.5 × apr, cap) / 365), half up, computed here without the engine."""
+    rate = min(Fraction(3, 2) * Fraction(str(apr)), Fraction(str(CAP)))
+    return math.floor(Fraction(unpaid_principal) * rate / 365 + Fraction(1, 2))
 
 
 # --- strategies -----------------------------------------------------------------------------------
@@ -46,7 +48,7 @@ disbursement_days = st.one_of(
 @st.composite
 def loans(draw, max_term: int = 36):
     return engine.new_loan(draw(principals), draw(aprs), draw(st.integers(1, max_term)),
-                           draw(methods), draw(disbursement_days))
+                           draw(methods), draw(disbursement_days), apr_cap=CAP)
 
 
 # --- schedules ------------------------------------------------------------------------------------
@@ -188,48 +190,122 @@ def test_dates_before_the_last_activity_are_refused():
     assert engine.payoff_quote(state, date(2027, 2, 10)).amount > 0  # the same day is fine
 
 
-def test_money_beyond_the_principal_pays_interest_accrued_so_far_never_in_advance():
-    # Given 2400 fen of interest accrued by Feb 10 on 1,200,000 fen
+def test_money_beyond_the_installment_pays_its_interest_so_far_then_prepays_never_in_advance():
+    # Given 2400 fen of interest accrued by Feb 10 on 1,200,000 fen (10 days at 0.0002)
     state = hand_loan()
-    # When 1,201,000 is paid: all principal, then 1000 of the accrued interest
+    # When 1,201,000 is paid: installment 1's 2400 of interest so far and its 400,000 of
+    # principal, then 798,600 prepays the principal of installments 2 and 3
     result = engine.apply_repayment(state, 1_201_000, date(2027, 2, 10))
-    assert result.allocation.to_dict() == {"penalty": 0, "interest": 1000, "principal": 1_200_000}
+    assert result.allocation.to_dict() == {"penalty": 0, "interest": 2400, "principal": 1_198_600}
     assert not result.closed
-    # Then installment 1 owes only the 1400 left of the interest accrued before Feb 10
-    first = engine.schedule_items(result.state)[0]
-    assert (first["principal"], first["interest"], first["paid"]) == (1_200_000, 2400, 1_201_000)
-    assert [i["total"] for i in engine.schedule_items(result.state)[1:]] == [0, 0]
-    # and no more interest accrues on principal already repaid
-    assert engine.payoff_quote(result.state, date(2027, 2, 25)).to_dict() == {
-        "amount": 1400, "principal": 0, "interest": 1400, "penalty": 0}
-    closing = engine.apply_repayment(result.state, 1400, date(2027, 2, 25))
-    assert closing.closed and closing.allocation.interest == 1400
-
-
-def test_installment_paid_on_its_due_date_then_prepayment_recomputes_with_same_due_dates():
-    # Given installment 1 paid on time
-    state = engine.apply_repayment(hand_loan(), 406_720, D1).state
-    items = engine.schedule_items(state)
-    assert items[0]["status"] == "paid" and items[1]["status"] == "pending"
-    # When 200,000 is prepaid on Mar 10 (10 days on 800,000 then 21 on 600,000)
-    result = engine.apply_repayment(state, 200_000, date(2027, 3, 10))
+    # Then installment 1 is paid with only the interest of its days before Feb 10, and the
+    # 1,400 left is split over installments 2 (days from Feb 10: 49 × 1400 × 0.0002 = 13.72)
+    # and 3 (30 × 700 × 0.0002 = 4.2)
     items = engine.schedule_items(result.state)
-    assert [(i["due_date"], i["principal"], i["interest"]) for i in items] == [
-        ("2027-02-28", 400_000, 6720), ("2027-03-31", 500_000, 4120), ("2027-04-30", 300_000, 1800)]
-    assert result.state.outstanding_principal == 600_000
+    assert [(i["principal"], i["interest"], i["paid"], i["status"]) for i in items] == [
+        (1_198_600, 2400, 1_201_000, "paid"), (700, 14, 0, "pending"), (700, 4, 0, "pending")]
+    # and no more interest accrues on principal already repaid: 15 days on 1,400 = 4.2
+    assert engine.payoff_quote(result.state, date(2027, 2, 25)).to_dict() == {
+        "amount": 1404, "principal": 1400, "interest": 4, "penalty": 0}
+    closing = engine.apply_repayment(result.state, 1404, date(2027, 2, 25))
+    assert closing.closed and closing.allocation.interest == 4
+
+
+def test_part_of_the_accruing_installment_pays_its_interest_so_far_then_its_principal():
+    # Given installment 1 paid on its due date
+    state = engine.apply_repayment(hand_loan(), 406_720, D1).state
+    # When 200,000 is paid on Mar 10: 10 days on 800,000 = 1600 of interest so far, then
+    # 198,400 of installment 2's principal (not a prepayment of later installments)
+    result = engine.apply_repayment(state, 200_000, date(2027, 3, 10))
+    assert result.allocation.to_dict() == {"penalty": 0, "interest": 1600, "principal": 198_400}
+    # Then installment 2's days from Mar 10 accrue on the 601,600 still not due:
+    # 1600 + 21 × 601,600 × 0.0002 = 1600 + 2526.72 -> 4127; installment 3 is untouched
+    items = engine.schedule_items(result.state)
+    assert [(i["due_date"], i["principal"], i["interest"], i["paid"], i["status"]) for i in items] == [
+        ("2027-02-28", 400_000, 6720, 406_720, "paid"),
+        ("2027-03-31", 400_000, 4127, 200_000, "partially_paid"),
+        ("2027-04-30", 400_000, 2400, 0, "pending")]
+    assert result.state.outstanding_principal == 601_600
+    # and what is left of installment 2 on its due date pays it
+    rest = items[1]["total"] - items[1]["paid"]
+    assert rest == 201_600 + 2527
+    assert engine.schedule_items(engine.apply_repayment(result.state, rest, D2).state)[1]["status"] == "paid"
 
 
 def test_equal_installment_prepayment_gives_a_new_level_payment_over_the_installments_left():
-    state = engine.new_loan(1_000_000, Decimal("0.1825"), 6, "equal_installment", date(2027, 1, 31))
+    state = engine.new_loan(1_000_000, Decimal("0.1825"), 6, "equal_installment", date(2027, 1, 31),
+                            apr_cap=CAP)
     state = engine.apply_repayment(state, engine.schedule_items(state)[0]["total"], date(2027, 2, 28)).state
-    result = engine.apply_repayment(state, 300_000, date(2027, 3, 15))
-    new_payment = engine.level_payment(state.outstanding_principal - 300_000, Decimal("0.1825"), 5)
+    # 15 days (Feb 28 .. Mar 14) of interest on what is not yet due, at 0.0005 a day
+    accrued = round(Fraction(state.outstanding_principal) * Fraction("0.0005") * 15)
+    second = state.installments[1].principal
+    result = engine.apply_repayment(state, accrued + second + 300_000, date(2027, 3, 15))
+    assert result.allocation.to_dict() == {"penalty": 0, "interest": accrued, "principal": second + 300_000}
+    new_payment = engine.level_payment(state.outstanding_principal - second - 300_000, Decimal("0.1825"), 4)
     items = engine.schedule_items(result.state)
-    # installment 2 keeps its prepaid 300,000 on top of its new level payment
-    assert items[1]["total"] - 300_000 == new_payment
+    # installment 2 is paid early and keeps the prepaid 300,000 it collected
+    assert (items[1]["principal"], items[1]["interest"], items[1]["status"]) == (second + 300_000, accrued, "paid")
+    # the four left share a new level payment (the first of them runs from Mar 15)
     assert [i["total"] for i in items[2:-1]] == [new_payment] * 3
     assert [i["due_date"] for i in items] == ["2027-02-28", "2027-03-31", "2027-04-30", "2027-05-31",
                                               "2027-06-30", "2027-07-31"]
+
+
+# --- paying early is paying ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("method", ["equal_installment", "equal_principal", "interest_first"])
+@pytest.mark.parametrize("days_early", [3, 1, 0])
+@pytest.mark.parametrize("installment", [1, 2])
+def test_paying_the_shown_total_up_to_the_due_date_is_never_overdue(method, days_early, installment):
+    # Given a loan whose earlier installments were paid on their due dates
+    state = engine.new_loan(1_000_000, Decimal("0.1825"), 6, method, date(2027, 1, 31), apr_cap=CAP)
+    for item in engine.schedule_items(state)[:installment - 1]:
+        state = engine.apply_repayment(state, item["total"], date.fromisoformat(item["due_date"])).state
+    shown = engine.schedule_items(state)[installment - 1]
+    due = date.fromisoformat(shown["due_date"])
+
+    # When the borrower pays the total a reminder showed, days_early days before the due date
+    on = due - timedelta(days=days_early)
+    result = engine.apply_repayment(state, shown["total"], on)
+
+    # Then that installment is paid, with no interest for a day not yet come
+    paid = engine.schedule_items(result.state)[installment - 1]
+    assert paid["status"] == "paid" and paid["paid"] == paid["total"] == shown["total"]
+    assert result.allocation.penalty == 0
+    # and every close of business after it leaves it paid: no penalty, nothing past due
+    later = result.state
+    for day in range(1, 12):
+        cob = engine.close_of_business(later, due + timedelta(days=day))
+        assert all(p.installment != installment for p in cob.posted)
+        later = cob.state
+    item = engine.schedule_items(later)[installment - 1]
+    assert (item["status"], item["penalty"]) == ("paid", 0)
+    assert engine.loan_status(later, due + timedelta(days=11)) == "active"
+    assert engine.days_past_due(later, due + timedelta(days=3)) == 0
+    # and the principal still adds up to the loan
+    assert sum(i["principal"] for i in engine.schedule_items(later)) == 1_000_000
+
+
+def test_a_second_payment_before_the_due_date_pays_the_next_installment_from_the_first_payment_day():
+    # Given installment 1 paid on Feb 25 (3 days early)
+    state = hand_loan()
+    first = engine.apply_repayment(state, 406_720, D1 - 3 * DAY).state
+    # Then installment 2's days run from Feb 25: on Feb 27 two days have accrued on 799,280
+    quote = engine.payoff_quote(first, D1 - DAY)
+    assert quote.interest == round(799_280 * 2 * Fraction(2, 10000))  # 319.712 -> 320
+    assert quote.principal == 799_280
+
+
+def test_nothing_owed_yet_is_not_paid_by_a_payment_that_gives_it_nothing():
+    # Given an interest-first loan on the day it is paid out (installment 1 owes nothing yet)
+    state = hand_loan("interest_first")
+    # When 100,000 is paid that day, it all prepays principal
+    result = engine.apply_repayment(state, 100_000, date(2027, 1, 31))
+    assert result.allocation.to_dict() == {"penalty": 0, "interest": 0, "principal": 100_000}
+    items = engine.schedule_items(result.state)
+    # and installment 1 keeps its days: 28 days on the 1,100,000 left = 6160
+    assert (items[0]["interest"], items[0]["status"]) == (6160, "partially_paid")
+    assert result.state.installments[1].start == D1
 
 
 # --- grace, overdue and penalty ---------------------------------------------------------------------
@@ -269,6 +345,20 @@ def test_three_days_after_due_it_is_overdue_with_two_days_of_penalty():
     quote = engine.payoff_quote(result.state, D1 + 3 * DAY)
     assert quote.penalty == 240
     assert quote.interest == 6720 + 800_000 * 3 // 5000  # 3 days at 0.0002 on 800,000 = 480
+
+
+def test_penalty_never_costs_more_than_the_apr_cap_a_year():
+    # Given a loan at 20 %: 1.5 × 20 % = 30 % would be above the 24 % cap
+    state = engine.new_loan(1_200_000, Decimal("0.20"), 3, "equal_principal", date(2027, 1, 31),
+                            apr_cap=CAP)
+    assert state.penalty_rate == Decimal("0.24")
+    # When installment 1 (400,000 of principal) is 3 days late
+    result = engine.close_of_business(state, D1 + 3 * DAY)
+    # Then each day costs 400,000 × 0.24 / 365 = 263.01 -> 263, not 400,000 × 0.30 / 365 = 328.77
+    assert [p.amount for p in result.posted] == [263, 263]
+    assert engine.payoff_quote(result.state, D1 + 4 * DAY).penalty == 3 * 263
+    # and below the cap the rate stays 1.5 × apr (7.3 % -> 10.95 %)
+    assert hand_loan().penalty_rate == Decimal("0.1095")
 
 
 def test_skipped_closes_of_business_catch_up_every_day_once():
@@ -360,6 +450,24 @@ class LoanLife:
         self.unpaid_since = {i.number: [(state.disbursed_on, i.unpaid_principal)] for i in state.installments}
         self.posted_days: list[tuple[int, date]] = []
         self.posted_amount: dict[int, int] = {}
+        # Interest may only be charged for days that have come: the fen-days of principal
+        # outstanding (due or not, an upper bound of what accrues interest) up to `counted_to`.
+        self.outstanding = state.principal
+        self.fen_days = 0
+        self.counted_to = state.disbursed_on
+        self.interest_paid = 0
+
+    def repaid(self, on: date, allocation: engine.Allocation) -> None:
+        """Check that `allocation` charges no interest for a day not yet come, then count it.
+        A repayment on day t pays for the days before t; each installment's interest is
+        rounded once, so the engine may be above the exact figure by half a fen per installment."""
+        self.fen_days += self.outstanding * (on - self.counted_to).days
+        self.counted_to = on
+        self.interest_paid += allocation.interest
+        accrued = Fraction(self.fen_days) * Fraction(str(self.state.apr)) / 365
+        assert self.interest_paid <= accrued + Fraction(len(self.state.installments), 2), \
+            f"{self.interest_paid} fen of interest by {on}, only {float(accrued):.2f} accrued"
+        self.outstanding -= allocation.principal
 
     def note_principal(self, on: date) -> None:
         for i in self.state.installments:
@@ -404,14 +512,21 @@ def test_random_lives_never_go_negative_nor_post_a_day_twice(loan, data):
             check_invariants(life.state)
         if life.state.closed:
             break
-        # A repayment: a random part of the payoff, or all of it
+        # Whatever happened, paying the payoff would close the loan that day
+        quote = engine.payoff_quote(life.state, today)
+        assert engine.apply_repayment(life.state, quote.amount, today).closed
+        # A repayment: the next installment as shown, a random part of the payoff, or all of it
         if data.draw(st.booleans(), label="repays"):
-            payoff = engine.payoff_quote(life.state, today).amount
-            amount = payoff if data.draw(st.booleans(), label="pays off") else data.draw(
+            payoff = quote.amount
+            shown = next(i["total"] - i["paid"] for i in engine.schedule_items(life.state)
+                         if i["status"] != "paid")
+            how = data.draw(st.sampled_from(["installment", "part", "payoff"]), label="how")
+            amount = {"installment": min(shown, payoff), "payoff": payoff}.get(how) or data.draw(
                 st.integers(1, payoff), label="amount")
             outstanding_before = life.state.outstanding_principal
             result = engine.apply_repayment(life.state, amount, today)
             allocation = result.allocation
+            life.repaid(today, allocation)
             assert allocation.penalty + allocation.interest + allocation.principal == amount
             assert allocation.penalty == allocation.penalty_posted + allocation.penalty_unposted
             assert min(allocation.penalty, allocation.interest, allocation.principal) >= 0
@@ -439,6 +554,7 @@ def test_random_lives_never_go_negative_nor_post_a_day_twice(loan, data):
         on = max(today, life.state.last_activity)
         closing = engine.apply_repayment(life.state, engine.payoff_quote(life.state, on).amount, on)
         assert closing.closed and closing.state.outstanding_principal == 0
+        life.repaid(on, closing.allocation)
 
 
 @given(loan=loans(), data=st.data())

@@ -20,6 +20,7 @@ import pytest
 from chalicelib.money import engine
 
 ONE_DAY = timedelta(days=1)
+CAP = Decimal("0.24")
 
 
 # --- the independent reference -------------------------------------------------------------------
@@ -145,7 +146,7 @@ def test_schedule_matches_the_day_by_day_reference(principal, apr, term, method,
     if method == "equal_installment":
         assert schedule.level_payment == reference_level_payment(principal, Decimal(apr), term)
     # and the loan state built from it shows the same amounts
-    items = engine.schedule_items(engine.new_loan(principal, Decimal(apr), term, method, disbursed))
+    items = engine.schedule_items(engine.new_loan(principal, Decimal(apr), term, method, disbursed, apr_cap=CAP))
     assert [(i["principal"], i["interest"]) for i in items] == [(r.principal, r.interest) for r in expected]
 
 
@@ -176,72 +177,114 @@ def test_hand_computed_equal_installment_payment():
     assert (first.interest, first.principal, first.total) == (1019, 7866, 8885)
 
 
-# --- a prepayment in the middle of a period ---------------------------------------------------------
+# --- paying before the due date ----------------------------------------------------------------------
 
-PREPAY_CASES = [  # (principal, apr, term, method, disbursed, installments paid first, prepay day, amount)
+EARLY_CASES = [  # (principal, apr, term, method, disbursed, installments paid first, pay day, extra)
     (1_000_000, "0.1825", 12, "equal_installment", date(2027, 1, 31), 2, date(2027, 4, 17), 300_000),
     (6_000_000, "0.0720", 24, "equal_principal", date(2026, 10, 30), 5, date(2027, 4, 2), 1_234_567),
     (2_000_000, "0.2400", 6, "interest_first", date(2027, 5, 31), 1, date(2027, 7, 30), 1_500_000),
     (500_000, "0.1380", 9, "equal_installment", date(2027, 12, 29), 0, date(2028, 1, 10), 100_000),
+    (888_888, "0.2160", 15, "equal_principal", date(2027, 8, 31), 3, date(2027, 12, 28), 0),
+    (1_200_000, "0.0730", 3, "interest_first", date(2027, 1, 31), 0, date(2027, 2, 25), 720),
 ]
 
 
-@pytest.mark.parametrize("principal,apr,term,method,disbursed,paid_first,prepay_on,prepay", PREPAY_CASES)
-def test_prepayment_mid_period_matches_reference(principal, apr, term, method, disbursed, paid_first,
-                                                 prepay_on, prepay):
+@pytest.mark.parametrize("principal,apr,term,method,disbursed,paid_first,pay_on,extra", EARLY_CASES)
+def test_paying_an_installment_early_then_prepaying_matches_reference(principal, apr, term, method,
+                                                                       disbursed, paid_first, pay_on, extra):
+    """The contract's rule, computed here without the engine: on day t the accruing
+    installment k takes the interest of its days before t (day by day on the principal not yet
+    due, rounded once), then its principal; it is then paid, with that interest. What is left
+    prepays: installments k+1.. share the new principal by the same method, the first of them
+    accruing from t (its days run from the day k was paid)."""
     rate = Decimal(apr)
     planned = reference_schedule(principal, rate, term, method, disbursed)
     dues = [r.due for r in planned]
 
     # Given a borrower who paid the first installments in full on their due dates
-    state = engine.new_loan(principal, rate, term, method, disbursed)
+    state = engine.new_loan(principal, rate, term, method, disbursed, apr_cap=CAP)
     for row in planned[:paid_first]:
         state = engine.apply_repayment(state, row.principal + row.interest, row.due).state
 
-    # When they prepay in the middle of the next period (nothing is due that day)
-    current = paid_first  # index of the installment whose period holds the prepayment
-    period_start = disbursed if current == 0 else dues[current - 1]
-    assert period_start < prepay_on < dues[current]
-    result = engine.apply_repayment(state, prepay, prepay_on)
+    # When they pay installment k's interest so far and its principal, plus `extra`, before D
+    k = paid_first
+    period_start = disbursed if k == 0 else dues[k - 1]
+    assert period_start < pay_on < dues[k]
+    not_yet_due = principal - sum(r.principal for r in planned[:k])
+    accrued = daily_interest(lambda day: not_yet_due, period_start, pay_on, rate)
+    result = engine.apply_repayment(state, accrued + planned[k].principal + extra, pay_on)
 
-    # Then all of it is principal, and no interest is charged in advance
-    assert result.allocation.to_dict() == {"penalty": 0, "interest": 0, "principal": prepay}
-    assert not result.closed
-
-    # and the reference recomputes the rest: old principal before the prepayment day, new after
-    old_not_yet_due = principal - sum(r.principal for r in planned[:current])
-    new_not_yet_due = old_not_yet_due - prepay
-
-    periods = [(prepay_on, dues[current])] + list(zip(dues[current:-1], dues[current + 1:]))
-    rest = reference_rows(method, rate, new_not_yet_due, periods, began=(period_start, old_not_yet_due))
-
-    expected = [(r.due, r.principal, r.interest) for r in planned[:current]]
-    expected.append((rest[0].due, prepay + rest[0].principal, rest[0].interest))
-    expected += [(r.due, r.principal, r.interest) for r in rest[1:]]
-    got = [(i.due_date, i.principal, i.interest) for i in result.state.installments]
+    # Then the interest is only what accrued, never a day in advance; the rest is principal
+    assert result.allocation.to_dict() == {"penalty": 0, "interest": accrued,
+                                           "principal": planned[k].principal + extra}
+    # and the reference recomputes what is left, from the payment day
+    left = not_yet_due - planned[k].principal - extra
+    periods = [(pay_on, dues[k + 1])] + list(zip(dues[k + 1:-1], dues[k + 2:]))
+    if extra:
+        rest = reference_rows(method, rate, left, periods)
+    else:  # nothing prepaid: the later installments keep their principal; the next one's days run from t
+        rest, still_due = [], left
+        for row, (first, due) in zip(planned[k + 1:], periods):
+            rest.append(Row(due, row.principal, daily_interest(lambda day, p=still_due: p, first, due, rate)))
+            still_due -= row.principal
+    expected = [(r.due, r.principal, r.interest, "paid") for r in planned[:k]]
+    expected.append((dues[k], planned[k].principal + extra, accrued, "paid"))
+    expected += [(r.due, r.principal, r.interest, "pending") for r in rest]
+    got = [(i.due_date, i.principal, i.interest, i.status) for i in result.state.installments]
     assert got == expected
-    # The due dates never move
-    assert [i.due_date for i in result.state.installments] == dues
-    assert result.state.outstanding_principal == new_not_yet_due
-    if method == "equal_installment" and len(rest) > 1:
-        level = reference_level_payment(new_not_yet_due, rate, len(rest))
+    assert [i.due_date for i in result.state.installments] == dues  # due dates never move
+    assert result.state.outstanding_principal == left
+    if method == "equal_installment" and extra and len(rest) > 1:
+        level = reference_level_payment(left, rate, len(rest))
         assert all(r.principal + r.interest == level for r in rest[:-1] if r.principal)
 
 
-def test_hand_computed_prepayment_equal_principal():
-    # Given 12,000 CNY at 7.3 % (0.0002 a day) over 3 months, the first installment paid on time
-    state = engine.new_loan(1_200_000, Decimal("0.073"), 3, "equal_principal", date(2027, 1, 31))
-    state = engine.apply_repayment(state, 406_720, date(2027, 2, 28)).state
-
-    # When 2,000 CNY is prepaid on Mar 10
-    result = engine.apply_repayment(state, 200_000, date(2027, 3, 10))
-
-    # Then installment 2 keeps 10 days on 800,000 and gets 21 days on 600,000:
-    # 0.0002 × (8,000,000 + 12,600,000) = 4120; the 600,000 left is split 300,000 + 300,000
-    items = engine.schedule_items(result.state)
-    assert [(i["due_date"], i["principal"], i["interest"]) for i in items] == [
-        ("2027-02-28", 400_000, 6720),
-        ("2027-03-31", 200_000 + 300_000, 4120),
-        ("2027-04-30", 300_000, 1800),
+def test_hand_computed_early_payment_equal_principal():
+    """12,000 CNY at 7.3 % (0.0002 a day), 3 months from Jan 31; installment 1 shows
+    400,000 + 6720 (28 days on 1,200,000). Paid in full on Feb 25, 3 days early:
+    - interest of Jan 31 .. Feb 24 (25 days): 1,200,000 × 0.0002 × 25 = 6000;
+    - principal 400,000; the 720 left prepays: 800,000 − 720 = 799,280 not yet due;
+    - installments 2 and 3 share it: round(799,280 / 2) = 399,640 each;
+    - installment 2 runs from Feb 25 to Mar 31 (34 days): 799,280 × 0.0002 × 34 = 5435.104 -> 5435;
+    - installment 3, Mar 31 to Apr 30 (30 days) on 399,640: 2397.84 -> 2398."""
+    state = engine.new_loan(1_200_000, Decimal("0.073"), 3, "equal_principal", date(2027, 1, 31), apr_cap=CAP)
+    result = engine.apply_repayment(state, 406_720, date(2027, 2, 25))
+    assert result.allocation.to_dict() == {"penalty": 0, "interest": 6000, "principal": 400_720}
+    assert [(i["due_date"], i["principal"], i["interest"], i["status"]) for i in engine.schedule_items(result.state)] == [
+        ("2027-02-28", 400_720, 6000, "paid"),
+        ("2027-03-31", 399_640, 5435, "pending"),
+        ("2027-04-30", 399_640, 2398, "pending"),
     ]
-    assert items[1]["paid"] == 200_000 and items[1]["status"] == "partially_paid"
+
+
+def test_hand_computed_early_payment_interest_first():
+    """12,000 CNY at 7.3 %, 3 months from Jan 31, interest first: installment 1 shows 0 + 6720.
+    Paid on Feb 27, 1 day early:
+    - interest of Jan 31 .. Feb 26 (27 days): 1,200,000 × 0.0002 × 27 = 6480; no principal due;
+    - the 240 left prepays: 1,199,760 not yet due;
+    - installment 2 runs from Feb 27 to Mar 31 (32 days): 1,199,760 × 0.0002 × 32 = 7678.464 -> 7678;
+    - installment 3 (30 days): 1,199,760 × 0.0002 × 30 = 7198.56 -> 7199, with all the principal."""
+    state = engine.new_loan(1_200_000, Decimal("0.073"), 3, "interest_first", date(2027, 1, 31), apr_cap=CAP)
+    result = engine.apply_repayment(state, 6720, date(2027, 2, 27))
+    assert result.allocation.to_dict() == {"penalty": 0, "interest": 6480, "principal": 240}
+    assert [(i["principal"], i["interest"], i["paid"], i["status"]) for i in engine.schedule_items(result.state)] == [
+        (240, 6480, 6720, "paid"), (0, 7678, 0, "pending"), (1_199_760, 7199, 0, "pending")]
+
+
+def test_hand_computed_early_payment_equal_installment():
+    """1,200 CNY at 12 % (r = 1 % a month), 2 months from Jan 15, 2027: level payment
+    round(120,000 × 0.01 × 1.01² / (1.01² − 1)) = round(1224.12 / 0.0201) = round(60,901.49)
+    = 60,901. Installment 1: Jan 15 -> Feb 15, 31 days: 120,000 × 0.12 × 31 / 365 = 1223.01
+    -> 1223; principal 60,901 − 1223 = 59,678; it shows 60,901.
+    Paid in full on Feb 12, 3 days early:
+    - interest of Jan 15 .. Feb 11 (28 days): 120,000 × 0.12 × 28 / 365 = 1104.66 -> 1105;
+    - principal 59,678; the 118 left prepays: 60,322 − 118 = 60,204 not yet due;
+    - installment 2 is the last: all 60,204, from Feb 12 to Mar 15 (31 days):
+      60,204 × 0.12 × 31 / 365 = 613.59 -> 614."""
+    state = engine.new_loan(120_000, Decimal("0.12"), 2, "equal_installment", date(2027, 1, 15), apr_cap=CAP)
+    assert engine.schedule_items(state)[0]["total"] == 60_901
+    assert engine.schedule_items(state)[0]["interest"] == 1223
+    result = engine.apply_repayment(state, 60_901, date(2027, 2, 12))
+    assert result.allocation.to_dict() == {"penalty": 0, "interest": 1105, "principal": 59_678 + 118}
+    assert [(i["principal"], i["interest"], i["status"]) for i in engine.schedule_items(result.state)] == [
+        (59_678 + 118, 1105, "paid"), (60_204, 614, "pending")]
