@@ -14,6 +14,7 @@ from chalicelib.core import config
 from chalicelib.core.clock import parse_instant
 from chalicelib.core.events import partial_batch
 from chalicelib.core.http import ApiModel, route
+from chalicelib.core.idempotency import money_key
 from chalicelib.core.observability import observed
 from chalicelib.core.resources import queue_spec
 from chalicelib.loans import applications, catalog, credit, disbursement, ops, service
@@ -108,7 +109,7 @@ def draw_loan(request: Any, body: DrawBody, principal: str) -> dict[str, Any]:
     return service.draw(principal, service.DrawRequest(
         application_id=body.application_id, amount=body.amount, term_months=body.term_months,
         repayment_method=body.repayment_method, bank_card_id=body.bank_card_id,
-        disburse_at=_parse_instant(body.disburse_at)), _now())
+        disburse_at=_parse_instant(body.disburse_at)), _now(), key=money_key(request, principal))
 
 
 @route(bp, "/v1/loans", "GET", summary="The user's loans", tag="loans", auth="bearer")

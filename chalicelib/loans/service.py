@@ -14,6 +14,7 @@ from chalicelib.core import aws
 from chalicelib.core.clock import SHANGHAI, parse_instant, shanghai_date
 from chalicelib.core.db import condition_failed, transact_connection
 from chalicelib.core.errors import Conflict, NotFound, RuleViolation
+from chalicelib.core.idempotency import MoneyKey
 from chalicelib.core.observability import logger
 from chalicelib.loans import catalog, credit, people, schedules
 from chalicelib.loans.models import ApplicationRecord, CreditLineRecord, LoanRecord
@@ -82,8 +83,11 @@ def _check_affordable(application: ApplicationRecord, largest_installment: int) 
                             code="AFFORDABILITY")
 
 
-def draw(user_id: str, request: DrawRequest, now: datetime) -> dict:
-    """Take `amount` from the user's line and schedule the loan, atomically."""
+def draw(user_id: str, request: DrawRequest, now: datetime, key: MoneyKey | None = None) -> dict:
+    """Take `amount` from the user's line and schedule the loan, atomically. With `key`, the
+    key's answer commits in the same transaction, so a retry answers this loan, never a second."""
+    if key is not None and (first := key.replay()) is not None:
+        return first
     application = application_record(request.application_id, owner=user_id)
     if application.status != "approved":
         raise Conflict("This application is not approved.", code="APPLICATION_NOT_APPROVED")
@@ -119,6 +123,7 @@ def draw(user_id: str, request: DrawRequest, now: datetime) -> dict:
         repayment_method=request.repayment_method, term_months=request.term_months,
         bank_card_id=request.bank_card_id, card_last4=last4, disburse_at=iso_utc(disburse_at),
         disburse_shard=shard_for(loan_id), created_at=iso_utc(now), state=preview["state"])
+    answer = loan_view(loan)
     for _attempt in range(5):
         try:
             with TransactWrite(connection=transact_connection()) as tx:
@@ -128,10 +133,14 @@ def draw(user_id: str, request: DrawRequest, now: datetime) -> dict:
                           (CreditLineRecord.apr == line.apr) &
                           (CreditLineRecord.drawn <= line.limit - request.amount))
                 tx.save(loan)
+                if key is not None:
+                    key.done_in(tx, answer)
             break
         except TransactWriteError as err:
             if not condition_failed(err):
                 raise
+            if key is not None and (first := key.replay()) is not None:
+                return first  # a retry of this request committed first
             line = credit.get_line(user_id)  # someone drew or the line moved: look again
             if line is None or request.amount > line.available:
                 raise RuleViolation("You can draw at most "
@@ -144,7 +153,7 @@ def draw(user_id: str, request: DrawRequest, now: datetime) -> dict:
         raise Conflict("Your credit line is busy; try again.", code="CREDIT_LINE_BUSY")
     if disburse_at <= now:
         queue_disbursement(loan_id)
-    return loan_view(loan)
+    return answer
 
 
 def queue_disbursement(loan_id: str) -> None:

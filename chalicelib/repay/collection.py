@@ -50,8 +50,10 @@ class SandboxCollector:
 class WalletDebitCollector:
     """`POST {base}/v1/debits` (and `/v1/refunds`), HMAC-SHA256 signed, keyed by repayment id.
 
-    2xx -> collected; 402/422 (insufficient balance, no agreement) -> 422 for the borrower;
-    anything else -> 503, and nothing was applied (the same repayment id may be retried).
+    2xx -> collected; 402/422 (insufficient balance, no agreement) -> 422 for the borrower:
+    nothing was taken. Anything else (a timeout, a 5xx) is ambiguous: the wallet may have
+    acted, so it is never reported as "nothing was charged" (the caller keeps the intent open
+    and the reconciler settles it).
     """
 
     def __init__(self, base_url: str, merchant_id: str, signing_key: bytes,
@@ -71,8 +73,8 @@ class WalletDebitCollector:
         try:
             status, raw = self.transport(self.base_url + path, body, headers, self.timeout)
         except (OSError, TimeoutError):
-            raise DependencyDown("The payment service did not answer; nothing was charged. "
-                                 "Try again.", code="PAYMENT_UNAVAILABLE") from None
+            raise DependencyDown("The wallet did not answer in time; whether it acted is not "
+                                 "known yet.", code="PAYMENT_UNCONFIRMED") from None
         try:
             answer = json.loads(raw or b"{}")
         except ValueError:
@@ -83,8 +85,8 @@ class WalletDebitCollector:
             raise absent(payload.get("reference"))
         if status in (402, 422):
             raise RuleViolation("Your wallet could not pay this amount.", code="PAYMENT_DECLINED")
-        raise DependencyDown("The payment service failed; nothing was charged. Try again.",
-                             code="PAYMENT_UNAVAILABLE")
+        raise DependencyDown(f"The wallet answered {status}; whether it acted is not known yet.",
+                             code="PAYMENT_UNCONFIRMED")
 
     def collect(self, *, repayment_id: str, user_id: str, amount: int) -> str:
         answer = self._post("/v1/debits", {"payer": user_id, "amount": amount, "currency": "CNY",

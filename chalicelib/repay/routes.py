@@ -14,6 +14,7 @@ from chalicelib.core.clock import parse_instant, shanghai_date
 from chalicelib.core.errors import BadRequest
 from chalicelib.core.events import partial_batch
 from chalicelib.core.http import ApiModel, route
+from chalicelib.core.idempotency import money_key
 from chalicelib.core.observability import observed
 from chalicelib.core.resources import queue_spec
 from chalicelib.repay import notifications, service
@@ -45,9 +46,10 @@ class RepaymentBody(ApiModel):
 
 @route(bp, "/v1/loans/{loan_id}/repayments", "POST", summary="Repay part or all of a loan",
        tag="repay", body=RepaymentBody, auth="bearer", status=201, idempotent=True,
-       errors=("404 LOAN_NOT_FOUND", "409 LOAN_NOT_ACTIVE", "422 OVERPAYMENT"))
+       errors=("404 LOAN_NOT_FOUND", "409 LOAN_NOT_ACTIVE", "409 PAYMENT_PENDING", "422 OVERPAYMENT",
+               "422 PAYMENT_DECLINED", "503 PAYMENT_PENDING"))
 def repay(request: Any, loan_id: str, body: RepaymentBody, principal: str) -> dict[str, Any]:
-    return service.repay(principal, loan_id, body.amount, _now())
+    return service.repay(principal, loan_id, body.amount, _now(), key=money_key(request, principal))
 
 
 @route(bp, "/v1/me/notifications", "GET", summary="The user's in-app inbox", tag="repay", auth="bearer")

@@ -17,13 +17,13 @@ from chalicelib import wiring
 from chalicelib.core.clock import shanghai_date
 from chalicelib.core.db import condition_failed, transact_connection
 from chalicelib.core.errors import Conflict, DependencyDown, LendingError, RuleViolation
-from chalicelib.money.fen import format_cny
+from chalicelib.core.idempotency import MoneyKey
 from chalicelib.core.observability import logger, metrics
 from chalicelib.loans import schedules
-from chalicelib.money import ledger
 from chalicelib.loans.models import CreditLineRecord, LedgerEntryRecord, LoanRecord
 from chalicelib.loans.service import iso_utc, loan_view, own_loan
-from chalicelib.money import engine
+from chalicelib.money import engine, ledger
+from chalicelib.money.fen import format_cny
 from chalicelib.repay.collection import NotCollected
 from chalicelib.repay.models import InstallmentRecord, RepaymentRecord
 from chalicelib.repay.notifications import NotificationMessage, enqueue, enqueue_many
@@ -54,9 +54,43 @@ def _index_updates(loan: LoanRecord, state_json: str) -> list[InstallmentRecord]
     return schedules.index_items(loan.loan_id, loan.user_id, loan.product_id, state_json)
 
 
-def repay(user_id: str, loan_id: str, amount: int, now: datetime) -> dict:
-    """Collect `amount` and apply it: what is due first, the rest prepays principal."""
+# How long a borrower should wait before asking again about a payment being confirmed: the
+# reconciler runs every 5 minutes and settles what is older than RECONCILE_AFTER.
+CONFIRM_RETRY_AFTER = str(int(RECONCILE_AFTER.total_seconds()) + 300)
+
+
+def _payment_pending(message: str, status: type[LendingError] = DependencyDown) -> LendingError:
+    return status(message, code="PAYMENT_PENDING", headers={"Retry-After": CONFIRM_RETRY_AFTER})
+
+
+def _attempt_to_replace(key: MoneyKey, record) -> str | None:  # type: ignore[no-untyped-def]
+    """The earlier attempt under this key that failed for good (its money was never taken or
+    was given back), which a retry may replace; None for a new key. An attempt whose outcome
+    is not known yet is waited for, never paid again."""
+    if record is None:
+        return None
+    intent = _intent_status(record.ref) if record.ref else None
+    if intent in ("void", "refunded"):
+        return record.ref
+    key.check_body(record)
+    raise _payment_pending("A payment with this Idempotency-Key is still being confirmed with your "
+                           "wallet. Do not pay again: if it did not go through it is given back "
+                           "automatically. Ask again with the same key later to see the result.",
+                           Conflict)
+
+
+def repay(user_id: str, loan_id: str, amount: int, now: datetime, key: MoneyKey | None = None) -> dict:
+    """Collect `amount` and apply it: what is due first, then the accruing installment, the
+    rest prepays principal. With `key`, a retry answers the first result and never collects
+    twice (the key commits with the intent and with the posting)."""
     loan = own_loan(user_id, loan_id)
+    replacing = None
+    if key is not None:
+        record = key.record()
+        first = key.replay(record)
+        if first is not None:
+            return first
+        replacing = _attempt_to_replace(key, record)
     if loan.status not in REPAYABLE:
         raise Conflict(f"A loan that is {loan.status} cannot be repaid.", code="LOAN_NOT_ACTIVE")
     today = shanghai_date(now)
@@ -64,18 +98,25 @@ def repay(user_id: str, loan_id: str, amount: int, now: datetime) -> dict:
     # Apply first (overpayment is refused before any money moves), then collect, then write.
     result = engine.apply_repayment(schedules.load(loan.state), amount, today)
     # The intent goes first: if this function dies after the debit, the reconciler finds it.
-    RepaymentRecord(repayment_id=repayment_id, loan_id=loan_id, user_id=user_id, amount=amount,
-                    status="open", created_at=iso_utc(now), unsettled=UNSETTLED).save(
-        condition=RepaymentRecord.repayment_id.does_not_exist())
+    _open_intent(RepaymentRecord(repayment_id=repayment_id, loan_id=loan_id, user_id=user_id,
+                                 amount=amount, status="open", created_at=iso_utc(now),
+                                 unsettled=UNSETTLED), key, replacing)
     try:
         wiring.payment_collector().collect(repayment_id=repayment_id, user_id=user_id, amount=amount)
     except RuleViolation:  # the wallet said no: nothing was taken
         _settle(repayment_id, "void", now, expected=("open",))
         raise
-    # Any other failure of the debit is ambiguous (it may have gone through): the intent stays
-    # open and the reconciler asks the wallet to give back whatever it took.
+    except Exception:
+        # Ambiguous (a timeout, a 5xx): the debit may have gone through. The intent stays open
+        # and the reconciler gives back whatever was taken; a retry with the key waits for it.
+        logger.exception("wallet debit not confirmed", extra={"loan_id": loan_id,
+                                                              "repayment_id": repayment_id})
+        raise _payment_pending("Your wallet has not confirmed the payment yet. Do not pay again: "
+                               "if it went through it is given back automatically within "
+                               "minutes. Ask again with the same Idempotency-Key later to see "
+                               "the result.") from None
     try:
-        result, status, closed = _post_repayment(loan, repayment_id, amount, result, today, now)
+        result, status, closed = _post_repayment(loan, repayment_id, amount, result, today, now, key)
     except LendingError:
         raise  # the money went back where the error was decided
     except Exception:
@@ -89,6 +130,35 @@ def repay(user_id: str, loan_id: str, amount: int, now: datetime) -> dict:
                                  code="REPAYMENT_UNAVAILABLE") from None
         result, status, closed = posted
     metrics.add_metric(name="RepaymentReceived", unit="Count", value=1)
+    _notify_repayment(user_id, loan_id, repayment_id, amount, result, closed)
+    return _answer(repayment_id, amount, result, status)
+
+
+def _open_intent(intent: RepaymentRecord, key: MoneyKey | None, replacing: str | None) -> None:
+    """Write the repayment's intent, and put the key's attempt in flight with it."""
+    if key is None:
+        intent.save(condition=RepaymentRecord.repayment_id.does_not_exist())
+        return
+    try:
+        with TransactWrite(connection=transact_connection()) as tx:
+            tx.save(intent, condition=RepaymentRecord.repayment_id.does_not_exist())
+            key.open_in(tx, intent.repayment_id, replacing)
+    except TransactWriteError as err:
+        if not condition_failed(err):
+            raise
+        raise Conflict("A request with this Idempotency-Key is still being processed; retry "
+                       "shortly.", code="IDEMPOTENCY_IN_PROGRESS") from None
+
+
+def _answer(repayment_id: str, amount: int, result, status: str) -> dict:  # type: ignore[no-untyped-def]
+    return {"repayment_id": repayment_id, "amount": amount,
+            "allocation": {"penalty": result.allocation.penalty, "interest": result.allocation.interest,
+                           "principal": result.allocation.principal},
+            "loan": {"status": status, "outstanding_principal": result.state.outstanding_principal}}
+
+
+def _notify_repayment(user_id: str, loan_id: str, repayment_id: str, amount: int, result,  # type: ignore[no-untyped-def]
+                      closed: bool) -> None:
     kind = "loan_closed" if closed else "repayment_received"
     text = ("您的借款已全部结清，感谢使用。" if closed else
             f"已收到您的还款 {format_cny(amount)} 元，剩余本金 {format_cny(result.state.outstanding_principal)} 元。")
@@ -97,10 +167,6 @@ def repay(user_id: str, loan_id: str, amount: int, now: datetime) -> dict:
                 loan_id=loan_id)
     except Exception:  # noqa: BLE001
         logger.exception("repayment notification not queued", extra={"loan_id": loan_id})
-    return {"repayment_id": repayment_id, "amount": amount,
-            "allocation": {"penalty": result.allocation.penalty, "interest": result.allocation.interest,
-                           "principal": result.allocation.principal},
-            "loan": {"status": status, "outstanding_principal": result.state.outstanding_principal}}
 
 
 def _posted_repayment(loan_id: str, repayment_id: str, attempts: int = 5):  # type: ignore[no-untyped-def]
@@ -131,8 +197,9 @@ def _posted_repayment(loan_id: str, repayment_id: str, attempts: int = 5):  # ty
 
 
 def _post_repayment(loan: LoanRecord, repayment_id: str, amount: int, result, today: date,  # type: ignore[no-untyped-def]
-                    now: datetime):
-    """Write the applied repayment with its ledger entry; again on a concurrent change."""
+                    now: datetime, key: MoneyKey | None = None):
+    """Write the applied repayment with its ledger entry (and the key's answer); again on a
+    concurrent change."""
     user_id, loan_id = loan.user_id, loan.loan_id
     for _attempt in range(5):
         state_json = json.dumps(result.state.to_dict())
@@ -157,6 +224,8 @@ def _post_repayment(loan: LoanRecord, repayment_id: str, amount: int, result, to
                     tx.save(item)
                 tx.update(RepaymentRecord(repayment_id=repayment_id), actions=_settled("posted", now),
                           condition=RepaymentRecord.status == "open")
+                if key is not None:
+                    key.done_in(tx, _answer(repayment_id, amount, result, status), ref=repayment_id)
             break
         except TransactWriteError as err:
             if not condition_failed(err):

@@ -25,12 +25,15 @@ def active_loan(client):
         yield world, loan["loan_id"]
 
 
-def fail_next_transaction(monkeypatch, *, commit_first: bool):
+def fail_the_posting_transaction(monkeypatch, *, commit_first: bool):
+    """The second transaction of a repayment (the first writes its intent and key) fails."""
     original = botocore.client.BaseClient._make_api_call
-    armed = {"on": True}
+    armed = {"skip": 1, "on": True}
 
     def call(self, operation, params):
-        if armed["on"] and operation == "TransactWriteItems":
+        if armed["on"] and operation == "TransactWriteItems" and armed["skip"]:
+            armed["skip"] -= 1
+        elif armed["on"] and operation == "TransactWriteItems":
             armed["on"] = False
             if commit_first:
                 original(self, operation, params)
@@ -43,7 +46,7 @@ def fail_next_transaction(monkeypatch, *, commit_first: bool):
 
 def test_a_failed_write_after_collection_refunds_and_answers_503(active_loan, monkeypatch):
     world, loan_id = active_loan
-    fail_next_transaction(monkeypatch, commit_first=False)
+    fail_the_posting_transaction(monkeypatch, commit_first=False)
     status, answer = world.repay("u-a", loan_id, 30_000)
     assert status == 503 and answer["error"]["code"] == "REPAYMENT_UNAVAILABLE"
     assert world.collector.refunded == world.collector.collected  # every fen given back
@@ -56,7 +59,7 @@ def test_a_failed_write_after_collection_refunds_and_answers_503(active_loan, mo
 
 def test_a_write_whose_answer_was_lost_keeps_the_money_once(active_loan, monkeypatch):
     world, loan_id = active_loan
-    fail_next_transaction(monkeypatch, commit_first=True)
+    fail_the_posting_transaction(monkeypatch, commit_first=True)
     status, answer = world.repay("u-a", loan_id, 30_000)
     assert status == 201, answer
     assert answer["allocation"] == {"penalty": 0, "interest": 0, "principal": 30_000}

@@ -46,9 +46,14 @@ def test_wallet_refusals_and_failures_are_mapped(status, error):
         wallet(Transport(status=status)).collect(repayment_id="r-1", user_id="u-1", amount=1)
 
 
-def test_no_answer_is_a_dependency_down():
-    with pytest.raises(DependencyDown):
-        wallet(Transport(error=TimeoutError())).collect(repayment_id="r-1", user_id="u-1", amount=1)
+@pytest.mark.parametrize("transport", [Transport(error=TimeoutError()), Transport(status=500),
+                                       Transport(status=503)], ids=["timeout", "500", "503"])
+def test_no_answer_is_unconfirmed_never_nothing_charged(transport):
+    # A timeout or a 5xx may come after the wallet acted: nobody may be told nothing was taken
+    with pytest.raises(DependencyDown) as caught:
+        wallet(transport).collect(repayment_id="r-1", user_id="u-1", amount=1)
+    assert caught.value.code == "PAYMENT_UNCONFIRMED"
+    assert "nothing was charged" not in caught.value.message.lower()
 
 
 def test_a_refund_of_a_debit_the_wallet_never_made_is_not_collected():
