@@ -58,6 +58,26 @@ def _client_error(code: str, operation: str, message: str = "injected fault",
     return ClientError(response, operation)
 
 
+def _commits_a_money_key(operation: str, params: dict) -> bool:
+    """A transaction that settles a money key (a drawdown, or a repayment's posting)."""
+    if operation != "TransactWriteItems":
+        return False
+    for item in params.get("TransactItems", []):
+        put = item.get("Put", {}).get("Item", {})
+        if put.get("id", {}).get("S", "").startswith("money#") and put.get("status", {}).get("S") == "DONE":
+            return True
+    return False
+
+
+def expire_in_progress_records() -> None:
+    """Powertools' in-progress records run out (in AWS, with the dead function's remaining
+    time): a retry then reaches the function again."""
+    from chalicelib.core.idempotency import MONEY_PREFIX, IdempotencyRecord
+    for record in IdempotencyRecord.scan(consistent_read=True):
+        if not record.id.startswith(MONEY_PREFIX) and record.status == "INPROGRESS":
+            record.delete()
+
+
 class Faults:
     """Intercepts every botocore DynamoDB call (pynamodb builds a client per connection and
     `transact_connection()` a new connection per transaction, so the one place that sees them
@@ -69,6 +89,7 @@ class Faults:
         self.rate = 0.0
         self.enabled = False
         self.crash_next_write = False
+        self.die_after_money_write = False
         self.race: Callable[[], None] | None = None
         self.counts: Counter[str] = Counter()
         self._inside = False
@@ -90,6 +111,11 @@ class Faults:
             self.crash_next_write = False
             self.counts["crash"] += 1
             raise Crash(f"container died before {operation}")
+        if self.die_after_money_write and _commits_a_money_key(operation, params):
+            self.die_after_money_write = False
+            original(client, operation, params)
+            self.counts["death_after_money_write"] += 1
+            raise Death("the container timed out after the money write, before Powertools' record")
         if self.race is not None and operation == "TransactWriteItems":
             race, self.race = self.race, None
             self._inside = True
@@ -264,8 +290,25 @@ class Simulation:
         card = self.rng.choice(["c-ok"] * 5 + ["c-0000"])
         ahead = self.rng.choice([None, None, timedelta(0), timedelta(hours=self.rng.randint(1, 7 * 24))])
         at = None if ahead is None else self.world.clock.now() + ahead
-        status, answer = self.request("draw", lambda key: self.world.draw(
-            user, amount, term, method, card, at, key=key))
+        if self.rng.random() < 0.1:
+            self.faults.die_after_money_write = True
+            self.log("  (the draw's container will die after its transaction)")
+        before = len(self.loans_of())
+
+        def send(key: str) -> tuple[int, Any]:
+            try:
+                return self.world.draw(user, amount, term, method, card, at, key=key)
+            except Death:  # API Gateway answers 504; the client retries once the record expired
+                self.report.counts["death"] += 1
+                with self.faults.quiet():
+                    expire_in_progress_records()
+                return 504, {"error": {"code": "GATEWAY_TIMEOUT"}}
+
+        status, answer = self.request("draw", send)
+        self.faults.die_after_money_write = False
+        created = len(self.loans_of()) - before
+        if created > 1 or (status == 201 and created != 1):
+            raise InvariantViolation(f"one draw request made {created} loans (answered {status})")
         if status == 201:
             self.owner[answer["loan_id"]] = user
             self.log(f"draw {user} {amount} {term}m {method} {card} at+{ahead} -> {self.name(answer['loan_id'])}")
@@ -292,11 +335,15 @@ class Simulation:
         with self.faults.quiet():
             status, quote = self.world.payoff(user, loan_id)
             _, loan = self.world.loan(user, loan_id)
+        shown = None  # the installment whose shown total is paid, when it is not late yet
         if status != 200:
             amount, how = 10_000, "inactive"
         else:
             how = self.rng.choice(["installment", "installment", "part", "payoff", "over"])
-            due = next(i["total"] - i["paid"] for i in loan["schedule"] if i["status"] != "paid")
+            first_unpaid = next(i for i in loan["schedule"] if i["status"] != "paid")
+            due = first_unpaid["total"] - first_unpaid["paid"]
+            if how == "installment" and date.fromisoformat(first_unpaid["due_date"]) >= self.today:
+                shown = first_unpaid["installment"]
             amount = {"installment": min(due, quote["amount"]), "payoff": quote["amount"],
                       "part": self.rng.randint(1, quote["amount"]), "over": quote["amount"] + 1}[how]
         if self.rng.random() < 0.15:
@@ -305,6 +352,9 @@ class Simulation:
         elif self.rng.random() < 0.1:
             self.world_collector.die = True
             self.log("  (the repayment's container will time out after the wallet collects)")
+        elif self.rng.random() < 0.1:
+            self.faults.die_after_money_write = True
+            self.log("  (the repayment's container will die after posting, before the key's record)")
         if how != "inactive" and self.rng.random() < 0.1:
             race_user, race_loan = user, loan_id
 
@@ -325,10 +375,13 @@ class Simulation:
                 return self.world.repay(user, loan_id, amount, key=key)
             except Death:  # API Gateway answers a function that timed out with 504
                 self.report.counts["death"] += 1
+                with self.faults.quiet():
+                    expire_in_progress_records()
                 return 504, {"error": {"code": "GATEWAY_TIMEOUT"}}
 
         status, answer = self.request("repay", send)
         self.faults.race = None
+        self.faults.die_after_money_write = False
         self.world_collector.armed = self.world_collector.die = False
         self.faults.crash_next_write = False
         self.log(f"repay {self.name(loan_id)} {how} {amount} -> {status} "
@@ -336,6 +389,12 @@ class Simulation:
         if status == 201:
             self.replayable.append((user, loan_id, amount, keys[-1], answer))
             self.acknowledged.append((loan_id, answer["repayment_id"]))
+            if shown is not None:  # paying the amount shown, up to the due date, pays it
+                with self.faults.quiet():
+                    after = self.world.loan(user, loan_id)[1]["schedule"][shown - 1]
+                if after["status"] != "paid":
+                    raise InvariantViolation(f"installment {shown} of {self.name(loan_id)} paid as shown "
+                                             f"on {self.today} is {after['status']}: {after}")
         assert status in (201, 409, 422, 500, 503, 504), (status, answer)
 
     def step_replay(self) -> None:

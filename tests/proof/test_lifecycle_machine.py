@@ -3,8 +3,9 @@
 Given two approved borrowers, hypothesis applies, draws (amounts, terms, methods, cards the bank
 refuses, disbursement up to 7 days ahead), cancels, runs the disbursement sweep and consumer
 (messages delivered twice or shuffled), repays (an installment, a part, the payoff, more than
-the payoff, a replay of the same Idempotency-Key) and moves the clock by whole days with the
-daily jobs run once, twice, late or not at all. After every step the money invariants of
+the payoff, a replay of the same Idempotency-Key), pays an installment as shown on a random day
+up to its due date, dies after a money write and retries once the idempotency record expired,
+and moves the clock by whole days with the daily jobs run once, twice, late or not at all. After every step the money invariants of
 `world.check_invariants` must hold, read from the tables. Sized for CI and reproducible
 (`derandomize`, no example database); `PROOF_EXAMPLES` raises the example count locally.
 """
@@ -12,13 +13,16 @@ from __future__ import annotations
 
 import os
 import random
-from datetime import timedelta
+from datetime import date, timedelta
+
+import pytest
 
 from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (Bundle, RuleBasedStateMachine, initialize, invariant,
                                  multiple, precondition, rule, run_state_machine_as_test)
 
+from tests.proof.simulator import Death, expire_in_progress_records
 from tests.proof.world import START, World, beijing, check_invariants
 
 USERS = ("u-a", "u-b")
@@ -99,6 +103,51 @@ class LoanLifecycle(RuleBasedStateMachine):
             assert answer["loan"] == {"status": "closed", "outstanding_principal": 0}, answer
         self.answers.append((user, loan_id, amount, key, answer))
 
+    @rule(loan_id=loans, days_before=st.integers(0, 6))
+    def pay_as_shown_before_the_due_date(self, loan_id, days_before):
+        """The amount a reminder showed, paid on D - days_before (or today, if later), pays
+        that installment: it is never overdue, and owes no penalty, whatever the jobs do."""
+        user = self.owner[loan_id]
+        loan = self.world.loan(user, loan_id)[1]
+        if loan["status"] != "active":
+            return
+        shown = next(i for i in loan["schedule"] if i["status"] != "paid")
+        due = date.fromisoformat(shown["due_date"])
+        if due < self.today:
+            return
+        self.move_to(max(self.today, due - timedelta(days=days_before)))
+        status, answer = self.world.repay(user, loan_id, shown["total"] - shown["paid"])
+        assert status == 201, answer
+        event(f"paid as shown {(due - self.today).days} day(s) before the due date")
+        self.move_to(due + timedelta(days=3))
+        after = self.world.loan(user, loan_id)[1]["schedule"][shown["installment"] - 1]
+        assert (after["status"], after["penalty"]) == ("paid", 0), after
+
+    @rule(loan_id=loans)
+    def repay_and_die_before_the_record(self, loan_id):
+        """The function dies after the repayment's transaction; the client retries with the
+        same key once Powertools' record expired: the first result, one debit."""
+        user = self.owner[loan_id]
+        if self.world.loan(user, loan_id)[1]["status"] not in REPAYABLE:
+            return
+        key = f"die-{len(self.answers)}-{loan_id}"
+        collected = len(self.world.collector.collected)
+        with pytest.MonkeyPatch.context() as patch:
+            from chalicelib.repay import service
+
+            def die(*args, **kwargs):
+                raise Death("timed out after posting")
+
+            patch.setattr(service, "enqueue", die)
+            with pytest.raises(Death):
+                self.world.repay(user, loan_id, 1_000, key=key)
+        expire_in_progress_records()
+        status, answer = self.world.repay(user, loan_id, 1_000, key=key)
+        assert status == 201 and answer["amount"] == 1_000, answer
+        assert len(self.world.collector.collected) == collected + 1
+        event("died after a repayment's transaction, retried")
+        self.answers.append((user, loan_id, 1_000, key, answer))
+
     @precondition(lambda self: self.answers)
     @rule(data=st.data())
     def replay_a_repayment(self, data):
@@ -123,6 +172,13 @@ class LoanLifecycle(RuleBasedStateMachine):
         messages = self.world.receive("disbursements") * copies
         random.Random(seed).shuffle(messages)
         assert self.world.consume("disbursements", messages) == set()
+
+    def move_to(self, day: date) -> None:
+        """The clock moves to `day`; each day passed runs its jobs once."""
+        while self.today < day:
+            self.today += timedelta(days=1)
+            self.world.clock.set(beijing(self.today))
+            self.world.daily_jobs(self.today)
 
     @rule(days=st.integers(1, 40), runs=st.sampled_from([0, 1, 1, 2]), late=st.booleans())
     def advance(self, days, runs, late):
