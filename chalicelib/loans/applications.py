@@ -8,6 +8,7 @@ from datetime import date, datetime
 from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
 from pynamodb.transactions import TransactWrite
 
+from chalicelib.core import pii
 from chalicelib.core.clock import parse_instant, shanghai_date
 from chalicelib.core.db import condition_failed, transact_connection
 from chalicelib.core.errors import BadRequest, Conflict, Forbidden, NotFound, RuleViolation
@@ -15,6 +16,7 @@ from chalicelib.core.observability import logger, metrics
 from chalicelib.loans import catalog, credit, people, schedules
 from chalicelib.loans.models import ApplicationRecord, DeclineRecord, LoanRecord
 from chalicelib.loans.service import LIVE_STATUSES, application_record, iso_utc, shanghai_iso
+from chalicelib.risk import reasons
 from chalicelib.risk.service import ApplicationFacts, decide
 
 REVIEW_QUEUE = "review"
@@ -61,12 +63,16 @@ def _record_decline(record: ApplicationRecord) -> None:
             raise
 
 
-def view(record: ApplicationRecord) -> dict:
+def view(record: ApplicationRecord, lang: str = "zh") -> dict:
+    """The decision as the borrower sees it, in their language. Once an operator decided, that
+    is the decision: its reason and its time (the automated one stays in `decision`)."""
     return {"application_id": record.application_id, "status": record.status,
             "credit_limit": record.credit_limit, "apr": record.apr,
-            "reasons": json.loads(record.reasons), "model_version": record.model_version,
-            "decided_at": shanghai_iso(record.decided_at), "product_id": record.product_id,
-            "amount": record.amount, "term_months": record.term_months}
+            "reasons": reasons.localise(json.loads(record.reasons), lang),
+            "model_version": record.model_version,
+            "decided_at": shanghai_iso(record.reviewed_at or record.decided_at),
+            "product_id": record.product_id, "amount": record.amount,
+            "term_months": record.term_months}
 
 
 def _check_business(product: catalog.Product, code: str | None) -> None:
@@ -132,8 +138,8 @@ def apply(user_id: str, *, product_id: str, amount: int, term_months: int, purpo
     return view(record)
 
 
-def get(user_id: str, application_id: str) -> dict:
-    return view(application_record(application_id, owner=user_id))
+def get(user_id: str, application_id: str, lang: str = "zh") -> dict:
+    return view(application_record(application_id, owner=user_id), lang)
 
 
 REVIEW_PAGE = 100
@@ -146,7 +152,7 @@ def in_review() -> list[dict]:
 
 
 def operator_decision(application_id: str, *, operator: str, status: str, credit_limit: int | None,
-                      note: str, now: datetime) -> dict:
+                      note: str, now: datetime, lang: str = "zh") -> dict:
     """An operator settles a `review`: approve (with a limit) or decline. Recorded with who did it."""
     record = application_record(application_id)
     if record.status != "review":
@@ -164,12 +170,15 @@ def operator_decision(application_id: str, *, operator: str, status: str, credit
         if limit > ceiling:
             raise RuleViolation(f"The credit limit can be at most {ceiling} fen for this product.",
                                 code="CREDIT_LIMIT_OUT_OF_RANGE")
-    reasons = json.loads(record.reasons) + [{"code": "OPERATOR_DECISION", "message": note}]
+    # The borrower is told who decided, in standard words; the review's reasons (MANUAL_REVIEW,
+    # the model's) and the operator's note are for staff: they stay in `decision` and `review_note`.
+    shown = [reasons.rule_reason("OPERATOR_APPROVED" if status == "approved" else "OPERATOR_DECLINED",
+                                 "zh")]
     try:
         record.update(actions=[
             ApplicationRecord.status.set(status), ApplicationRecord.credit_limit.set(limit),
             ApplicationRecord.apr.set(apr) if status == "approved" else ApplicationRecord.apr.remove(),
-            ApplicationRecord.reasons.set(json.dumps(reasons, ensure_ascii=False)),
+            ApplicationRecord.reasons.set(json.dumps(shown, ensure_ascii=False)),
             ApplicationRecord.review_queue.remove(), ApplicationRecord.reviewed_by.set(operator),
             ApplicationRecord.review_note.set(note), ApplicationRecord.reviewed_at.set(iso_utc(now))],
             condition=ApplicationRecord.status == "review")
@@ -184,5 +193,6 @@ def operator_decision(application_id: str, *, operator: str, status: str, credit
     else:
         _record_decline(record)
     logger.info("operator decision", extra={"application_id": application_id, "status": status,
-                                            "operator": operator})
-    return {**view(application_record(application_id)), "reviewed_by": operator, "review_note": note}
+                                            "operator": operator, "note": pii.mask_text(note)})
+    return {**view(application_record(application_id), lang), "reviewed_by": operator,
+            "review_note": note}

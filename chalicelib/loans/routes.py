@@ -29,6 +29,11 @@ def _now() -> datetime:
     return wiring.clock().now()
 
 
+def _lang(request: Any) -> str:
+    """Messages meant for a person: Chinese, or English with `Accept-Language: en`."""
+    return "en" if (request.headers.get("accept-language") or "").lower().startswith("en") else "zh"
+
+
 @route(bp, "/v1/products", "GET", summary="Loan products with their APR range", tag="loans")
 def list_products(request: Any) -> dict[str, Any]:
     return {"items": [p.to_api() for p in catalog.list_products()]}
@@ -67,17 +72,16 @@ class ApplicationBody(ApiModel):
        errors=("403 IDENTITY_REQUIRED", "422 AMOUNT_OUT_OF_RANGE", "422 TERM_NOT_OFFERED",
                "422 PRODUCT_NOT_FOUND", "422 BUSINESS_CREDIT_CODE_INVALID"))
 def apply(request: Any, body: ApplicationBody, principal: str) -> dict[str, Any]:
-    lang = "en" if (request.headers.get("accept-language") or "").lower().startswith("en") else "zh"
     return applications.apply(principal, product_id=body.product_id, amount=body.amount,
                               term_months=body.term_months, purpose=body.purpose,
-                              applicant=body.applicant.model_dump(), now=_now(), lang=lang,
+                              applicant=body.applicant.model_dump(), now=_now(), lang=_lang(request),
                               business_credit_code=body.business_credit_code)
 
 
 @route(bp, "/v1/applications/{application_id}", "GET", summary="One application and its decision",
        tag="loans", auth="bearer", errors=("404 APPLICATION_NOT_FOUND",))
 def get_application(request: Any, application_id: str, principal: str) -> dict[str, Any]:
-    return applications.get(principal, application_id)
+    return applications.get(principal, application_id, _lang(request))
 
 
 class DrawBody(ApiModel):
@@ -147,7 +151,8 @@ class OperatorDecisionBody(ApiModel):
 def ops_decide(request: Any, application_id: str, body: OperatorDecisionBody,
                principal: str) -> dict[str, Any]:
     return applications.operator_decision(application_id, operator=principal, status=body.status,
-                                          credit_limit=body.credit_limit, note=body.note, now=_now())
+                                          credit_limit=body.credit_limit, note=body.note, now=_now(),
+                                          lang=_lang(request))
 
 
 @route(bp, "/v1/ops/loans/{loan_id}", "GET", summary="A loan with its ledger entries and events",

@@ -101,3 +101,40 @@ def test_the_review_queue_answers_one_page(ops, monkeypatch):
     for _ in range(3):
         review_application()
     assert len(ops("get", "/v1/ops/reviews")[1]["items"]) == 2
+
+
+@pytest.mark.parametrize("decision, code", [
+    ({"status": "approved", "credit_limit": 500_000}, "OPERATOR_APPROVED"),
+    ({"status": "declined"}, "OPERATOR_DECLINED"),
+])
+def test_the_borrower_sees_the_operators_decision_but_never_the_note(ops, client, clock, decision,
+                                                                     code, monkeypatch, caplog):
+    # Given an application the model sent to review, decided by an operator an hour later
+    # with a note meant for colleagues only
+    from datetime import timedelta
+    from chalicelib.core.http import AUTHENTICATORS
+    monkeypatch.setitem(AUTHENTICATORS, "bearer", lambda request: "u-9")
+    application_id = review_application("u-9")
+    clock.set(NOW + timedelta(hours=1))
+    note = "内部备注：客户情绪激动，额度下调 internal-note-7731"
+    status, decided = ops("post", f"/v1/ops/applications/{application_id}/decision",
+                          {**decision, "note": note})
+    # Then the ops answer and the audit log line keep the note for staff
+    assert status == 200 and decided["review_note"] == note
+    audit = [r for r in caplog.records if r.getMessage() == "operator decision"]
+    assert [(r.note, r.operator) for r in audit] == [(note, "local-operator")]
+    # When the borrower reads the application, in Chinese (default) and in English
+    answers = {}
+    for lang in ("zh", "en"):
+        response = client.http.get(f"/v1/applications/{application_id}",
+                                   headers={"Authorization": "Bearer t", "Accept-Language": lang})
+        assert response.status_code == 200
+        answers[lang] = json.loads(response.body)
+        # Then the note is nowhere in it, and it holds the operator's reason only
+        shown = json.dumps(answers[lang], ensure_ascii=False)
+        assert "internal-note-7731" not in shown and "内部备注" not in shown
+        assert [r["code"] for r in answers[lang]["reasons"]] == [code]
+        # and the decision time is the operator's
+        assert answers[lang]["decided_at"] == "2027-01-10T11:00:00+08:00"
+    zh, en = answers["zh"]["reasons"][0]["message"], answers["en"]["reasons"][0]["message"]
+    assert zh != en and any("\u4e00" <= ch <= "\u9fff" for ch in zh) and en.isascii()
