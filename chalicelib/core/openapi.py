@@ -77,7 +77,12 @@ _BODIES: dict[str, dict[str, Any]] = {
         "term_months": {"type": "integer", "minimum": 1}, "disburse_at": _STAMP,
         "disbursed_at": {**_STAMP, "nullable": True},
         "schedule": {"type": "array", "items": _ref("Installment")},
-        "total_interest": _FEN, "total_repayment": _FEN}),
+        "total_interest": _FEN, "total_repayment": _FEN,
+        # Why a `failed` or `cancelled` loan shows no bill (empty schedule, zero totals);
+        # null for every other loan.
+        "status_reason": {**_obj({"code": {"type": "string", "enum": [
+            "CARD_REFUSED", "CARD_REMOVED", "CANCELLED_BY_BORROWER"]}, "message": _TEXT}),
+            "nullable": True}}),
 }
 _SUCCESS: dict[tuple[str, str], dict[str, Any]] = {
     ("GET", "/health"): _obj({"status": {"type": "string", "enum": ["ok", "degraded"]}}),

@@ -117,19 +117,19 @@ def draw_loan(request: Any, body: DrawBody, principal: str) -> dict[str, Any]:
 
 @route(bp, "/v1/loans", "GET", summary="The user's loans", tag="loans", auth="bearer")
 def list_loans(request: Any, principal: str) -> dict[str, Any]:
-    return {"items": service.list_loans(principal)}
+    return {"items": service.list_loans(principal, _lang(request))}
 
 
 @route(bp, "/v1/loans/{loan_id}", "GET", summary="One loan with its schedule", tag="loans",
        auth="bearer", errors=("404 LOAN_NOT_FOUND",))
 def get_loan(request: Any, loan_id: str, principal: str) -> dict[str, Any]:
-    return service.get_loan(principal, loan_id)
+    return service.get_loan(principal, loan_id, _lang(request))
 
 
 @route(bp, "/v1/loans/{loan_id}/cancel", "POST", summary="Cancel a loan not yet paid out",
        tag="loans", auth="bearer", errors=("404 LOAN_NOT_FOUND", "409 LOAN_NOT_CANCELLABLE"))
 def cancel_loan(request: Any, loan_id: str, principal: str) -> dict[str, Any]:
-    return service.cancel(principal, loan_id, _now())
+    return service.cancel(principal, loan_id, _now(), _lang(request))
 
 
 @route(bp, "/v1/ops/reviews", "GET", summary="Applications waiting for an operator", tag="ops",
@@ -158,7 +158,7 @@ def ops_decide(request: Any, application_id: str, body: OperatorDecisionBody,
 @route(bp, "/v1/ops/loans/{loan_id}", "GET", summary="A loan with its ledger entries and events",
        tag="ops", auth="ops", errors=("404 LOAN_NOT_FOUND",))
 def ops_loan(request: Any, loan_id: str, principal: str) -> dict[str, Any]:
-    return ops.loan_detail(loan_id)
+    return ops.loan_detail(loan_id, _lang(request))
 
 
 @route(bp, "/v1/ops/portfolio", "GET", summary="Counts and outstanding principal by status and "

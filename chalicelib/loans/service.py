@@ -167,7 +167,7 @@ def own_loan(user_id: str, loan_id: str) -> LoanRecord:
     return record
 
 
-def cancel(user_id: str, loan_id: str, now: datetime) -> dict:
+def cancel(user_id: str, loan_id: str, now: datetime, lang: str = "zh") -> dict:
     """Cancel a loan that is still `scheduled`; its amount goes back to the line."""
     loan = own_loan(user_id, loan_id)
     if loan.status != "scheduled":
@@ -186,11 +186,11 @@ def cancel(user_id: str, loan_id: str, now: datetime) -> dict:
             raise
         raise Conflict("The loan is already being paid out and can no longer be cancelled.",
                        code="LOAN_NOT_CANCELLABLE") from None
-    return loan_view(own_loan(user_id, loan_id))
+    return loan_view(own_loan(user_id, loan_id), lang)
 
 
-def get_loan(user_id: str, loan_id: str) -> dict:
-    return loan_view(own_loan(user_id, loan_id))
+def get_loan(user_id: str, loan_id: str, lang: str = "zh") -> dict:
+    return loan_view(own_loan(user_id, loan_id), lang)
 
 
 def has_live_loan(user_id: str) -> bool:
@@ -202,15 +202,44 @@ def has_live_loan(user_id: str) -> bool:
 LIST_PAGE = 100
 
 
-def list_loans(user_id: str) -> list[dict]:
+def list_loans(user_id: str, lang: str = "zh") -> list[dict]:
     """The user's latest loans, newest first: one page (the contract has no paging, and a
     borrower must not be able to make this answer grow without bound by drawing and cancelling)."""
     records = LoanRecord.by_user.query(user_id, scan_index_forward=False, limit=LIST_PAGE)
-    return [loan_view(r) for r in records]
+    return [loan_view(r, lang) for r in records]
 
 
-def loan_view(loan: LoanRecord) -> dict:
-    shown = schedules.render(loan.state)
+# Why a loan ended without a bill: code -> (English, Chinese). A payout refused for good is
+# CARD_REFUSED whatever the bank's own code (kept in `failure_reason` for the ops view).
+STATUS_REASONS: dict[str, tuple[str, str]] = {
+    "CARD_REFUSED": ("The bank refused the payout to this card, so nothing was lent and your "
+                     "credit is back on your line. Add another card and draw again.",
+                     "银行拒绝向该卡放款，借款未发放，额度已恢复。请更换银行卡后重新借款。"),
+    "CARD_REMOVED": ("The card was removed before the payout, so nothing was lent and your credit "
+                     "is back on your line.", "放款前该银行卡已解绑，借款未发放，额度已恢复。"),
+    "CANCELLED_BY_BORROWER": ("You cancelled this loan before it was paid out; your credit is back "
+                              "on your line.", "您已在放款前取消该笔借款，额度已恢复。"),
+}
+
+
+def status_reason(loan: LoanRecord, lang: str = "zh") -> dict | None:
+    """Why a `failed` or `cancelled` loan owes nothing; None for every other loan."""
+    if loan.status == "cancelled":
+        code = "CANCELLED_BY_BORROWER"
+    elif loan.status == "failed":
+        code = "CARD_REMOVED" if loan.failure_reason == "CARD_REMOVED" else "CARD_REFUSED"
+    else:
+        return None
+    en, zh = STATUS_REASONS[code]
+    return {"code": code, "message": en if lang == "en" else zh}
+
+
+def loan_view(loan: LoanRecord, lang: str = "zh") -> dict:
+    """A loan as the borrower sees it. A loan that was never paid out shows no bill: its
+    preview schedule is not owed."""
+    reason = status_reason(loan, lang)
+    shown = ({"schedule": [], "total_interest": 0, "total_repayment": 0} if reason is not None
+             else schedules.render(loan.state))
     return {
         "loan_id": loan.loan_id, "status": loan.status, "principal": loan.principal,
         "outstanding_principal": loan.outstanding_principal, "apr": loan.apr,
@@ -218,5 +247,5 @@ def loan_view(loan: LoanRecord) -> dict:
         "product_id": loan.product_id, "bank_card_last4": loan.card_last4,
         "disburse_at": shanghai_iso(loan.disburse_at), "disbursed_at": shanghai_iso(loan.disbursed_at),
         "schedule": shown["schedule"], "total_interest": shown["total_interest"],
-        "total_repayment": shown["total_repayment"],
+        "total_repayment": shown["total_repayment"], "status_reason": reason,
     }

@@ -165,3 +165,53 @@ def test_the_loan_list_is_one_page_newest_first(borrower, monkeypatch):
                                                      "equal_installment", "c-ok", None),
                          NOW + timedelta(minutes=k))["loan_id"] for k in range(3)]
     assert [loan["loan_id"] for loan in service.list_loans("u-1")] == [made[2], made[1]]
+
+
+@pytest.fixture()
+def as_borrower(client, aws_stack, monkeypatch):
+    """GET as borrower u-1 over HTTP (bearer seam), and as an operator (the local ops key)."""
+    from chalicelib.core.http import AUTHENTICATORS
+    monkeypatch.setitem(AUTHENTICATORS, "bearer", lambda request: "u-1")
+    ops_key = json.loads(aws_stack["secrets"]["ops"])["key"]
+
+    def get(path, lang=None, ops=False):
+        headers = {"X-Ops-Key": ops_key} if ops else {"Authorization": "Bearer t"}
+        if lang:
+            headers["Accept-Language"] = lang
+        response = client.http.get(path, headers=headers)
+        assert response.status_code == 200, response.body
+        return json.loads(response.body)
+
+    return get
+
+
+def test_failed_and_cancelled_loans_show_no_bill_and_say_why(borrower, as_borrower):
+    # Given a loan the bank refused to pay out, one the borrower cancelled, and a live one
+    refused = draw(borrower, 250_000, card="c-0000")["loan_id"]
+    assert disbursement.disburse(refused, NOW) == "failed"
+    cancelled = draw(borrower, 100_000, at=NOW + timedelta(days=2))["loan_id"]
+    service.cancel("u-1", cancelled, NOW)
+    live = draw(borrower, 100_000)["loan_id"]
+    # When the borrower and an operator look at them
+    listed = {loan["loan_id"]: loan for loan in as_borrower("/v1/loans")["items"]}
+    for loan_id, code in ((refused, "CARD_REFUSED"), (cancelled, "CANCELLED_BY_BORROWER")):
+        for shown in (as_borrower(f"/v1/loans/{loan_id}"), listed[loan_id],
+                      as_borrower(f"/v1/ops/loans/{loan_id}", ops=True)):
+            # Then nothing is owed on them and the reason is given, in Chinese by default
+            assert shown["schedule"] == [] and shown["outstanding_principal"] == 0
+            assert (shown["total_interest"], shown["total_repayment"]) == (0, 0)
+            assert shown["status_reason"]["code"] == code
+            assert any("\u4e00" <= ch <= "\u9fff" for ch in shown["status_reason"]["message"])
+        english = as_borrower(f"/v1/loans/{loan_id}", lang="en")["status_reason"]
+        assert english["code"] == code and english["message"].isascii()
+    # And a loan that goes ahead still shows its bill, with no status reason
+    assert listed[live]["schedule"] and listed[live]["total_repayment"] > 100_000
+    assert listed[live]["status_reason"] is None
+
+
+def test_the_api_document_describes_status_reason_as_the_loans_show_it(client):
+    loan = json.loads(client.http.get("/openapi.json").body)["components"]["schemas"]["Loan"]
+    reason = loan["properties"]["status_reason"]
+    assert "status_reason" in loan["required"] and reason["nullable"] is True
+    assert set(reason["properties"]["code"]["enum"]) == set(service.STATUS_REASONS)
+    assert reason["required"] == ["code", "message"]
