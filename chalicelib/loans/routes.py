@@ -107,7 +107,11 @@ def _parse_instant(text: str | None) -> datetime | None:
 @route(bp, "/v1/loans", "POST", summary="Draw a loan on the approved credit line", tag="loans",
        body=DrawBody, auth="bearer", status=201, idempotent=True,
        errors=("404 APPLICATION_NOT_FOUND", "404 CARD_NOT_FOUND", "409 APPLICATION_NOT_APPROVED",
-               "422 CREDIT_LIMIT_EXCEEDED", "422 AFFORDABILITY", "422 DISBURSE_AT_INVALID"))
+               "409 APPLICATION_SUPERSEDED", "409 NO_CREDIT_LINE", "409 CREDIT_LINE_EXPIRED",
+               "409 CREDIT_LINE_BUSY", "422 CREDIT_LIMIT_EXCEEDED", "422 AFFORDABILITY",
+               "422 DISBURSE_AT_INVALID", "422 LOAN_OVERDUE", "422 TOO_MANY_LOANS",
+               "422 AMOUNT_OUT_OF_RANGE", "422 TERM_NOT_OFFERED",
+               "422 REPAYMENT_METHOD_NOT_OFFERED"))
 def draw_loan(request: Any, body: DrawBody, principal: str) -> dict[str, Any]:
     return service.draw(principal, service.DrawRequest(
         application_id=body.application_id, amount=body.amount, term_months=body.term_months,
