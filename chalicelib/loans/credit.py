@@ -18,6 +18,10 @@ class CreditLine:
     drawn: int
     apr: str
     expires_on: str
+    application_id: str = ""  # the approval that set the line: the only one that can be drawn on
+    product_id: str = ""
+    draw_seq: int | None = None  # draws so far (None: a line from before draws were counted)
+    loan_ids: tuple[str, ...] = ()  # loans live at the last draw, and that draw's loan
 
     @property
     def available(self) -> int:
@@ -28,7 +32,9 @@ class CreditLine:
 
 
 def _line(record: CreditLineRecord) -> CreditLine:
-    return CreditLine(record.user_id, record.credit_limit, record.drawn, record.apr, record.expires_on)
+    return CreditLine(record.user_id, record.credit_limit, record.drawn, record.apr, record.expires_on,
+                      application_id=record.application_id, product_id=record.product_id,
+                      draw_seq=record.draw_seq, loan_ids=tuple(record.loan_ids or ()))
 
 
 def get_line(user_id: str) -> CreditLine | None:
