@@ -5,7 +5,7 @@ import json
 import uuid
 from datetime import date, datetime
 
-from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
+from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError, UpdateError
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.core import pii
@@ -112,30 +112,47 @@ def apply(user_id: str, *, product_id: str, amount: int, term_months: int, purpo
                              **_history(user_id, product_id))
     decision = decide(facts)
     application_id = str(uuid.uuid4())
-    record = ApplicationRecord(
-        application_id=application_id, user_id=user_id, product_id=product_id, amount=amount,
-        term_months=term_months, purpose=purpose, applicant=json.dumps(applicant),
-        business_credit_code=business_credit_code.upper() if business_credit_code else None,
-        status=decision["status"], credit_limit=decision["credit_limit"], apr=decision["apr"],
-        reasons=json.dumps(decision["reasons"], ensure_ascii=False),
-        model_version=decision["model_version"], decided_at=iso_utc(now),
-        decision=json.dumps(decision, ensure_ascii=False, default=str),
-        review_queue=REVIEW_QUEUE if decision["status"] == "review" else None)
-    if _starts_cool_down(decision):
+
+    def record_of(granted: int, shown: list[dict]) -> ApplicationRecord:
+        return ApplicationRecord(
+            application_id=application_id, user_id=user_id, product_id=product_id, amount=amount,
+            term_months=term_months, purpose=purpose, applicant=json.dumps(applicant),
+            business_credit_code=business_credit_code.upper() if business_credit_code else None,
+            status=decision["status"], credit_limit=granted, apr=decision["apr"],
+            reasons=json.dumps(shown, ensure_ascii=False),
+            model_version=decision["model_version"], decided_at=iso_utc(now),
+            decision=json.dumps(decision, ensure_ascii=False, default=str),
+            review_queue=REVIEW_QUEUE if decision["status"] == "review" else None)
+
+    record = record_of(decision["credit_limit"], decision["reasons"])
+    new_record = ApplicationRecord.application_id.does_not_exist()
+    if decision["status"] == "approved":
+        # The application and the line it moves, in one transaction: its answer carries the
+        # limit the line actually got (`decision` keeps the model's, for replay).
+        def with_record(tx: TransactWrite, approval: credit.Approval) -> None:
+            nonlocal record
+            held = [reasons.rule_reason("LIMIT_INCREASE_TOO_SOON", lang)] if approval.held else []
+            record = record_of(approval.limit, held + decision["reasons"])
+            tx.save(record, condition=new_record)
+
+        approval = credit.approve(user_id, limit=decision["credit_limit"], apr=decision["apr"],
+                                  application_id=application_id, product_id=product_id, now=now,
+                                  also=with_record)
+        if approval.held:
+            metrics.add_metric(name="LimitIncreaseHeld", unit="Count", value=1)
+    elif _starts_cool_down(decision):
         with TransactWrite(connection=transact_connection()) as tx:
-            tx.save(record, condition=ApplicationRecord.application_id.does_not_exist())
+            tx.save(record, condition=new_record)
             tx.save(DeclineRecord(user_id=user_id, product_id=product_id, application_id=application_id,
                                   declined_on=shanghai_date(now).isoformat()))
     else:
-        record.save(condition=ApplicationRecord.application_id.does_not_exist())
-    if decision["status"] == "approved":
-        credit.set_line(user_id, limit=decision["credit_limit"], apr=decision["apr"],
-                        application_id=application_id, product_id=product_id, now=now)
+        record.save(condition=new_record)
     metrics.add_metric(name=f"Decision_{decision['status']}", unit="Count", value=1)
     logger.info("application decided", extra={"application_id": application_id,
                                                "status": decision["status"],
-                                               "reasons": [r["code"] for r in decision["reasons"]]})
-    return view(record)
+                                               "credit_limit": record.credit_limit,
+                                               "reasons": [r["code"] for r in json.loads(record.reasons)]})
+    return view(record, lang)
 
 
 def get(user_id: str, application_id: str, lang: str = "zh") -> dict:
@@ -172,25 +189,37 @@ def operator_decision(application_id: str, *, operator: str, status: str, credit
                                 code="CREDIT_LIMIT_OUT_OF_RANGE")
     # The borrower is told who decided, in standard words; the review's reasons (MANUAL_REVIEW,
     # the model's) and the operator's note are for staff: they stay in `decision` and `review_note`.
-    shown = [reasons.rule_reason("OPERATOR_APPROVED" if status == "approved" else "OPERATOR_DECLINED",
-                                 "zh")]
-    try:
-        record.update(actions=[
-            ApplicationRecord.status.set(status), ApplicationRecord.credit_limit.set(limit),
+    # Stored in Chinese, shown in the reader's language (`view`).
+    code = "OPERATOR_APPROVED" if status == "approved" else "OPERATOR_DECLINED"
+
+    def settle(tx: TransactWrite | None, granted: int, held: bool = False) -> None:
+        shown = [reasons.rule_reason(code, "zh")]
+        if held:
+            shown.append(reasons.rule_reason("LIMIT_INCREASE_TOO_SOON", "zh"))
+        actions = [
+            ApplicationRecord.status.set(status), ApplicationRecord.credit_limit.set(granted),
             ApplicationRecord.apr.set(apr) if status == "approved" else ApplicationRecord.apr.remove(),
             ApplicationRecord.reasons.set(json.dumps(shown, ensure_ascii=False)),
             ApplicationRecord.review_queue.remove(), ApplicationRecord.reviewed_by.set(operator),
-            ApplicationRecord.review_note.set(note), ApplicationRecord.reviewed_at.set(iso_utc(now))],
-            condition=ApplicationRecord.status == "review")
-    except UpdateError as err:
+            ApplicationRecord.review_note.set(note), ApplicationRecord.reviewed_at.set(iso_utc(now))]
+        if tx is None:
+            record.update(actions=actions, condition=ApplicationRecord.status == "review")
+        else:
+            tx.update(record, actions=actions, condition=ApplicationRecord.status == "review")
+
+    try:
+        if status == "approved":  # the application and the line it moves, in one transaction
+            credit.approve(record.user_id, limit=limit, apr=apr, application_id=application_id,
+                           product_id=record.product_id, now=now,
+                           also=lambda tx, approval: settle(tx, approval.limit, approval.held))
+        else:
+            settle(None, 0)
+    except (UpdateError, TransactWriteError) as err:
         if condition_failed(err):
             raise Conflict("Someone decided this application already.",
                            code="APPLICATION_NOT_IN_REVIEW") from None
         raise
-    if status == "approved":
-        credit.set_line(record.user_id, limit=limit, apr=apr, application_id=application_id,
-                        product_id=record.product_id, now=now)
-    else:
+    if status == "declined":
         _record_decline(record)
     logger.info("operator decision", extra={"application_id": application_id, "status": status,
                                             "operator": operator, "note": pii.mask_text(note)})

@@ -108,7 +108,10 @@ class CreditLineRecord(Model):
     it is still the value it read, with `loan_ids`, the loans that were live then plus the new
     one. So a draw checks the hard rules (no loan overdue, fewer than 3 live) on a consistent
     read of exactly the loans that can be live, and two draws cannot both pass on one reading.
-    A line without `draw_seq` predates this and is read from the loans index once."""
+    A line without `draw_seq` predates this and is read from the loans index once.
+
+    Approvals move the line with a condition on the limit and `limit_raised_at` they read, so
+    two approvals cannot both raise it inside the 30 days the first one starts."""
 
     class Meta(BaseMeta):
         table_name = config.table_name("credit-lines")
@@ -123,6 +126,7 @@ class CreditLineRecord(Model):
     expires_on = UnicodeAttribute()
     draw_seq = IntAttribute(null=True)
     loan_ids = ListAttribute(of=UnicodeAttribute, null=True)
+    limit_raised_at = UnicodeAttribute(null=True)  # when the line was opened or last raised
 
 
 class LoansByUser(GlobalSecondaryIndex):

@@ -167,7 +167,7 @@ def test_two_hundred_concurrent_drawdowns_never_exceed_a_line_or_the_loan_count(
 def test_a_new_approval_resizes_the_line_and_keeps_what_is_drawn(borrower):
     draw(borrower, 300_000)
     line = credit.set_line("u-1", limit=2_000_000, apr="0.1500", application_id="a-2",
-                           product_id="revolving-credit", now=NOW)
+                           product_id="revolving-credit", now=NOW + timedelta(days=30))
     assert (line.limit, line.drawn, line.available, line.apr) == (2_000_000, 300_000, 1_700_000, "0.1500")
     assert credit.get_line("u-1") == line
 
@@ -277,7 +277,8 @@ def test_an_approval_landing_during_a_draw_is_caught_by_its_transaction(borrower
     def read_then_approval_lands(user_id):
         line = real_get_line(user_id)
         if not landed:
-            landed.append(approve_again())
+            landed.append(user_id)
+            approve_again()
         return line
 
     monkeypatch.setattr(credit, "get_line", read_then_approval_lands)

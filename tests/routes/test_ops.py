@@ -138,3 +138,76 @@ def test_the_borrower_sees_the_operators_decision_but_never_the_note(ops, client
         assert answers[lang]["decided_at"] == "2027-01-10T11:00:00+08:00"
     zh, en = answers["zh"]["reasons"][0]["message"], answers["en"]["reasons"][0]["message"]
     assert zh != en and any("\u4e00" <= ch <= "\u9fff" for ch in zh) and en.isascii()
+
+
+def test_an_operators_approval_within_30_days_of_an_increase_does_not_raise_the_limit(ops, clock):
+    from datetime import timedelta
+    # Given an operator opened a 500,000 fen line
+    first = review_application("u-9")
+    ops("post", f"/v1/ops/applications/{first}/decision",
+        {"status": "approved", "credit_limit": 500_000, "note": "ok"})
+    # When ten days later another operator approves a new application at 800,000 fen
+    clock.set(NOW + timedelta(days=10))
+    second = review_application("u-9")
+    status, decided = ops("post", f"/v1/ops/applications/{second}/decision",
+                          {"status": "approved", "credit_limit": 800_000, "note": "ok"})
+    # Then it is approved at the current limit, and the borrower is told why
+    assert status == 200 and decided["credit_limit"] == 500_000
+    assert [r["code"] for r in decided["reasons"]] == ["OPERATOR_APPROVED", "LIMIT_INCREASE_TOO_SOON"]
+    line = credit.get_line("u-9")
+    assert (line.limit, line.application_id) == (500_000, second)
+    # And an approval at a lower limit applies at once
+    third = review_application("u-9")
+    ops("post", f"/v1/ops/applications/{third}/decision",
+        {"status": "approved", "credit_limit": 300_000, "note": "ok"})
+    assert credit.get_line("u-9").limit == 300_000
+
+
+def test_two_approvals_at_once_cannot_both_raise_the_limit(ops, clock, monkeypatch):
+    import threading
+    from datetime import timedelta
+    from infra.local_stack import serialise_aws
+    # Given a line opened 40 days ago, and two applications in review
+    first = review_application("u-9")
+    ops("post", f"/v1/ops/applications/{first}/decision",
+        {"status": "approved", "credit_limit": 300_000, "note": "ok"})
+    clock.set(NOW + timedelta(days=40))
+    pending = [review_application("u-9") for _ in range(2)]
+    # When two operators approve them at once, both reading the line before either writes
+    both_read = threading.Barrier(2, timeout=10)
+    real_get_line, waited = credit.get_line, set()
+
+    def read_then_wait(user_id):
+        line = real_get_line(user_id)
+        if threading.current_thread() is not threading.main_thread() and \
+                threading.get_ident() not in waited:
+            waited.add(threading.get_ident())
+            both_read.wait()
+        return line
+
+    monkeypatch.setattr(credit, "get_line", read_then_wait)
+    answers = {}
+
+    def decide(application_id, limit):
+        answers[limit] = ops("post", f"/v1/ops/applications/{application_id}/decision",
+                             {"status": "approved", "credit_limit": limit, "note": "ok"})
+
+    undo = serialise_aws()
+    try:
+        threads = [threading.Thread(target=decide, args=(a, limit))
+                   for a, limit in zip(pending, (600_000, 700_000))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        undo()
+    # Then one raised the limit and the other was held at that raised limit
+    assert {status for status, _ in answers.values()} == {200}
+    granted = {limit: body["credit_limit"] for limit, (_, body) in answers.items()}
+    held = [limit for limit, (_, body) in answers.items()
+            if "LIMIT_INCREASE_TOO_SOON" in [r["code"] for r in body["reasons"]]]
+    assert len(held) == 1 and len(waited) == 2, answers
+    raised = ({600_000, 700_000} - set(held)).pop()
+    assert granted == {raised: raised, held[0]: raised}
+    assert real_get_line("u-9").limit == raised
