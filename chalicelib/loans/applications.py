@@ -22,6 +22,7 @@ from chalicelib.risk.service import ApplicationFacts, decide
 REVIEW_QUEUE = "review"
 BUSINESS_LOAN = "business_loan"
 COOL_DOWN = "REAPPLY_COOL_DOWN"  # the policy's reason when the same product is re-applied too soon
+OPERATOR_REASONS = {"approved": "OPERATOR_APPROVED", "declined": "OPERATOR_DECLINED"}
 
 
 def _history(user_id: str, product_id: str) -> dict:
@@ -66,9 +67,14 @@ def _record_decline(record: ApplicationRecord) -> None:
 def view(record: ApplicationRecord, lang: str = "zh") -> dict:
     """The decision as the borrower sees it, in their language. Once an operator decided, that
     is the decision: its reason and its time (the automated one stays in `decision`)."""
+    shown = json.loads(record.reasons)
+    if record.reviewed_by and not {r["code"] for r in shown} & set(OPERATOR_REASONS.values()):
+        # Decided before operators' reasons were standard (the note was appended to the
+        # review's reasons): show what is shown today, never the stored note.
+        shown = [{"code": OPERATOR_REASONS[record.status], "message": ""}]
     return {"application_id": record.application_id, "status": record.status,
             "credit_limit": record.credit_limit, "apr": record.apr,
-            "reasons": reasons.localise(json.loads(record.reasons), lang),
+            "reasons": reasons.localise(shown, lang),
             "model_version": record.model_version,
             "decided_at": shanghai_iso(record.reviewed_at or record.decided_at),
             "product_id": record.product_id, "amount": record.amount,
@@ -190,7 +196,7 @@ def operator_decision(application_id: str, *, operator: str, status: str, credit
     # The borrower is told who decided, in standard words; the review's reasons (MANUAL_REVIEW,
     # the model's) and the operator's note are for staff: they stay in `decision` and `review_note`.
     # Stored in Chinese, shown in the reader's language (`view`).
-    code = "OPERATOR_APPROVED" if status == "approved" else "OPERATOR_DECLINED"
+    code = OPERATOR_REASONS[status]
 
     def settle(tx: TransactWrite | None, granted: int, held: bool = False) -> None:
         shown = [reasons.rule_reason(code, "zh")]

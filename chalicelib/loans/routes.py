@@ -69,8 +69,8 @@ class ApplicationBody(ApiModel):
 
 @route(bp, "/v1/applications", "POST", summary="Apply for credit; decided at once", tag="loans",
        body=ApplicationBody, auth="bearer", status=201, idempotent=True,
-       errors=("403 IDENTITY_REQUIRED", "422 AMOUNT_OUT_OF_RANGE", "422 TERM_NOT_OFFERED",
-               "422 PRODUCT_NOT_FOUND", "422 BUSINESS_CREDIT_CODE_INVALID"))
+       errors=("403 IDENTITY_REQUIRED", "409 CREDIT_LINE_BUSY", "422 AMOUNT_OUT_OF_RANGE",
+               "422 TERM_NOT_OFFERED", "422 PRODUCT_NOT_FOUND", "422 BUSINESS_CREDIT_CODE_INVALID"))
 def apply(request: Any, body: ApplicationBody, principal: str) -> dict[str, Any]:
     return applications.apply(principal, product_id=body.product_id, amount=body.amount,
                               term_months=body.term_months, purpose=body.purpose,
@@ -150,7 +150,7 @@ class OperatorDecisionBody(ApiModel):
 
 @route(bp, "/v1/ops/applications/{application_id}/decision", "POST", tag="ops", auth="ops",
        summary="Approve or decline an application in review", body=OperatorDecisionBody,
-       errors=("404 APPLICATION_NOT_FOUND", "409 APPLICATION_NOT_IN_REVIEW",
+       errors=("404 APPLICATION_NOT_FOUND", "409 APPLICATION_NOT_IN_REVIEW", "409 CREDIT_LINE_BUSY",
                "422 CREDIT_LIMIT_REQUIRED", "422 CREDIT_LIMIT_OUT_OF_RANGE"))
 def ops_decide(request: Any, application_id: str, body: OperatorDecisionBody,
                principal: str) -> dict[str, Any]:

@@ -211,3 +211,23 @@ def test_two_approvals_at_once_cannot_both_raise_the_limit(ops, clock, monkeypat
     raised = ({600_000, 700_000} - set(held)).pop()
     assert granted == {raised: raised, held[0]: raised}
     assert real_get_line("u-9").limit == raised
+
+
+def test_an_application_decided_before_shows_no_note_either(client, monkeypatch):
+    # Given an application an operator decided when the note was appended to its reasons
+    from chalicelib.core.http import AUTHENTICATORS
+    from chalicelib.loans.models import ApplicationRecord
+    monkeypatch.setitem(AUTHENTICATORS, "bearer", lambda request: "u-9")
+    application_id = review_application("u-9")
+    record = ApplicationRecord.get(application_id)
+    record.update(actions=[
+        ApplicationRecord.status.set("declined"), ApplicationRecord.review_queue.remove(),
+        ApplicationRecord.reviewed_by.set("someone"), ApplicationRecord.review_note.set("客户很难缠"),
+        ApplicationRecord.reasons.set(json.dumps(json.loads(record.reasons) + [
+            {"code": "OPERATOR_DECISION", "message": "客户很难缠"}], ensure_ascii=False))])
+    # When the borrower reads it, Then only the operator's standard reason shows
+    response = client.http.get(f"/v1/applications/{application_id}",
+                               headers={"Authorization": "Bearer t"})
+    shown = json.loads(response.body)
+    assert [r["code"] for r in shown["reasons"]] == ["OPERATOR_DECLINED"]
+    assert "客户很难缠" not in json.dumps(shown, ensure_ascii=False)
