@@ -167,50 +167,57 @@ def test_two_approvals_at_once_cannot_both_raise_the_limit(ops, clock, monkeypat
     import threading
     from datetime import timedelta
     from infra.local_stack import serialise_aws
-    # Given a line opened 40 days ago, and two applications in review
+    # Given a line opened 40 days ago at 300,000 fen, and two applications in review
     first = review_application("u-9")
     ops("post", f"/v1/ops/applications/{first}/decision",
         {"status": "approved", "credit_limit": 300_000, "note": "ok"})
     clock.set(NOW + timedelta(days=40))
-    pending = [review_application("u-9") for _ in range(2)]
-    # When two operators approve them at once, both reading the line before either writes
+    pending = {600_000: review_application("u-9"), 700_000: review_application("u-9")}
+    # When two operators approve them at once (600,000 and 700,000 fen): both read the line
+    # before either writes, and the 600,000 one writes first
     both_read = threading.Barrier(2, timeout=10)
-    real_get_line, waited = credit.get_line, set()
+    first_written = threading.Event()
+    real_get_line, asks, waited = credit.get_line, {}, set()
 
     def read_then_wait(user_id):
         line = real_get_line(user_id)
-        if threading.current_thread() is not threading.main_thread() and \
-                threading.get_ident() not in waited:
-            waited.add(threading.get_ident())
+        me = threading.get_ident()
+        if me in asks and me not in waited:
+            waited.add(me)
             both_read.wait()
+            if asks[me] == 700_000:
+                first_written.wait(10)
         return line
 
     monkeypatch.setattr(credit, "get_line", read_then_wait)
     answers = {}
 
-    def decide(application_id, limit):
-        answers[limit] = ops("post", f"/v1/ops/applications/{application_id}/decision",
+    def decide(limit):
+        asks[threading.get_ident()] = limit
+        answers[limit] = ops("post", f"/v1/ops/applications/{pending[limit]}/decision",
                              {"status": "approved", "credit_limit": limit, "note": "ok"})
+        if limit == 600_000:
+            first_written.set()
 
     undo = serialise_aws()
     try:
-        threads = [threading.Thread(target=decide, args=(a, limit))
-                   for a, limit in zip(pending, (600_000, 700_000))]
+        threads = [threading.Thread(target=decide, args=(limit,)) for limit in pending]
         for t in threads:
             t.start()
         for t in threads:
             t.join()
     finally:
         undo()
-    # Then one raised the limit and the other was held at that raised limit
-    assert {status for status, _ in answers.values()} == {200}
-    granted = {limit: body["credit_limit"] for limit, (_, body) in answers.items()}
-    held = [limit for limit, (_, body) in answers.items()
-            if "LIMIT_INCREASE_TOO_SOON" in [r["code"] for r in body["reasons"]]]
-    assert len(held) == 1 and len(waited) == 2, answers
-    raised = ({600_000, 700_000} - set(held)).pop()
-    assert granted == {raised: raised, held[0]: raised}
-    assert real_get_line("u-9").limit == raised
+    # Then the first raised the limit, and the second, though it read the line before that
+    # raise, was held at the raised limit: one raise in 30 days
+    assert len(waited) == 2 and {status for status, _ in answers.values()} == {200}, answers
+    codes = {limit: [r["code"] for r in body["reasons"]] for limit, (_, body) in answers.items()}
+    assert codes == {600_000: ["OPERATOR_APPROVED"],
+                     700_000: ["OPERATOR_APPROVED", "LIMIT_INCREASE_TOO_SOON"]}
+    assert {limit: body["credit_limit"] for limit, (_, body) in answers.items()} == {
+        600_000: 600_000, 700_000: 600_000}
+    line = real_get_line("u-9")
+    assert (line.limit, line.application_id) == (600_000, pending[700_000])
 
 
 def test_an_application_decided_before_shows_no_note_either(client, monkeypatch):
