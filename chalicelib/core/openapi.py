@@ -77,7 +77,12 @@ _BODIES: dict[str, dict[str, Any]] = {
         "term_months": {"type": "integer", "minimum": 1}, "disburse_at": _STAMP,
         "disbursed_at": {**_STAMP, "nullable": True},
         "schedule": {"type": "array", "items": _ref("Installment")},
-        "total_interest": _FEN, "total_repayment": _FEN}),
+        "total_interest": _FEN, "total_repayment": _FEN,
+        # Why a `failed` or `cancelled` loan shows no bill (empty schedule, zero totals);
+        # null for every other loan.
+        "status_reason": {**_obj({"code": {"type": "string", "enum": [
+            "CARD_REFUSED", "CARD_REMOVED", "CANCELLED_BY_BORROWER"]}, "message": _TEXT}),
+            "nullable": True}}),
 }
 _SUCCESS: dict[tuple[str, str], dict[str, Any]] = {
     ("GET", "/health"): _obj({"status": {"type": "string", "enum": ["ok", "degraded"]}}),
@@ -126,9 +131,15 @@ _SUCCESS: dict[tuple[str, str], dict[str, Any]] = {
 }
 
 
-def _error_response(status: int) -> dict[str, Any]:
-    response = {"description": _STATUS_TEXT.get(status, "Error"),
-                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+def _error_response(status: int, codes: list[str] | None = None) -> dict[str, Any]:
+    """An error response; with the operation's declared `codes` for this status listed (in the
+    description for people, in `x-error-codes` for tools)."""
+    text = _STATUS_TEXT.get(status, "Error")
+    response: dict[str, Any] = {
+        "description": f"{text}: {', '.join(codes)}" if codes else text,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+    if codes:
+        response["x-error-codes"] = list(codes)
     if status == 429:
         response["headers"] = {"Retry-After": {
             "description": "Seconds to wait before trying again", "required": True,
@@ -176,8 +187,8 @@ def document() -> dict[str, Any]:
         elif doc.auth == "ops":
             operation["security"] = [{"opsKey": []}, {"sigv4": []}]
             operation["responses"]["403"] = _error_response(403)
-        for status in sorted({int(code) for code in _codes_to_statuses(doc.errors)}):
-            operation["responses"].setdefault(str(status), _error_response(status))
+        for status, codes in sorted(_codes_by_status(doc.errors, doc.idempotent).items()):
+            operation["responses"][str(status)] = _error_response(status, codes)
         paths.setdefault(doc.path, {})[doc.method.lower()] = operation
     return {
         "openapi": "3.0.3",
@@ -222,6 +233,16 @@ def _openapi30(schema: Any) -> Any:
 _QUERY_SCHEMAS: dict[str, dict[str, Any]] = {"on": {"type": "string", "format": "date"}}
 
 
-def _codes_to_statuses(errors: tuple[str, ...]) -> list[int]:
-    """`errors` entries are "422 CARD_INVALID" style strings: the status is the first word."""
-    return [int(e.split()[0]) for e in errors]
+# What every idempotent operation may answer about its key (core.idempotency).
+_IDEMPOTENCY_ERRORS = ("400 IDEMPOTENCY_KEY_REQUIRED", "409 IDEMPOTENCY_KEY_REUSED",
+                       "409 IDEMPOTENCY_IN_PROGRESS")
+
+
+def _codes_by_status(errors: tuple[str, ...], idempotent: bool = False) -> dict[int, list[str]]:
+    """`errors` entries are "422 CARD_INVALID" style strings: the status, then the code."""
+    out: dict[int, list[str]] = {}
+    for entry in (*errors, *(_IDEMPOTENCY_ERRORS if idempotent else ())):
+        status, code = entry.split()
+        if code not in out.setdefault(int(status), []):
+            out[int(status)].append(code)
+    return out

@@ -25,3 +25,19 @@ def mask_id_number(id_number: str) -> str:
 def mask_card(card_number: str) -> str:
     """Bank cards show their last 4 digits only."""
     return card_number[-4:]
+
+
+_NUMBER_IN_TEXT = re.compile(r"(?<![0-9])\+?[0-9]{11,19}[Xx]?(?![0-9A-Za-z])")
+
+
+def mask_text(text: str) -> str:
+    """Free text someone typed (an operator's note): every phone, ID or card number in it
+    masked as the contract masks it, the rest left as written."""
+    def masked(match: re.Match[str]) -> str:
+        number = match.group(0)
+        if _PHONE.match(number):
+            return mask_phone(number)
+        if len(number) == 18:
+            return mask_id_number(number)
+        return "****" + number[-4:]
+    return _NUMBER_IN_TEXT.sub(masked, text)

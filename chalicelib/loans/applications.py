@@ -5,9 +5,10 @@ import json
 import uuid
 from datetime import date, datetime
 
-from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
+from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError, UpdateError
 from pynamodb.transactions import TransactWrite
 
+from chalicelib.core import pii
 from chalicelib.core.clock import parse_instant, shanghai_date
 from chalicelib.core.db import condition_failed, transact_connection
 from chalicelib.core.errors import BadRequest, Conflict, Forbidden, NotFound, RuleViolation
@@ -15,11 +16,13 @@ from chalicelib.core.observability import logger, metrics
 from chalicelib.loans import catalog, credit, people, schedules
 from chalicelib.loans.models import ApplicationRecord, DeclineRecord, LoanRecord
 from chalicelib.loans.service import LIVE_STATUSES, application_record, iso_utc, shanghai_iso
+from chalicelib.risk import reasons
 from chalicelib.risk.service import ApplicationFacts, decide
 
 REVIEW_QUEUE = "review"
 BUSINESS_LOAN = "business_loan"
 COOL_DOWN = "REAPPLY_COOL_DOWN"  # the policy's reason when the same product is re-applied too soon
+OPERATOR_REASONS = {"approved": "OPERATOR_APPROVED", "declined": "OPERATOR_DECLINED"}
 
 
 def _history(user_id: str, product_id: str) -> dict:
@@ -61,12 +64,21 @@ def _record_decline(record: ApplicationRecord) -> None:
             raise
 
 
-def view(record: ApplicationRecord) -> dict:
+def view(record: ApplicationRecord, lang: str = "zh") -> dict:
+    """The decision as the borrower sees it, in their language. Once an operator decided, that
+    is the decision: its reason and its time (the automated one stays in `decision`)."""
+    shown = json.loads(record.reasons)
+    if record.reviewed_by and not {r["code"] for r in shown} & set(OPERATOR_REASONS.values()):
+        # Decided before operators' reasons were standard (the note was appended to the
+        # review's reasons): show what is shown today, never the stored note.
+        shown = [{"code": OPERATOR_REASONS[record.status], "message": ""}]
     return {"application_id": record.application_id, "status": record.status,
             "credit_limit": record.credit_limit, "apr": record.apr,
-            "reasons": json.loads(record.reasons), "model_version": record.model_version,
-            "decided_at": shanghai_iso(record.decided_at), "product_id": record.product_id,
-            "amount": record.amount, "term_months": record.term_months}
+            "reasons": reasons.localise(shown, lang),
+            "model_version": record.model_version,
+            "decided_at": shanghai_iso(record.reviewed_at or record.decided_at),
+            "product_id": record.product_id, "amount": record.amount,
+            "term_months": record.term_months}
 
 
 def _check_business(product: catalog.Product, code: str | None) -> None:
@@ -106,34 +118,51 @@ def apply(user_id: str, *, product_id: str, amount: int, term_months: int, purpo
                              **_history(user_id, product_id))
     decision = decide(facts)
     application_id = str(uuid.uuid4())
-    record = ApplicationRecord(
-        application_id=application_id, user_id=user_id, product_id=product_id, amount=amount,
-        term_months=term_months, purpose=purpose, applicant=json.dumps(applicant),
-        business_credit_code=business_credit_code.upper() if business_credit_code else None,
-        status=decision["status"], credit_limit=decision["credit_limit"], apr=decision["apr"],
-        reasons=json.dumps(decision["reasons"], ensure_ascii=False),
-        model_version=decision["model_version"], decided_at=iso_utc(now),
-        decision=json.dumps(decision, ensure_ascii=False, default=str),
-        review_queue=REVIEW_QUEUE if decision["status"] == "review" else None)
-    if _starts_cool_down(decision):
+
+    def record_of(granted: int, shown: list[dict]) -> ApplicationRecord:
+        return ApplicationRecord(
+            application_id=application_id, user_id=user_id, product_id=product_id, amount=amount,
+            term_months=term_months, purpose=purpose, applicant=json.dumps(applicant),
+            business_credit_code=business_credit_code.upper() if business_credit_code else None,
+            status=decision["status"], credit_limit=granted, apr=decision["apr"],
+            reasons=json.dumps(shown, ensure_ascii=False),
+            model_version=decision["model_version"], decided_at=iso_utc(now),
+            decision=json.dumps(decision, ensure_ascii=False, default=str),
+            review_queue=REVIEW_QUEUE if decision["status"] == "review" else None)
+
+    record = record_of(decision["credit_limit"], decision["reasons"])
+    new_record = ApplicationRecord.application_id.does_not_exist()
+    if decision["status"] == "approved":
+        # The application and the line it moves, in one transaction: its answer carries the
+        # limit the line actually got (`decision` keeps the model's, for replay).
+        def with_record(tx: TransactWrite, approval: credit.Approval) -> None:
+            nonlocal record
+            held = [reasons.rule_reason("LIMIT_INCREASE_TOO_SOON", lang)] if approval.held else []
+            record = record_of(approval.limit, held + decision["reasons"])
+            tx.save(record, condition=new_record)
+
+        approval = credit.approve(user_id, limit=decision["credit_limit"], apr=decision["apr"],
+                                  application_id=application_id, product_id=product_id, now=now,
+                                  also=with_record)
+        if approval.held:
+            metrics.add_metric(name="LimitIncreaseHeld", unit="Count", value=1)
+    elif _starts_cool_down(decision):
         with TransactWrite(connection=transact_connection()) as tx:
-            tx.save(record, condition=ApplicationRecord.application_id.does_not_exist())
+            tx.save(record, condition=new_record)
             tx.save(DeclineRecord(user_id=user_id, product_id=product_id, application_id=application_id,
                                   declined_on=shanghai_date(now).isoformat()))
     else:
-        record.save(condition=ApplicationRecord.application_id.does_not_exist())
-    if decision["status"] == "approved":
-        credit.set_line(user_id, limit=decision["credit_limit"], apr=decision["apr"],
-                        application_id=application_id, product_id=product_id, now=now)
+        record.save(condition=new_record)
     metrics.add_metric(name=f"Decision_{decision['status']}", unit="Count", value=1)
     logger.info("application decided", extra={"application_id": application_id,
                                                "status": decision["status"],
-                                               "reasons": [r["code"] for r in decision["reasons"]]})
-    return view(record)
+                                               "credit_limit": record.credit_limit,
+                                               "reasons": [r["code"] for r in json.loads(record.reasons)]})
+    return view(record, lang)
 
 
-def get(user_id: str, application_id: str) -> dict:
-    return view(application_record(application_id, owner=user_id))
+def get(user_id: str, application_id: str, lang: str = "zh") -> dict:
+    return view(application_record(application_id, owner=user_id), lang)
 
 
 REVIEW_PAGE = 100
@@ -146,7 +175,7 @@ def in_review() -> list[dict]:
 
 
 def operator_decision(application_id: str, *, operator: str, status: str, credit_limit: int | None,
-                      note: str, now: datetime) -> dict:
+                      note: str, now: datetime, lang: str = "zh") -> dict:
     """An operator settles a `review`: approve (with a limit) or decline. Recorded with who did it."""
     record = application_record(application_id)
     if record.status != "review":
@@ -164,25 +193,41 @@ def operator_decision(application_id: str, *, operator: str, status: str, credit
         if limit > ceiling:
             raise RuleViolation(f"The credit limit can be at most {ceiling} fen for this product.",
                                 code="CREDIT_LIMIT_OUT_OF_RANGE")
-    reasons = json.loads(record.reasons) + [{"code": "OPERATOR_DECISION", "message": note}]
-    try:
-        record.update(actions=[
-            ApplicationRecord.status.set(status), ApplicationRecord.credit_limit.set(limit),
+    # The borrower is told who decided, in standard words; the review's reasons (MANUAL_REVIEW,
+    # the model's) and the operator's note are for staff: they stay in `decision` and `review_note`.
+    # Stored in Chinese, shown in the reader's language (`view`).
+    code = OPERATOR_REASONS[status]
+
+    def settle(tx: TransactWrite | None, granted: int, held: bool = False) -> None:
+        shown = [reasons.rule_reason(code, "zh")]
+        if held:
+            shown.append(reasons.rule_reason("LIMIT_INCREASE_TOO_SOON", "zh"))
+        actions = [
+            ApplicationRecord.status.set(status), ApplicationRecord.credit_limit.set(granted),
             ApplicationRecord.apr.set(apr) if status == "approved" else ApplicationRecord.apr.remove(),
-            ApplicationRecord.reasons.set(json.dumps(reasons, ensure_ascii=False)),
+            ApplicationRecord.reasons.set(json.dumps(shown, ensure_ascii=False)),
             ApplicationRecord.review_queue.remove(), ApplicationRecord.reviewed_by.set(operator),
-            ApplicationRecord.review_note.set(note), ApplicationRecord.reviewed_at.set(iso_utc(now))],
-            condition=ApplicationRecord.status == "review")
-    except UpdateError as err:
+            ApplicationRecord.review_note.set(note), ApplicationRecord.reviewed_at.set(iso_utc(now))]
+        if tx is None:
+            record.update(actions=actions, condition=ApplicationRecord.status == "review")
+        else:
+            tx.update(record, actions=actions, condition=ApplicationRecord.status == "review")
+
+    try:
+        if status == "approved":  # the application and the line it moves, in one transaction
+            credit.approve(record.user_id, limit=limit, apr=apr, application_id=application_id,
+                           product_id=record.product_id, now=now,
+                           also=lambda tx, approval: settle(tx, approval.limit, approval.held))
+        else:
+            settle(None, 0)
+    except (UpdateError, TransactWriteError) as err:
         if condition_failed(err):
             raise Conflict("Someone decided this application already.",
                            code="APPLICATION_NOT_IN_REVIEW") from None
         raise
-    if status == "approved":
-        credit.set_line(record.user_id, limit=limit, apr=apr, application_id=application_id,
-                        product_id=record.product_id, now=now)
-    else:
+    if status == "declined":
         _record_decline(record)
     logger.info("operator decision", extra={"application_id": application_id, "status": status,
-                                            "operator": operator})
-    return {**view(application_record(application_id)), "reviewed_by": operator, "review_note": note}
+                                            "operator": operator, "note": pii.mask_text(note)})
+    return {**view(application_record(application_id), lang), "reviewed_by": operator,
+            "review_note": note}

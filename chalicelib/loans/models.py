@@ -102,7 +102,16 @@ class DeclineRecord(Model):
 @register_table
 class CreditLineRecord(Model):
     """The user's revolving line. `drawn` is the principal not yet repaid of live loans; it
-    only moves inside the same transaction as the loan that changes it."""
+    only moves inside the same transaction as the loan that changes it.
+
+    Draws are serialised on this item: each one writes `draw_seq` + 1 on the condition that
+    it is still the value it read, with `loan_ids`, the loans that were live then plus the new
+    one. So a draw checks the hard rules (no loan overdue, fewer than 3 live) on a consistent
+    read of exactly the loans that can be live, and two draws cannot both pass on one reading.
+    A line without `draw_seq` predates this and is read from the loans index once.
+
+    Approvals move the line with a condition on the limit and `limit_raised_at` they read, so
+    two approvals cannot both raise it inside the 30 days the first one starts."""
 
     class Meta(BaseMeta):
         table_name = config.table_name("credit-lines")
@@ -111,10 +120,13 @@ class CreditLineRecord(Model):
     credit_limit = FenAttribute()
     drawn = FenAttribute()
     apr = UnicodeAttribute()
-    application_id = UnicodeAttribute()
+    application_id = UnicodeAttribute()  # the approval that set the line: the only one drawable
     product_id = UnicodeAttribute()
     updated_at = UnicodeAttribute()
     expires_on = UnicodeAttribute()
+    draw_seq = IntAttribute(null=True)
+    loan_ids = ListAttribute(of=UnicodeAttribute, null=True)
+    limit_raised_at = UnicodeAttribute(null=True)  # when the line was opened or last raised
 
 
 class LoansByUser(GlobalSecondaryIndex):

@@ -16,7 +16,7 @@ STATUSES = ("scheduled", "disbursing", "active", "overdue", "closed", "cancelled
 BUCKETS = (("0", 0, 0), ("1-30", 1, 30), ("31-60", 31, 60), ("61-90", 61, 90), ("90+", 91, None))
 
 
-def loan_detail(loan_id: str) -> dict:
+def loan_detail(loan_id: str, lang: str = "zh") -> dict:
     try:
         loan = LoanRecord.get(loan_id, consistent_read=True)
     except (DoesNotExist, ValueError):
@@ -36,7 +36,7 @@ def loan_detail(loan_id: str) -> dict:
         events.append({"at": shanghai_iso(loan.closed_at), "event": loan.status,
                        "reason": loan.failure_reason})
     events.sort(key=lambda e: e["at"] or "")
-    return {**loan_view(loan), "user_id": loan.user_id, "application_id": loan.application_id,
+    return {**loan_view(loan, lang), "user_id": loan.user_id, "application_id": loan.application_id,
             "ledger": entries, "events": events}
 
 

@@ -30,6 +30,11 @@ def _now() -> datetime:
     return wiring.clock().now()
 
 
+def _lang(request: Any) -> str:
+    """Messages meant for a person: Chinese, or English with `Accept-Language: en`."""
+    return "en" if (request.headers.get("accept-language") or "").lower().startswith("en") else "zh"
+
+
 @route(bp, "/v1/products", "GET", summary="Loan products with their APR range", tag="loans")
 def list_products(request: Any) -> dict[str, Any]:
     return {"items": [p.to_api() for p in catalog.list_products()]}
@@ -65,20 +70,19 @@ class ApplicationBody(ApiModel):
 
 @route(bp, "/v1/applications", "POST", summary="Apply for credit; decided at once", tag="loans",
        body=ApplicationBody, auth="bearer", status=201, idempotent=True,
-       errors=("403 IDENTITY_REQUIRED", "422 AMOUNT_OUT_OF_RANGE", "422 TERM_NOT_OFFERED",
-               "422 PRODUCT_NOT_FOUND", "422 BUSINESS_CREDIT_CODE_INVALID"))
+       errors=("403 IDENTITY_REQUIRED", "409 CREDIT_LINE_BUSY", "422 AMOUNT_OUT_OF_RANGE",
+               "422 TERM_NOT_OFFERED", "422 PRODUCT_NOT_FOUND", "422 BUSINESS_CREDIT_CODE_INVALID"))
 def apply(request: Any, body: ApplicationBody, principal: str) -> dict[str, Any]:
-    lang = "en" if (request.headers.get("accept-language") or "").lower().startswith("en") else "zh"
     return applications.apply(principal, product_id=body.product_id, amount=body.amount,
                               term_months=body.term_months, purpose=body.purpose,
-                              applicant=body.applicant.model_dump(), now=_now(), lang=lang,
+                              applicant=body.applicant.model_dump(), now=_now(), lang=_lang(request),
                               business_credit_code=body.business_credit_code)
 
 
 @route(bp, "/v1/applications/{application_id}", "GET", summary="One application and its decision",
        tag="loans", auth="bearer", errors=("404 APPLICATION_NOT_FOUND",))
 def get_application(request: Any, application_id: str, principal: str) -> dict[str, Any]:
-    return applications.get(principal, application_id)
+    return applications.get(principal, application_id, _lang(request))
 
 
 class DrawBody(ApiModel):
@@ -104,7 +108,11 @@ def _parse_instant(text: str | None) -> datetime | None:
 @route(bp, "/v1/loans", "POST", summary="Draw a loan on the approved credit line", tag="loans",
        body=DrawBody, auth="bearer", status=201, idempotent=True,
        errors=("404 APPLICATION_NOT_FOUND", "404 CARD_NOT_FOUND", "409 APPLICATION_NOT_APPROVED",
-               "422 CREDIT_LIMIT_EXCEEDED", "422 AFFORDABILITY", "422 DISBURSE_AT_INVALID"))
+               "409 APPLICATION_SUPERSEDED", "409 NO_CREDIT_LINE", "409 CREDIT_LINE_EXPIRED",
+               "409 CREDIT_LINE_BUSY", "422 CREDIT_LIMIT_EXCEEDED", "422 AFFORDABILITY",
+               "422 DISBURSE_AT_INVALID", "422 LOAN_OVERDUE", "422 TOO_MANY_LOANS",
+               "422 AMOUNT_OUT_OF_RANGE", "422 TERM_NOT_OFFERED",
+               "422 REPAYMENT_METHOD_NOT_OFFERED"))
 def draw_loan(request: Any, body: DrawBody, principal: str) -> dict[str, Any]:
     return service.draw(principal, service.DrawRequest(
         application_id=body.application_id, amount=body.amount, term_months=body.term_months,
@@ -114,19 +122,19 @@ def draw_loan(request: Any, body: DrawBody, principal: str) -> dict[str, Any]:
 
 @route(bp, "/v1/loans", "GET", summary="The user's loans", tag="loans", auth="bearer")
 def list_loans(request: Any, principal: str) -> dict[str, Any]:
-    return {"items": service.list_loans(principal)}
+    return {"items": service.list_loans(principal, _lang(request))}
 
 
 @route(bp, "/v1/loans/{loan_id}", "GET", summary="One loan with its schedule", tag="loans",
        auth="bearer", errors=("404 LOAN_NOT_FOUND",))
 def get_loan(request: Any, loan_id: str, principal: str) -> dict[str, Any]:
-    return service.get_loan(principal, loan_id)
+    return service.get_loan(principal, loan_id, _lang(request))
 
 
 @route(bp, "/v1/loans/{loan_id}/cancel", "POST", summary="Cancel a loan not yet paid out",
        tag="loans", auth="bearer", errors=("404 LOAN_NOT_FOUND", "409 LOAN_NOT_CANCELLABLE"))
 def cancel_loan(request: Any, loan_id: str, principal: str) -> dict[str, Any]:
-    return service.cancel(principal, loan_id, _now())
+    return service.cancel(principal, loan_id, _now(), _lang(request))
 
 
 @route(bp, "/v1/ops/reviews", "GET", summary="Applications waiting for an operator", tag="ops",
@@ -143,18 +151,19 @@ class OperatorDecisionBody(ApiModel):
 
 @route(bp, "/v1/ops/applications/{application_id}/decision", "POST", tag="ops", auth="ops",
        summary="Approve or decline an application in review", body=OperatorDecisionBody,
-       errors=("404 APPLICATION_NOT_FOUND", "409 APPLICATION_NOT_IN_REVIEW",
+       errors=("404 APPLICATION_NOT_FOUND", "409 APPLICATION_NOT_IN_REVIEW", "409 CREDIT_LINE_BUSY",
                "422 CREDIT_LIMIT_REQUIRED", "422 CREDIT_LIMIT_OUT_OF_RANGE"))
 def ops_decide(request: Any, application_id: str, body: OperatorDecisionBody,
                principal: str) -> dict[str, Any]:
     return applications.operator_decision(application_id, operator=principal, status=body.status,
-                                          credit_limit=body.credit_limit, note=body.note, now=_now())
+                                          credit_limit=body.credit_limit, note=body.note, now=_now(),
+                                          lang=_lang(request))
 
 
 @route(bp, "/v1/ops/loans/{loan_id}", "GET", summary="A loan with its ledger entries and events",
        tag="ops", auth="ops", errors=("404 LOAN_NOT_FOUND",))
 def ops_loan(request: Any, loan_id: str, principal: str) -> dict[str, Any]:
-    return ops.loan_detail(loan_id)
+    return ops.loan_detail(loan_id, _lang(request))
 
 
 @route(bp, "/v1/ops/portfolio", "GET", summary="Counts and outstanding principal by status and "

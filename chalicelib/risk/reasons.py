@@ -75,6 +75,15 @@ RULE_REASONS: dict[str, tuple[str, str]] = {
                           "自动评估暂不可用，您的申请将转人工审核。"),
     "LIMIT_REDUCED": ("Approved with a credit limit lower than the amount you asked for.",
                       "已批准，但授信额度低于申请金额。"),
+    # Not the model's: the credit line's rule that a limit is raised at most once in 30 days.
+    "LIMIT_INCREASE_TOO_SOON": ("Approved, but your credit limit was set or raised less than 30 days "
+                                "ago, so it stays as it is for now.",
+                                "已批准，但您的额度在30天内刚开通或提升过，本次暂不提额。"),
+    # An operator's decision, in the same words for everyone: the operator's note stays internal.
+    "OPERATOR_APPROVED": ("Our staff reviewed your application and approved it.",
+                          "您的申请已通过人工审核。"),
+    "OPERATOR_DECLINED": ("Our staff reviewed your application and could not approve it.",
+                          "您的申请经人工审核未获通过。"),
 }
 
 LANGUAGES = ("en", "zh")
@@ -94,6 +103,19 @@ def rule_reason(code: str, lang: str = "en") -> dict[str, str]:
 def feature_reason(feature: str, lang: str = "en") -> dict[str, str]:
     code, en, zh = FEATURE_REASONS[feature]
     return {"code": code, "message": _pick(en, zh, lang)}
+
+
+def localise(shown: Iterable[Mapping[str, str]], lang: str) -> list[dict[str, str]]:
+    """Stored reasons in the reader's language: a known code gets its message in `lang`; any
+    other reason is shown as it was stored."""
+    by_code = {code: (en, zh) for code, (en, zh) in RULE_REASONS.items()}
+    by_code.update({code: (en, zh) for code, en, zh in FEATURE_REASONS.values()})
+    out = []
+    for reason in shown:
+        known = by_code.get(reason["code"])
+        out.append({"code": reason["code"],
+                    "message": _pick(*known, lang) if known else reason["message"]})
+    return out
 
 
 def top_risk_features(contributions: Mapping[str, float], limit: int = 3) -> list[str]:

@@ -23,7 +23,7 @@ from hypothesis.stateful import (Bundle, RuleBasedStateMachine, initialize, inva
                                  multiple, precondition, rule, run_state_machine_as_test)
 
 from tests.proof.simulator import Death, expire_in_progress_records
-from tests.proof.world import START, World, beijing, check_invariants
+from tests.proof.world import LIVE, START, World, beijing, check_invariants
 
 USERS = ("u-a", "u-b")
 REPAYABLE = ("active", "overdue")
@@ -58,9 +58,17 @@ class LoanLifecycle(RuleBasedStateMachine):
         at = None if ahead_hours is None else self.world.clock.now() + timedelta(hours=ahead_hours)
         status, answer = self.world.draw(user, amount, term, method, card, at)
         assert status in (201, 422), (status, answer)
+        # the hard rules of the moment: no loan overdue, at most 3 live (the new one included)
+        statuses = [loan.status for loan in self.world.loans() if loan.user_id == user]
+        live = sum(s in LIVE for s in statuses)
         if status == 422:
-            assert answer["error"]["code"] in ("CREDIT_LIMIT_EXCEEDED", "AFFORDABILITY"), answer
+            code = answer["error"]["code"]
+            assert code in ("CREDIT_LIMIT_EXCEEDED", "AFFORDABILITY", "LOAN_OVERDUE",
+                            "TOO_MANY_LOANS"), answer
+            assert code != "LOAN_OVERDUE" or "overdue" in statuses, statuses
+            assert code != "TOO_MANY_LOANS" or live >= 3, statuses
             return multiple()
+        assert "overdue" not in statuses and live <= 3, statuses
         assert answer["status"] == "scheduled" and answer["principal"] == amount
         assert sum(i["principal"] for i in answer["schedule"]) == amount
         self.owner[answer["loan_id"]] = user

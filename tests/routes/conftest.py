@@ -11,6 +11,7 @@ from chalicelib import wiring
 from chalicelib.loans import credit, people, service
 from chalicelib.loans.models import ApplicationRecord
 from chalicelib.loans.payout import SandboxPayout
+from chalicelib.risk.reasons import feature_reason, rule_reason
 
 NOW = datetime(2027, 1, 10, 2, 0, tzinfo=timezone.utc)
 APPLICANT = {"monthly_income": 3_000_000, "monthly_expenses": 500_000, "assets": 0, "debt": 0,
@@ -56,7 +57,9 @@ def review_application(user_id: str = "u-9", applicant: dict | None = None) -> s
     application_id = str(uuid.uuid4())
     ApplicationRecord(application_id=application_id, user_id=user_id, product_id="revolving-credit",
                       amount=800_000, term_months=12, purpose="教育", applicant=json.dumps(applicant or APPLICANT),
-                      status="review", credit_limit=0, apr="0.2000", reasons="[]", model_version="test",
+                      status="review", credit_limit=0, apr="0.2000", model_version="test",
+                      reasons=json.dumps([rule_reason("MANUAL_REVIEW", "zh"),
+                                          feature_reason("debt_to_income", "zh")], ensure_ascii=False),
                       decided_at=service.iso_utc(NOW), review_queue="review",
                       decision=json.dumps({"suggested_limit": 800_000, "suggested_apr": "0.2000"})).save()
     return application_id

@@ -134,3 +134,50 @@ def test_a_business_loan_needs_a_valid_unified_social_credit_code(applicant):
                                                  "business_credit_code": "91110000600037341L"},
                             with_key(me["headers"]))
     assert status == 400
+
+
+def test_re_applying_at_once_with_a_higher_income_does_not_raise_the_limit(applicant, clock):
+    from datetime import timedelta
+    api, me = applicant
+    # Given an approval that opened the line
+    _, first = apply(api, me, GOOD_APPLICANT)
+    assert first["status"] == "approved", first
+    opened = first["credit_limit"]
+    # When the borrower re-applies at once (in English), declaring twice the income
+    doubled = {**GOOD_APPLICANT, "monthly_income": 2 * GOOD_APPLICANT["monthly_income"]}
+    status, again = api.post("/v1/applications", {
+        "product_id": "revolving-credit", "amount": 3_000_000, "term_months": 12, "purpose": "家装",
+        "applicant": doubled}, with_key({**me["headers"], "Accept-Language": "en"}))
+    # Then it is approved, but the limit granted is the current one, and the answer says why
+    assert status == 201 and again["status"] == "approved", again
+    assert again["credit_limit"] == opened
+    held = next(r for r in again["reasons"] if r["code"] == "LIMIT_INCREASE_TOO_SOON")
+    assert "30 days" in held["message"] and all(r["message"].isascii() for r in again["reasons"])
+    assert credit.get_line(me["user_id"]).limit == opened
+    # and in Chinese when read again without asking for English
+    shown = api.get(f"/v1/applications/{again['application_id']}", me["headers"])[1]
+    assert any("\u4e00" <= ch <= "\u9fff" for ch in next(
+        r for r in shown["reasons"] if r["code"] == "LIMIT_INCREASE_TOO_SOON")["message"])
+    # And the line follows that latest approval: only it can be drawn on
+    assert credit.get_line(me["user_id"]).application_id == again["application_id"]
+    # When 29 days have passed, still no increase; after 30 days, the increase applies
+    clock.set(clock.now() + timedelta(days=29))
+    assert apply(api, me, doubled)[1]["credit_limit"] == opened
+    clock.set(clock.now() + timedelta(days=1))
+    _, later = apply(api, me, doubled)
+    assert later["status"] == "approved" and later["credit_limit"] > opened, later
+    assert "LIMIT_INCREASE_TOO_SOON" not in [r["code"] for r in later["reasons"]]
+    assert credit.get_line(me["user_id"]).limit == later["credit_limit"]
+
+
+def test_a_lower_limit_applies_at_once(applicant):
+    api, me = applicant
+    # Given an approval that opened the line
+    _, first = apply(api, me, GOOD_APPLICANT)
+    # When the borrower re-applies at once with half the income
+    halved = {**GOOD_APPLICANT, "monthly_income": GOOD_APPLICANT["monthly_income"] // 2}
+    _, lower = apply(api, me, halved, amount=1_000_000)
+    # Then the lower limit is the line's at once
+    assert lower["status"] == "approved" and lower["credit_limit"] < first["credit_limit"], lower
+    assert "LIMIT_INCREASE_TOO_SOON" not in [r["code"] for r in lower["reasons"]]
+    assert credit.get_line(me["user_id"]).limit == lower["credit_limit"]

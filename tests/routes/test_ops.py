@@ -101,3 +101,140 @@ def test_the_review_queue_answers_one_page(ops, monkeypatch):
     for _ in range(3):
         review_application()
     assert len(ops("get", "/v1/ops/reviews")[1]["items"]) == 2
+
+
+@pytest.mark.parametrize("decision, code", [
+    ({"status": "approved", "credit_limit": 500_000}, "OPERATOR_APPROVED"),
+    ({"status": "declined"}, "OPERATOR_DECLINED"),
+])
+def test_the_borrower_sees_the_operators_decision_but_never_the_note(ops, client, clock, decision,
+                                                                     code, monkeypatch, caplog):
+    # Given an application the model sent to review, decided by an operator an hour later
+    # with a note meant for colleagues only
+    from datetime import timedelta
+    from chalicelib.core.http import AUTHENTICATORS
+    monkeypatch.setitem(AUTHENTICATORS, "bearer", lambda request: "u-9")
+    application_id = review_application("u-9")
+    clock.set(NOW + timedelta(hours=1))
+    note = "内部备注：客户情绪激动，额度下调 internal-note-7731"
+    status, decided = ops("post", f"/v1/ops/applications/{application_id}/decision",
+                          {**decision, "note": note})
+    # Then the ops answer and the audit log line keep the note for staff
+    assert status == 200 and decided["review_note"] == note
+    audit = [r for r in caplog.records if r.getMessage() == "operator decision"]
+    assert [(r.note, r.operator) for r in audit] == [(note, "local-operator")]
+    # When the borrower reads the application, in Chinese (default) and in English
+    answers = {}
+    for lang in ("zh", "en"):
+        response = client.http.get(f"/v1/applications/{application_id}",
+                                   headers={"Authorization": "Bearer t", "Accept-Language": lang})
+        assert response.status_code == 200
+        answers[lang] = json.loads(response.body)
+        # Then the note is nowhere in it, and it holds the operator's reason only
+        shown = json.dumps(answers[lang], ensure_ascii=False)
+        assert "internal-note-7731" not in shown and "内部备注" not in shown
+        assert [r["code"] for r in answers[lang]["reasons"]] == [code]
+        # and the decision time is the operator's
+        assert answers[lang]["decided_at"] == "2027-01-10T11:00:00+08:00"
+    zh, en = answers["zh"]["reasons"][0]["message"], answers["en"]["reasons"][0]["message"]
+    assert zh != en and any("\u4e00" <= ch <= "\u9fff" for ch in zh) and en.isascii()
+
+
+def test_an_operators_approval_within_30_days_of_an_increase_does_not_raise_the_limit(ops, clock):
+    from datetime import timedelta
+    # Given an operator opened a 500,000 fen line
+    first = review_application("u-9")
+    ops("post", f"/v1/ops/applications/{first}/decision",
+        {"status": "approved", "credit_limit": 500_000, "note": "ok"})
+    # When ten days later another operator approves a new application at 800,000 fen
+    clock.set(NOW + timedelta(days=10))
+    second = review_application("u-9")
+    status, decided = ops("post", f"/v1/ops/applications/{second}/decision",
+                          {"status": "approved", "credit_limit": 800_000, "note": "ok"})
+    # Then it is approved at the current limit, and the borrower is told why
+    assert status == 200 and decided["credit_limit"] == 500_000
+    assert [r["code"] for r in decided["reasons"]] == ["OPERATOR_APPROVED", "LIMIT_INCREASE_TOO_SOON"]
+    line = credit.get_line("u-9")
+    assert (line.limit, line.application_id) == (500_000, second)
+    # And an approval at a lower limit applies at once
+    third = review_application("u-9")
+    ops("post", f"/v1/ops/applications/{third}/decision",
+        {"status": "approved", "credit_limit": 300_000, "note": "ok"})
+    assert credit.get_line("u-9").limit == 300_000
+
+
+def test_two_approvals_at_once_cannot_both_raise_the_limit(ops, clock, monkeypatch):
+    import threading
+    from datetime import timedelta
+    from infra.local_stack import serialise_aws
+    # Given a line opened 40 days ago at 300,000 fen, and two applications in review
+    first = review_application("u-9")
+    ops("post", f"/v1/ops/applications/{first}/decision",
+        {"status": "approved", "credit_limit": 300_000, "note": "ok"})
+    clock.set(NOW + timedelta(days=40))
+    pending = {600_000: review_application("u-9"), 700_000: review_application("u-9")}
+    # When two operators approve them at once (600,000 and 700,000 fen): both read the line
+    # before either writes, and the 600,000 one writes first
+    both_read = threading.Barrier(2, timeout=10)
+    first_written = threading.Event()
+    real_get_line, asks, waited = credit.get_line, {}, set()
+
+    def read_then_wait(user_id):
+        line = real_get_line(user_id)
+        me = threading.get_ident()
+        if me in asks and me not in waited:
+            waited.add(me)
+            both_read.wait()
+            if asks[me] == 700_000:
+                first_written.wait(10)
+        return line
+
+    monkeypatch.setattr(credit, "get_line", read_then_wait)
+    answers = {}
+
+    def decide(limit):
+        asks[threading.get_ident()] = limit
+        answers[limit] = ops("post", f"/v1/ops/applications/{pending[limit]}/decision",
+                             {"status": "approved", "credit_limit": limit, "note": "ok"})
+        if limit == 600_000:
+            first_written.set()
+
+    undo = serialise_aws()
+    try:
+        threads = [threading.Thread(target=decide, args=(limit,)) for limit in pending]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        undo()
+    # Then the first raised the limit, and the second, though it read the line before that
+    # raise, was held at the raised limit: one raise in 30 days
+    assert len(waited) == 2 and {status for status, _ in answers.values()} == {200}, answers
+    codes = {limit: [r["code"] for r in body["reasons"]] for limit, (_, body) in answers.items()}
+    assert codes == {600_000: ["OPERATOR_APPROVED"],
+                     700_000: ["OPERATOR_APPROVED", "LIMIT_INCREASE_TOO_SOON"]}
+    assert {limit: body["credit_limit"] for limit, (_, body) in answers.items()} == {
+        600_000: 600_000, 700_000: 600_000}
+    line = real_get_line("u-9")
+    assert (line.limit, line.application_id) == (600_000, pending[700_000])
+
+
+def test_an_application_decided_before_shows_no_note_either(client, monkeypatch):
+    # Given an application an operator decided when the note was appended to its reasons
+    from chalicelib.core.http import AUTHENTICATORS
+    from chalicelib.loans.models import ApplicationRecord
+    monkeypatch.setitem(AUTHENTICATORS, "bearer", lambda request: "u-9")
+    application_id = review_application("u-9")
+    record = ApplicationRecord.get(application_id)
+    record.update(actions=[
+        ApplicationRecord.status.set("declined"), ApplicationRecord.review_queue.remove(),
+        ApplicationRecord.reviewed_by.set("someone"), ApplicationRecord.review_note.set("客户很难缠"),
+        ApplicationRecord.reasons.set(json.dumps(json.loads(record.reasons) + [
+            {"code": "OPERATOR_DECISION", "message": "客户很难缠"}], ensure_ascii=False))])
+    # When the borrower reads it, Then only the operator's standard reason shows
+    response = client.http.get(f"/v1/applications/{application_id}",
+                               headers={"Authorization": "Bearer t"})
+    shown = json.loads(response.body)
+    assert [r["code"] for r in shown["reasons"]] == ["OPERATOR_DECLINED"]
+    assert "客户很难缠" not in json.dumps(shown, ensure_ascii=False)
