@@ -76,9 +76,13 @@ def reminders(event: Any) -> dict[str, int]:
 
 @bp.schedule(Rate(5, unit=Rate.MINUTES))
 @observed
-def repayment_reconciler(event: Any) -> dict[str, int]:
-    """Every 5 minutes: settle repayments a dead function left between the debit and the write."""
-    return service.reconcile_repayments(parse_instant(event.time))
+def repayment_reconciler(event: Any) -> dict[str, Any]:
+    """Every 5 minutes: settle repayments a dead function left between the debit and the write.
+    An intent that cannot be settled is retried, then reported by raising once the others
+    are done (see `chalicelib.core.jobs`); the next run tries it again."""
+    return jobs.raise_if_incomplete("repayment reconciler",
+                                    service.reconcile_repayments(parse_instant(event.time)),
+                                    "failed_repayments")
 
 
 def _handle_notification(record: Any) -> None:

@@ -227,27 +227,45 @@ def _settle(repayment_id: str, status: str, now: datetime, expected: tuple[str, 
                                                       condition=RepaymentRecord.status.is_in(*expected))
 
 
-def reconcile_repayments(now: datetime) -> dict[str, int]:
+def reconcile_repayments(now: datetime) -> dict:
     """Settle repayments left open by a function that died between the debit and the write:
-    posted if the ledger has them, otherwise given back. Reads only unsettled intents."""
+    posted if the ledger has them, otherwise given back. Reads only unsettled intents.
+
+    Each intent is settled on its own (`jobs.each_alone`): one whose refund keeps failing is
+    logged with its ids, counted in `RepaymentReconcileFailed`, tried again after the others
+    and listed in `failed_repayments` (the handler then reports the invocation as failed). It
+    stays unsettled (`refunding` once claimed, so no late write can post it), and the next run,
+    five minutes later, tries it again; the wallet refunds a repayment id once.
+    """
     cutoff = iso_utc(now - RECONCILE_AFTER)
     counts = {"posted": 0, "refunded": 0, "void": 0}
-    for intent in RepaymentRecord.unsettled_by_created.query(
-            UNSETTLED, RepaymentRecord.created_at < cutoff):
-        if intent.status == "open" and _posted_repayment(intent.loan_id, intent.repayment_id):
-            try:
-                _settle(intent.repayment_id, "posted", now, expected=("open",))
-                counts["posted"] += 1
-            except UpdateError as err:
-                if not condition_failed(err):
-                    raise
-            continue
-        outcome = _give_back(intent.repayment_id, intent.user_id, intent.amount, now)
-        counts[outcome] = counts.get(outcome, 0) + 1
-        logger.warning("unsettled repayment settled", extra={"loan_id": intent.loan_id, "outcome": outcome,
-                                                               "repayment_id": intent.repayment_id})
+    intents = list(RepaymentRecord.unsettled_by_created.query(UNSETTLED, RepaymentRecord.created_at < cutoff))
+    outcome = jobs.each_alone("repayment reconciler", intents, lambda intent: _reconcile(intent, now),
+                              item_id=lambda intent: intent.repayment_id, id_field="repayment_id",
+                              failure_metric="RepaymentReconcileFailed")
+    for _intent, settled in outcome.done:
+        if settled is not None:
+            counts[settled] = counts.get(settled, 0) + 1
     metrics.add_metric(name="RepaymentsReconciled", unit="Count", value=sum(counts.values()))
-    return counts
+    return {**counts, "failed": len(outcome.failed),
+            "failed_repayments": [intent.repayment_id for intent in outcome.failed]}
+
+
+def _reconcile(intent: RepaymentRecord, now: datetime) -> str | None:
+    """Settle one unsettled intent; answers how ("posted", "refunded", "void"), or None when
+    someone else settled it meanwhile."""
+    if intent.status == "open" and _posted_repayment(intent.loan_id, intent.repayment_id):
+        try:
+            _settle(intent.repayment_id, "posted", now, expected=("open",))
+        except UpdateError as err:
+            if not condition_failed(err):
+                raise
+            return None
+        return "posted"
+    outcome = _give_back(intent.repayment_id, intent.user_id, intent.amount, now)
+    logger.warning("unsettled repayment settled", extra={"loan_id": intent.loan_id, "outcome": outcome,
+                                                           "repayment_id": intent.repayment_id})
+    return outcome
 
 
 def _open_installments(due_from: date | None, due_to: date) -> list[InstallmentRecord]:

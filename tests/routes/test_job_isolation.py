@@ -284,3 +284,79 @@ def test_a_loan_that_fails_once_is_retried_within_the_same_run(borrower, dynamo,
     assert result["failed"] == 0 and result["penalty_days_posted"] == 3
     assert LoanRecord.get(loan_id).status == "overdue"
     assert recorded["metrics"]["CloseOfBusinessLoanFailed"] == 0
+
+
+# --- the repayment reconciler: one refund that keeps failing --------------------------------
+
+@pytest.fixture()
+def collector():
+    from chalicelib.repay.collection import SandboxCollector
+    sandbox = SandboxCollector()
+    wiring.override("payment_collector", sandbox)
+    return sandbox
+
+
+def _died_after_the_debit(monkeypatch, loan_id: str, amount: int, at: datetime) -> str:
+    """A repayment whose function died between the wallet debit and the write: its intent is
+    left open for the reconciler. Answers its repayment id."""
+    def die(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise SystemExit("Lambda timed out")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(service, "_post_repayment", die)
+        with pytest.raises(SystemExit):
+            service.repay("u-1", loan_id, amount, at)
+    [intent] = [r for r in RepaymentRecord.scan(consistent_read=True)
+                if r.amount == amount and r.status == "open"]
+    return intent.repayment_id
+
+
+def test_one_refund_that_keeps_failing_does_not_block_the_other_intents(
+        client, borrower, collector, recorded, monkeypatch):
+    # Given four repayments left unsettled, oldest first: the wallet refuses to refund the
+    # oldest, two others were never posted, and one is in the ledger but its intent still open
+    loan_id = draw(borrower, 120_000)["loan_id"]
+    assert disbursement.disburse(loan_id, NOW) == "active"
+    stuck = _died_after_the_debit(monkeypatch, loan_id, 1_001, NOW)
+    refundable = [_died_after_the_debit(monkeypatch, loan_id, 1_002, NOW + timedelta(seconds=1)),
+                  _died_after_the_debit(monkeypatch, loan_id, 1_003, NOW + timedelta(seconds=2))]
+    posted = service.repay("u-1", loan_id, 1_004, NOW + timedelta(seconds=3))["repayment_id"]
+    RepaymentRecord(repayment_id=posted).update(  # as if the marking were lost
+        actions=[RepaymentRecord.status.set("open"), RepaymentRecord.unsettled.set("1")])
+    real_refund = collector.refund
+
+    def refund(**kwargs):  # type: ignore[no-untyped-def]
+        if kwargs["repayment_id"] == stuck:
+            raise RuntimeError("the wallet's refund API keeps failing for this one")
+        return real_refund(**kwargs)
+
+    monkeypatch.setattr(collector, "refund", refund)
+    later = NOW + timedelta(minutes=11)
+
+    # When the reconciler runs
+    with pytest.raises(Exception) as failed:
+        client.lambda_.invoke("repayment_reconciler", scheduled_event(later, "repayment_reconciler"))
+
+    # Then the invocation reports the stuck refund...
+    assert stuck in str(failed.value)
+    # ...and every other intent is settled: two refunded, the posted one kept
+    assert collector.refunded == {rid: amount for rid, amount in zip(refundable, (1_002, 1_003))}
+    intents = {r.repayment_id: r for r in RepaymentRecord.scan(consistent_read=True)}
+    assert [intents[rid].status for rid in refundable] == ["refunded", "refunded"]
+    assert (intents[posted].status, intents[posted].unsettled) == ("posted", None)
+    # ...the stuck one stays claimed and unsettled, so a later run tries again
+    assert (intents[stuck].status, intents[stuck].unsettled) == ("refunding", "1")
+    assert recorded["metrics"]["RepaymentReconcileFailed"] == 1
+    assert any(extra.get("repayment_id") == stuck for _msg, extra in recorded["errors"])
+
+    # When the wallet works again and the reconciler runs (its next 5-minute run)
+    monkeypatch.setattr(collector, "refund", real_refund)
+    answer = client.lambda_.invoke("repayment_reconciler", scheduled_event(
+        later + timedelta(minutes=5), "repayment_reconciler")).payload
+
+    # Then the stuck repayment is refunded once, and nothing else moves
+    assert answer == {"posted": 0, "refunded": 1, "void": 0, "failed": 0, "failed_repayments": []}
+    assert collector.refunded[stuck] == 1_001 and len(collector.refunded) == 3
+    assert RepaymentRecord.get(stuck).status == "refunded"
+    assert LoanRecord.get(loan_id).outstanding_principal == 120_000 - 1_004  # only the posted one
+    assert sum(balances(loan_id).values()) == 0
