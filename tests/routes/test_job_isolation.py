@@ -360,3 +360,43 @@ def test_one_refund_that_keeps_failing_does_not_block_the_other_intents(
     assert RepaymentRecord.get(stuck).status == "refunded"
     assert LoanRecord.get(loan_id).outstanding_principal == 120_000 - 1_004  # only the posted one
     assert sum(balances(loan_id).values()) == 0
+
+
+# --- the local stack: `make jobs` with a job that keeps failing ------------------------------
+
+def test_make_jobs_runs_every_job_and_drains_the_queues_then_reports_the_failed_one(
+        borrower, dynamo, outbox, capsys, monkeypatch):
+    from app import app
+    from infra import local_stack, pump
+
+    # Given a loan past its grace day that cannot be written, on the local stack
+    loan_id = draw(borrower, 120_000)["loan_id"]
+    assert disbursement.disburse(loan_id, NOW) == "active"
+    dynamo.poisoned.add(loan_id)
+    invoked = Counter()
+    real_invoke = pump.invoke_schedule
+
+    def counting(chalice_app, source, at):  # type: ignore[no-untyped-def]
+        invoked[source.name] += 1
+        return real_invoke(chalice_app, source, at)
+
+    monkeypatch.setattr(pump, "invoke_schedule", counting)
+    at = datetime(2027, 2, 13, 9, 0, tzinfo=SHANGHAI)  # D+3: an overdue reminder is due too
+
+    # When `make jobs AT=...` runs
+    status = local_stack.run_jobs(app, at)
+
+    # Then it reports the failed job and the loan, after Lambda's two retries of the event...
+    err = capsys.readouterr().err
+    assert status == 1
+    assert "close_of_business FAILED after 3 attempts" in err and loan_id in err
+    assert invoked["close_of_business"] == 3
+    # ...while the other jobs ran once and the queues were drained (the reminder was sent)
+    assert invoked["reminders"] == invoked["repayment_reconciler"] == 1
+    assert [json.loads(line)["text"] for line in outbox.read_text().splitlines()
+            if "逾期" in json.loads(line)["text"]]
+
+    # When the cause is fixed and the same AT is run again, it succeeds and catches up
+    dynamo.poisoned.clear()
+    assert local_stack.run_jobs(app, at) == 0
+    assert LoanRecord.get(loan_id).status == "overdue" and len(penalty_entries(loan_id)) == 2
