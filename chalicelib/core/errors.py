@@ -70,3 +70,7 @@ class JobIncomplete(LendingError):
     function's Errors metric) and Lambda's asynchronous retry runs the same event again."""
     status = 500
     code = "JOB_INCOMPLETE"
+
+    def __init__(self, message: str, *, failed: tuple[str, ...] = (), code: str | None = None) -> None:
+        super().__init__(message, code=code)
+        self.failed = failed  # the ids of the items that failed, all of them

@@ -73,5 +73,6 @@ def raise_if_incomplete(job: str, result: dict[str, Any], failed_key: str) -> di
     failed = result.get(failed_key) or []
     if failed:
         shown = ", ".join(str(f) for f in failed[:20]) + (" ..." if len(failed) > 20 else "")
-        raise JobIncomplete(f"{job}: {len(failed)} item(s) failed after retries: {shown}")
+        raise JobIncomplete(f"{job}: {len(failed)} item(s) failed after retries: {shown}",
+                            failed=tuple(str(f) for f in failed))
     return result
