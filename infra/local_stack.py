@@ -161,14 +161,31 @@ def jobs(at: str) -> int:
         return 2
     _local_env(host, moto_port)
     import app as app_module
-    from infra.pump import QueuePump, invoke_schedule, schedules
 
-    chalice_app: Any = app_module.app
+    return run_jobs(app_module.app, when)
+
+
+def run_jobs(chalice_app: Any, when: datetime) -> int:
+    """Every schedule as of `when`, each retried as Lambda retries it; a job that still fails
+    does not stop the others nor the draining of the queues. Exit status 1 if one failed,
+    with what failed on stderr: the job already did every item it could, and running the same
+    AT again redoes only what is left."""
+    from infra.pump import ASYNC_RETRIES, QueuePump, invoke_with_retries, schedules
+
+    failed = []
     for source in schedules(chalice_app):
         print(f"{source.name} as of {when.isoformat()}", flush=True)
-        invoke_schedule(chalice_app, source, when)
+        try:
+            invoke_with_retries(chalice_app, source, when)
+        except Exception as err:  # noqa: BLE001 - reported below; the other jobs still run
+            failed.append(source.name)
+            print(f"{source.name} FAILED after {1 + ASYNC_RETRIES} attempts: {err}", file=sys.stderr, flush=True)
     QueuePump(chalice_app).drain()
     print("queues drained", flush=True)
+    if failed:
+        print(f"{len(failed)} job(s) failed: {', '.join(failed)}. What they could do is done; run "
+              f"`make jobs AT={when.isoformat()}` again once the cause is fixed.", file=sys.stderr, flush=True)
+        return 1
     return 0
 
 

@@ -111,10 +111,36 @@ def expression_text(source: ScheduledEventConfig) -> str:
     return expression.to_string() if hasattr(expression, "to_string") else str(expression)
 
 
+# Lambda retries a failed asynchronous invocation (an EventBridge schedule's) twice, about one
+# and then two more minutes later, with the same event; the local stack does the same.
+ASYNC_RETRIES = 2
+RETRY_DELAYS = (timedelta(minutes=1), timedelta(minutes=2))
+
+
 def invoke_schedule(chalice_app: Any, source: ScheduledEventConfig, at: datetime) -> Any:
+    """One invocation of a scheduled function with the event of `at`, with the function's
+    configured timeout and memory in its context."""
     handler = chalice_app.handler_map[source.name]
-    return handler(scheduled_event(at, source.name, config.region()),
-                   LambdaContext(source.name, region=config.region()))
+    context = LambdaContext(source.name, int(function_setting("local", source.name, "lambda_timeout", 60)),
+                            int(function_setting("local", source.name, "lambda_memory_size", 128)),
+                            region=config.region())
+    return handler(scheduled_event(at, source.name, config.region()), context)
+
+
+def invoke_with_retries(chalice_app: Any, source: ScheduledEventConfig, at: datetime,
+                        retries: int = ASYNC_RETRIES) -> Any:
+    """What `make jobs` does for each schedule: the invocation, then Lambda's asynchronous
+    retries of the same event at once (a job redoes only what failed). Raises the last error
+    if every attempt failed."""
+    for attempt in range(retries + 1):
+        try:
+            return invoke_schedule(chalice_app, source, at)
+        except Exception:  # noqa: BLE001 - retried like Lambda; the last failure is raised
+            logger.exception("schedule failed", extra={"schedule": source.name, "attempt": attempt + 1,
+                                                       "of": retries + 1})
+            if attempt == retries:
+                raise
+    raise AssertionError("unreachable")
 
 
 def next_fire(expression: str, after: datetime) -> datetime:
@@ -135,23 +161,36 @@ def next_fire(expression: str, after: datetime) -> datetime:
 
 
 class Scheduler:
-    """Fires every schedule of the app at its real times (EventBridge's job in AWS)."""
+    """Fires every schedule of the app at its real times (EventBridge's job in AWS), and
+    retries a failed invocation with the same event a minute and then two minutes later, as
+    Lambda retries an asynchronous invocation."""
 
     def __init__(self, chalice_app: Any) -> None:
         self.app = chalice_app
 
     def run(self, stop: threading.Event) -> threading.Thread:
+        retrying: dict[str, tuple[datetime, int, datetime]] = {}  # name -> (event time, retry, when)
+
+        def fire(source: ScheduledEventConfig, at: datetime, retry: int, now: datetime) -> None:
+            retrying.pop(source.name, None)
+            try:
+                invoke_schedule(self.app, source, at)
+            except Exception:  # noqa: BLE001 - logged; retried like Lambda, then left to the next run
+                logger.exception("schedule failed", extra={"schedule": source.name, "retry": retry})
+                if retry < ASYNC_RETRIES:
+                    retrying[source.name] = (at, retry + 1, now + RETRY_DELAYS[retry])
+
         def loop() -> None:
             now = datetime.now(timezone.utc)
             due = {s.name: next_fire(expression_text(s), now) for s in schedules(self.app)}
             while not stop.is_set():
                 now = datetime.now(timezone.utc)
                 for source in schedules(self.app):
+                    if source.name in retrying and retrying[source.name][2] <= now:
+                        at, retry, _when = retrying[source.name]
+                        fire(source, at, retry, now)
                     if due[source.name] <= now:
-                        try:
-                            invoke_schedule(self.app, source, due[source.name])
-                        except Exception:  # noqa: BLE001 - logged; next tick tries again
-                            logger.exception("schedule failed", extra={"schedule": source.name})
+                        fire(source, due[source.name], 0, now)
                         due[source.name] = next_fire(expression_text(source), now)
                 stop.wait(1)
         thread = threading.Thread(target=loop, name="scheduler", daemon=True)

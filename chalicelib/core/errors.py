@@ -62,3 +62,15 @@ class RateLimited(LendingError):
 class DependencyDown(LendingError):
     status = 503
     code = "DEPENDENCY_UNAVAILABLE"
+
+
+class JobIncomplete(LendingError):
+    """A scheduled job did every item it could, but some failed even after retries. Raised by
+    the job's handler after the others are done, so the invocation is reported as failed (the
+    function's Errors metric) and Lambda's asynchronous retry runs the same event again."""
+    status = 500
+    code = "JOB_INCOMPLETE"
+
+    def __init__(self, message: str, *, failed: tuple[str, ...] = (), code: str | None = None) -> None:
+        super().__init__(message, code=code)
+        self.failed = failed  # the ids of the items that failed, all of them

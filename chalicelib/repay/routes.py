@@ -9,7 +9,7 @@ from chalice import Blueprint, Cron, Rate
 from pydantic import Field
 
 from chalicelib import wiring
-from chalicelib.core import config
+from chalicelib.core import config, jobs
 from chalicelib.core.clock import parse_instant, shanghai_date
 from chalicelib.core.errors import BadRequest
 from chalicelib.core.events import partial_batch
@@ -60,10 +60,13 @@ def inbox(request: Any, principal: str) -> dict[str, Any]:
 # 00:05 and 09:00 Asia/Shanghai (UTC+8, no daylight saving) = 16:05 and 01:00 UTC.
 @bp.schedule(Cron(5, 16, "*", "*", "?", "*"))
 @observed
-def close_of_business(event: Any) -> dict[str, int]:
-    """Daily close for the Asia/Shanghai date of the event's time: overdue marks, penalties."""
+def close_of_business(event: Any) -> dict[str, Any]:
+    """Daily close for the Asia/Shanghai date of the event's time: overdue marks, penalties.
+    Loans that fail are retried, then reported by raising once the others are done, so that
+    Lambda retries the event (see `chalicelib.core.jobs`)."""
     at = parse_instant(event.time)
-    return service.close_of_business(shanghai_date(at), at)
+    return jobs.raise_if_incomplete("close of business", service.close_of_business(shanghai_date(at), at),
+                                    "failed_loans")
 
 
 @bp.schedule(Cron(0, 1, "*", "*", "?", "*"))
@@ -75,9 +78,13 @@ def reminders(event: Any) -> dict[str, int]:
 
 @bp.schedule(Rate(5, unit=Rate.MINUTES))
 @observed
-def repayment_reconciler(event: Any) -> dict[str, int]:
-    """Every 5 minutes: settle repayments a dead function left between the debit and the write."""
-    return service.reconcile_repayments(parse_instant(event.time))
+def repayment_reconciler(event: Any) -> dict[str, Any]:
+    """Every 5 minutes: settle repayments a dead function left between the debit and the write.
+    An intent that cannot be settled is retried, then reported by raising once the others
+    are done (see `chalicelib.core.jobs`); the next run tries it again."""
+    return jobs.raise_if_incomplete("repayment reconciler",
+                                    service.reconcile_repayments(parse_instant(event.time)),
+                                    "failed_repayments")
 
 
 def _handle_notification(record: Any) -> None:

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections import Counter
 from datetime import date, datetime, timedelta
 
 from pynamodb.exceptions import DoesNotExist, TransactWriteError, UpdateError
 from pynamodb.transactions import TransactWrite
 
 from chalicelib import wiring
+from chalicelib.core import jobs
 from chalicelib.core.clock import shanghai_date
 from chalicelib.core.db import condition_failed, transact_connection
 from chalicelib.core.errors import Conflict, DependencyDown, LendingError, RuleViolation
@@ -33,6 +35,7 @@ UNSETTLED = "1"
 # A repayment still open this long after it began outlived the function that took the money
 # (the API's timeout is 10 s): the reconciler settles it.
 RECONCILE_AFTER = timedelta(minutes=10)
+MAX_TRANSACTION_ITEMS = 100  # DynamoDB's TransactWriteItems limit
 
 REMINDER_KIND = {-3: "due_soon", -1: "due_soon", 0: "due_today"}
 
@@ -293,27 +296,45 @@ def _settle(repayment_id: str, status: str, now: datetime, expected: tuple[str, 
                                                       condition=RepaymentRecord.status.is_in(*expected))
 
 
-def reconcile_repayments(now: datetime) -> dict[str, int]:
+def reconcile_repayments(now: datetime) -> dict:
     """Settle repayments left open by a function that died between the debit and the write:
-    posted if the ledger has them, otherwise given back. Reads only unsettled intents."""
+    posted if the ledger has them, otherwise given back. Reads only unsettled intents.
+
+    Each intent is settled on its own (`jobs.each_alone`): one whose refund keeps failing is
+    logged with its ids, counted in `RepaymentReconcileFailed`, tried again after the others
+    and listed in `failed_repayments` (the handler then reports the invocation as failed). It
+    stays unsettled (`refunding` once claimed, so no late write can post it), and the next run,
+    five minutes later, tries it again; the wallet refunds a repayment id once.
+    """
     cutoff = iso_utc(now - RECONCILE_AFTER)
     counts = {"posted": 0, "refunded": 0, "void": 0}
-    for intent in RepaymentRecord.unsettled_by_created.query(
-            UNSETTLED, RepaymentRecord.created_at < cutoff):
-        if intent.status == "open" and _posted_repayment(intent.loan_id, intent.repayment_id):
-            try:
-                _settle(intent.repayment_id, "posted", now, expected=("open",))
-                counts["posted"] += 1
-            except UpdateError as err:
-                if not condition_failed(err):
-                    raise
-            continue
-        outcome = _give_back(intent.repayment_id, intent.user_id, intent.amount, now)
-        counts[outcome] = counts.get(outcome, 0) + 1
-        logger.warning("unsettled repayment settled", extra={"loan_id": intent.loan_id, "outcome": outcome,
-                                                               "repayment_id": intent.repayment_id})
+    intents = list(RepaymentRecord.unsettled_by_created.query(UNSETTLED, RepaymentRecord.created_at < cutoff))
+    outcome = jobs.each_alone("repayment reconciler", intents, lambda intent: _reconcile(intent, now),
+                              item_id=lambda intent: intent.repayment_id, id_field="repayment_id",
+                              failure_metric="RepaymentReconcileFailed")
+    for _intent, settled in outcome.done:
+        if settled is not None:
+            counts[settled] = counts.get(settled, 0) + 1
     metrics.add_metric(name="RepaymentsReconciled", unit="Count", value=sum(counts.values()))
-    return counts
+    return {**counts, "failed": len(outcome.failed),
+            "failed_repayments": [intent.repayment_id for intent in outcome.failed]}
+
+
+def _reconcile(intent: RepaymentRecord, now: datetime) -> str | None:
+    """Settle one unsettled intent; answers how ("posted", "refunded", "void"), or None when
+    someone else settled it meanwhile."""
+    if intent.status == "open" and _posted_repayment(intent.loan_id, intent.repayment_id):
+        try:
+            _settle(intent.repayment_id, "posted", now, expected=("open",))
+        except UpdateError as err:
+            if not condition_failed(err):
+                raise
+            return None
+        return "posted"
+    outcome = _give_back(intent.repayment_id, intent.user_id, intent.amount, now)
+    logger.warning("unsettled repayment settled", extra={"loan_id": intent.loan_id, "outcome": outcome,
+                                                           "repayment_id": intent.repayment_id})
+    return outcome
 
 
 def _open_installments(due_from: date | None, due_to: date) -> list[InstallmentRecord]:
@@ -326,33 +347,54 @@ def _open_installments(due_from: date | None, due_to: date) -> list[InstallmentR
     return found
 
 
-def close_of_business(business_date: date, now: datetime) -> dict[str, int]:
-    """Mark overdue and post each missing day's penalty, for the loans that need it only."""
+def close_of_business(business_date: date, now: datetime) -> dict:
+    """Mark overdue and post each missing day's penalty, for the loans that need it only.
+
+    Each loan is closed on its own (`jobs.each_alone`): a loan that fails is logged with its id,
+    counted in `CloseOfBusinessLoanFailed`, tried again after the others, and if it still fails
+    it is listed in `failed_loans`; the handler then reports the invocation as failed, so
+    Lambda's asynchronous retry runs the same business date again. Every step is idempotent
+    per installment and day, so a rerun posts only what is still missing.
+    """
     late = _open_installments(None, business_date - timedelta(days=2))
     loans = sorted({item.loan_id for item in late})
-    posted_days = 0
-    for loan_id in loans:
-        posted_days += _close_loan(loan_id, business_date, now)
+    posted = Counter[str]()  # counted per committed step, so a loan that fails midway counts too
+    outcome = jobs.each_alone("close of business", loans,
+                              lambda loan_id: _close_loan(loan_id, business_date, now, posted),
+                              item_id=str, id_field="loan_id", failure_metric="CloseOfBusinessLoanFailed")
+    summary = {"installments_read": len(late), "loans": len(loans), "penalty_days_posted": posted["days"],
+               "failed": len(outcome.failed), "failed_loans": outcome.failed}
     logger.info("close of business", extra={"business_date": business_date.isoformat(),
-                                            "installments_read": len(late), "loans": len(loans),
-                                            "penalty_days_posted": posted_days})
-    return {"installments_read": len(late), "loans": len(loans), "penalty_days_posted": posted_days}
+                                            "retried": outcome.retried, **summary})
+    return summary
 
 
-def _close_loan(loan_id: str, business_date: date, now: datetime) -> int:
-    for _attempt in range(5):
+def _close_loan(loan_id: str, business_date: date, now: datetime, posted: Counter[str]) -> None:
+    """Bring one loan up to `business_date`, adding the penalty days it posts to `posted`.
+
+    After a job outage the catch-up can hold more postings than one DynamoDB transaction may
+    (100 items: the loan, one index item per installment, one ledger entry per installment and
+    day). It is then done in steps: each step is the engine's close of business for an
+    intermediate date X_i, the latest whose postings still fit, committed with the loan's
+    state in one transaction. A step is a complete close of business for X_i, so the loan is
+    consistent after each one; if the run stops between steps, the next run goes on from
+    X_i (`penalty_through`), and a step committed twice is refused by the ledger entries'
+    ids and the loan's version.
+    """
+    conflicts = 0
+    while True:
         loan = LoanRecord.get(loan_id, consistent_read=True)
         if loan.status not in REPAYABLE:
-            return 0
-        result = engine.close_of_business(schedules.load(loan.state), business_date)
-        if not result.posted and loan.status == engine.loan_status(result.state, business_date):
-            return 0
+            return
+        state = schedules.load(loan.state)
+        step_date, result = _catch_up_step(state, business_date, loan_id)
+        status = engine.loan_status(result.state, business_date)
+        if not result.posted and loan.status == status:
+            return
         state_json = json.dumps(result.state.to_dict())
         try:
             with TransactWrite(connection=transact_connection()) as tx:
-                tx.update(loan, actions=[LoanRecord.state.set(state_json),
-                                         LoanRecord.status.set(engine.loan_status(result.state,
-                                                                                  business_date))],
+                tx.update(loan, actions=[LoanRecord.state.set(state_json), LoanRecord.status.set(status)],
                           condition=LoanRecord.status.is_in(*REPAYABLE))
                 for posting in result.posted:
                     entry = ledger.penalty_accrual(loan_id, posting.installment, posting.day.isoformat(),
@@ -360,11 +402,42 @@ def _close_loan(loan_id: str, business_date: date, now: datetime) -> int:
                     LedgerEntryRecord.append(tx, loan_id, entry, iso_utc(now))
                 for item in _index_updates(loan, state_json):
                     tx.save(item)
-            return len(result.posted)
         except TransactWriteError as err:
             if not condition_failed(err):
                 raise
-    raise Conflict(f"loan {loan_id} kept changing during close of business")
+            conflicts += 1  # a repayment changed the loan meanwhile: redo the step on its state
+            if conflicts >= 5:
+                raise Conflict(f"loan {loan_id} kept changing during close of business") from None
+            continue
+        posted["days"] += len(result.posted)
+        if step_date == business_date:
+            return
+
+
+def _catch_up_step(state: engine.LoanState, business_date: date,
+                   loan_id: str) -> tuple[date, engine.CloseOfBusinessResult]:
+    """The latest date X <= `business_date` whose close of business fits one transaction,
+    with that close. Postings only grow with X (one per late installment and day before X),
+    so the latest X that fits is found by bisection between a date that posts nothing (the
+    day after the earliest unsettled due date: no installment is past its grace day yet) and
+    `business_date`."""
+    room = MAX_TRANSACTION_ITEMS - 1 - len(state.installments)  # the loan and its index items
+    full = engine.close_of_business(state, business_date)
+    if len(full.posted) <= room:
+        return business_date, full
+    unsettled = [i.due_date for i in state.installments if not i.settled]
+    fits, too_big = min(unsettled) + timedelta(days=1), business_date
+    fits_result = engine.close_of_business(state, fits)
+    while (too_big - fits).days > 1:
+        middle = fits + timedelta(days=(too_big - fits).days // 2)
+        result = engine.close_of_business(state, middle)
+        if len(result.posted) <= room:
+            fits, fits_result = middle, result
+        else:
+            too_big = middle
+    if not fits_result.posted:  # one day of postings alone is too many: cannot be split
+        raise RuntimeError(f"loan {loan_id}: one day of penalty postings does not fit a transaction")
+    return fits, fits_result
 
 
 def reminder_kind(offset: int) -> str:

@@ -25,7 +25,7 @@ import time as wallclock
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, Callable
 
 import botocore.client
@@ -33,7 +33,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.proof.world import (START, InvariantViolation, World, beijing,
-                               check_invariants)
+                               check_closed_through, check_invariants)
 
 USERS = ("u-a", "u-b", "u-c")
 WRITES = ("PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "BatchWriteItem")
@@ -473,12 +473,12 @@ class Simulation:
         self.log(f"advance {days} day(s) to {self.today}; jobs ran for {ran}")
 
     def jobs(self, day: date) -> None:
-        for name, at in (("close_of_business", beijing(day, 0, 5)), ("reminders", beijing(day, 9, 0)),
-                         ("repayment_reconciler", beijing(day, 9, 5))):
-            try:
-                self.world.run_schedule(name, at)
-            except Exception as err:  # noqa: BLE001 - EventBridge retries a failed invocation
-                self.log(f"  {name} {day} failed: {type(err).__name__}")
+        self.close_of_business(day)
+        try:
+            self.world.run_schedule("reminders", beijing(day, 9, 0))
+        except Exception as err:  # noqa: BLE001 - EventBridge retries a failed invocation
+            self.log(f"  reminders {day} failed: {type(err).__name__}")
+        self.reconcile(beijing(day, 9, 5))
         pending = self.world.drain("notifications", rounds=1)
         if pending:
             self.log(f"  {len(pending)} notification(s) still failing, back on the queue")
@@ -487,6 +487,118 @@ class Simulation:
                 for m in pending:
                     aws.client("sqs").send_message(QueueUrl=aws.queue_url("notifications"),
                                                    MessageBody=m["Body"])
+
+    def step_poison_loan(self) -> None:
+        """One loan's close of business fails for a while (a poisoned item), then heals. The
+        others must not wait for it: close of business for today runs at once and every
+        other late loan is overdue with its penalty counted; only the poisoned loan is
+        reported."""
+        loans = self.loans_of(REPAYABLE)
+        if not loans:
+            return
+        # A loan late now, or else the next to fall due: one that close of business has work for.
+        with self.faults.quiet():
+            from chalicelib.loans.models import LoanRecord
+            from chalicelib.loans.schedules import load
+            next_due = {l: min(i.due_date for i in load(LoanRecord.get(l, consistent_read=True).state).installments
+                               if not i.settled) for l in loans}
+        late = [l for l in loans if next_due[l] <= self.today - timedelta(days=2)]
+        loan_id = self.rng.choice(late) if late else min(loans, key=lambda l: (next_due[l], l))
+        until = self.today + timedelta(days=self.rng.choice([2, 5, 15, 40, 90]))
+        self.world.job_faults.poison_loan(loan_id, until)
+        self.log(f"poison {self.name(loan_id)}: its close of business fails until {until}")
+        with self.faults.quiet():
+            reported = self.close_of_business(self.today)
+        poisoned = {l for l in self.loans_of() if self.world.job_faults.poisoned(l)}
+        if reported is None or not reported <= poisoned:
+            raise InvariantViolation(f"without faults, close of business reported {reported}, "
+                                     f"but only {poisoned} are poisoned")
+
+    def step_break_refund(self) -> None:
+        """A repayment whose wallet refund keeps failing for a while, then works. It is an
+        unsettled intent (one left open, or a new repayment whose container died after the
+        debit); the reconciler must settle every other unsettled intent meanwhile."""
+        from chalicelib.repay.models import RepaymentRecord
+        with self.faults.quiet():
+            in_flight = sorted(r.repayment_id for r in RepaymentRecord.scan(consistent_read=True)
+                               if r.status in ("open", "refunding"))
+        if in_flight:
+            repayment_id = self.rng.choice(in_flight)
+        else:
+            loans = self.loans_of(REPAYABLE)
+            if not loans:
+                return
+            loan_id = self.rng.choice(loans)
+            before = set(self.world.collector.collected)
+            with self.faults.quiet():
+                status, quote = self.world.payoff(self.owner[loan_id], loan_id)
+                self.world_collector.die = status == 200
+                try:
+                    self.world.repay(self.owner[loan_id], loan_id, min(100, quote.get("amount", 100)))
+                except Death:
+                    self.report.counts["death"] += 1
+                finally:
+                    self.world_collector.die = False
+            new = sorted(set(self.world.collector.collected) - before)
+            if not new:
+                return
+            repayment_id = new[0]
+            self.log(f"repay {self.name(loan_id)} 100: the container died after the wallet collected")
+        until = self.today + timedelta(days=self.rng.choice([1, 3, 10, 30]))
+        self.world.job_faults.break_refund(repayment_id, until)
+        self.log(f"refund of {repayment_id[:8]} fails until {until}")
+        with self.faults.quiet():
+            reported = self.reconcile(self.world.clock.now() + timedelta(minutes=11))
+        broken = {rid for rid in self.world.collector.collected if self.world.job_faults.refund_broken(rid)}
+        if reported is None or not reported <= broken:
+            raise InvariantViolation(f"without faults, the reconciler reported {reported}, but only "
+                                     f"the refunds of {broken} fail")
+
+    def close_of_business(self, day: date) -> set[str] | None:
+        """Close of business for `day`. Isolation: every loan it did not report as failed
+        must be closed through `day`, whatever failed for the others. Answers the reported
+        loans (None when the invocation failed as a whole, e.g. its index read)."""
+        from chalicelib.core.errors import JobIncomplete
+        try:
+            self.world.run_schedule("close_of_business", beijing(day, 0, 5))
+            reported: set[str] = set()
+        except JobIncomplete as err:
+            reported = set(err.failed)
+            self.report.counts["cob_reported_loans"] += len(reported)
+            self.report.counts["cob_reported_poisoned"] += sum(map(self.world.job_faults.poisoned, reported))
+            self.log(f"  close_of_business {day} reported {sorted(self.name(l) for l in reported)}")
+        except Exception as err:  # noqa: BLE001 - EventBridge retries a failed invocation
+            self.log(f"  close_of_business {day} failed: {type(err).__name__}")
+            return None
+        with self.faults.quiet():
+            check_closed_through(self.world, day, skip=reported)
+        return reported
+
+    def reconcile(self, at: datetime) -> set[str] | None:
+        """The repayment reconciler as of `at`. Isolation: every intent old enough for it
+        that it did not report as failed must be settled. Answers the reported intents."""
+        from chalicelib.core.errors import JobIncomplete
+        from chalicelib.loans.service import iso_utc
+        from chalicelib.repay.models import RepaymentRecord
+        from chalicelib.repay.service import RECONCILE_AFTER
+        try:
+            self.world.run_schedule("repayment_reconciler", at)
+            reported: set[str] = set()
+        except JobIncomplete as err:
+            reported = set(err.failed)
+            self.report.counts["reconciler_reported_intents"] += len(reported)
+            self.log(f"  repayment_reconciler reported {sorted(r[:8] for r in reported)}")
+        except Exception as err:  # noqa: BLE001 - the next run, 5 minutes later, retries
+            self.log(f"  repayment_reconciler {at:%Y-%m-%d} failed: {type(err).__name__}")
+            return None
+        with self.faults.quiet():
+            cutoff = iso_utc(at - RECONCILE_AFTER)
+            left = {r.repayment_id for r in RepaymentRecord.scan(consistent_read=True)
+                    if r.status in ("open", "refunding") and r.created_at < cutoff}
+        if left - reported:
+            raise InvariantViolation(f"the reconciler left {sorted(r[:8] for r in left - reported)} "
+                                     "unsettled without reporting them")
+        return reported
 
     def step_late_jobs(self) -> None:
         if not self.late_jobs:
@@ -510,18 +622,22 @@ class Simulation:
     def heal(self) -> None:
         """Faults stop; the minute sweep, queue retries and late jobs run until nothing is due."""
         self.faults.enabled = False
-        self.log("heal: faults off, held messages and retries delivered, sweep until quiet")
+        self.world.job_faults.heal()
+        self.log("heal: faults off (poisoned loans and broken refunds too), held messages and "
+                 "retries delivered, today's jobs, sweep until quiet")
         if self.held:
             messages, self.held = self.held, []
             self.deliver(messages, "held messages")
         for day in self.late_jobs:
             self.jobs(day)
+        self.jobs(self.today)  # checks that today's close of business left every loan closed
         for _ in range(3):
             self.tick()
             self.tick()
             self.world.sweep_and_disburse()
         # Repayments whose container died are settled by the 5-minute reconciler.
-        self.world.run_schedule("repayment_reconciler", self.world.clock.now() + timedelta(minutes=11))
+        if self.reconcile(self.world.clock.now() + timedelta(minutes=11)) != set():
+            raise InvariantViolation("the reconciler still fails once every fault has stopped")
         self.check(settled=True)
         now = self.world.clock.now()
         from chalicelib.loans.service import iso_utc
@@ -552,7 +668,8 @@ class Simulation:
             self.log(f"three approved borrowers; DynamoDB fault rate {self.faults.rate}")
             actions = [(self.step_draw, 20), (self.step_cancel, 5), (self.step_repay, 22),
                        (self.step_replay, 5), (self.step_sweep, 14), (self.step_deliver_held, 5),
-                       (self.step_advance, 12), (self.step_late_jobs, 4)]
+                       (self.step_advance, 12), (self.step_late_jobs, 4),
+                       (self.step_poison_loan, 3), (self.step_break_refund, 3)]
             for _ in range(self.steps):
                 self.tick()
                 action = self.rng.choices([a for a, _ in actions], [w for _, w in actions])[0]
@@ -599,7 +716,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.disable(logging.CRITICAL)
     import os
     import warnings
-    os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"  # EMF lines on stdout would bury the report
+    # EMF lines on stdout would bury the report. Not POWERTOOLS_METRICS_DISABLED: with it,
+    # flush_metrics keeps the values, and add_metric prints them anyway once a name has 100.
+    from chalicelib.core.observability import metrics
+    metrics.flush_metrics = lambda *args, **kwargs: metrics.clear_metrics()  # type: ignore[method-assign]
     warnings.filterwarnings("ignore", message="No application metrics")
     seeds = [args.seed] if args.seed is not None else range(args.first, args.first + args.seeds)
     failed = []

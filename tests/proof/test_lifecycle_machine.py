@@ -5,9 +5,15 @@ refuses, disbursement up to 7 days ahead), cancels, runs the disbursement sweep 
 (messages delivered twice or shuffled), repays (an installment, a part, the payoff, more than
 the payoff, a replay of the same Idempotency-Key), pays an installment as shown on a random day
 up to its due date, dies after a money write and retries once the idempotency record expired,
-and moves the clock by whole days with the daily jobs run once, twice, late or not at all. After every step the money invariants of
-`world.check_invariants` must hold, read from the tables. Sized for CI and reproducible
+and moves the clock by whole days with the daily jobs run once, twice, late or not at all.
+After every step the money invariants of `world.check_invariants` must hold, read from the tables. Sized for CI and reproducible
 (`derandomize`, no example database); `PROOF_EXAMPLES` raises the example count locally.
+
+Jobs whose items fail alone: a loan's close of business can be poisoned for a while, and a
+repayment whose container died after the debit can have a wallet refund that keeps failing.
+Each close of business must then report only poisoned loans and leave every other loan
+closed through its day; the reconciler must report only broken refunds and settle every other
+intent. When the example ends, the faults heal and everything must settle.
 """
 from __future__ import annotations
 
@@ -22,11 +28,17 @@ from hypothesis import strategies as st
 from hypothesis.stateful import (Bundle, RuleBasedStateMachine, initialize, invariant,
                                  multiple, precondition, rule, run_state_machine_as_test)
 
+from chalicelib.core.errors import JobIncomplete
 from tests.proof.simulator import Death, expire_in_progress_records
-from tests.proof.world import LIVE, START, World, beijing, check_invariants
+from tests.proof.world import LIVE, START, World, beijing, check_closed_through, check_invariants
 
 USERS = ("u-a", "u-b")
 REPAYABLE = ("active", "overdue")
+
+
+class ContainerDied(BaseException):
+    """The repayment's function timed out right after the wallet debit: nothing of its own
+    code runs on, so its intent stays open for the reconciler."""
 
 
 class LoanLifecycle(RuleBasedStateMachine):
@@ -40,6 +52,7 @@ class LoanLifecycle(RuleBasedStateMachine):
         self.today = START
         self.owner: dict[str, str] = {}
         self.answers: list[tuple[str, str, int, str, dict]] = []  # replayable repayments
+        self.unsettled: set[str] = set()  # repayments a dead container left to the reconciler
 
     @initialize()
     def two_approved_borrowers(self) -> None:
@@ -186,7 +199,7 @@ class LoanLifecycle(RuleBasedStateMachine):
         while self.today < day:
             self.today += timedelta(days=1)
             self.world.clock.set(beijing(self.today))
-            self.world.daily_jobs(self.today)
+            self.daily_jobs(self.today)
 
     @rule(days=st.integers(1, 40), runs=st.sampled_from([0, 1, 1, 2]), late=st.booleans())
     def advance(self, days, runs, late):
@@ -194,16 +207,94 @@ class LoanLifecycle(RuleBasedStateMachine):
         self.today += timedelta(days=days)
         self.world.clock.set(beijing(self.today))
         if late and days > 1:  # yesterday's jobs fire late, today
-            self.world.daily_jobs(skipped)
+            self.daily_jobs(skipped)
         for _ in range(runs):
-            self.world.daily_jobs(self.today)
+            self.daily_jobs(self.today)
         assert self.world.sweep_and_disburse() == []
+
+    def daily_jobs(self, day):
+        """Close of business and reminders for `day`. A close that fails reports poisoned loans
+        only (Lambda would retry it), and every other loan is closed through `day`."""
+        try:
+            self.world.run_schedule("close_of_business", beijing(day, 0, 5))
+            failed = set()
+        except JobIncomplete as err:
+            failed = set(err.failed)
+            event("close of business reported a poisoned loan")
+        poisoned = {loan_id for loan_id in self.owner if self.world.job_faults.poisoned(loan_id)}
+        assert failed <= poisoned, (failed, poisoned)
+        check_closed_through(self.world, day, skip=failed)
+        self.world.run_schedule("reminders", beijing(day, 9, 0))
+        self.world.drain("notifications")
+
+    # --- items that keep failing ----------------------------------------------------------
+
+    @rule(loan_id=loans, days=st.integers(1, 90))
+    def poison_close_of_business(self, loan_id, days):
+        """Close of business of this loan raises until `days` from today (paid out first, if
+        it is due, so that it has installments to fall late)."""
+        if self.world.loan(self.owner[loan_id], loan_id)[1]["status"] == "scheduled":
+            assert self.world.sweep_and_disburse() == []
+        self.world.job_faults.poison_loan(loan_id, self.today + timedelta(days=days))
+
+    @rule(loan_id=loans, days=st.integers(0, 30))
+    def a_refund_that_keeps_failing(self, loan_id, days):
+        """A repayment's container dies right after the wallet debit, and the wallet's refund of
+        that repayment fails until `days` from today."""
+        user = self.owner[loan_id]
+        if self.world.loan(user, loan_id)[1]["status"] == "scheduled":
+            assert self.world.sweep_and_disburse() == []  # paid out first, if it is due
+        status, quote = self.world.payoff(user, loan_id)
+        if status != 200:
+            return
+        collector = self.world.collector
+        before = set(collector.collected)
+        real_collect = collector.collect
+
+        def collect_then_die(**kwargs):
+            real_collect(**kwargs)
+            raise ContainerDied("timed out after the debit")
+
+        collector.collect = collect_then_die
+        try:
+            self.world.repay(user, loan_id, min(100, quote["amount"]))
+        except ContainerDied:
+            pass
+        finally:
+            del collector.collect
+        [repayment_id] = set(collector.collected) - before
+        self.world.job_faults.break_refund(repayment_id, self.today + timedelta(days=days))
+        self.unsettled.add(repayment_id)
+        event("a repayment whose refund keeps failing")
+
+    @precondition(lambda self: self.unsettled)
+    @rule()
+    def reconcile(self):
+        """The reconciler, once every intent is old enough: it reports broken refunds only, and
+        settles every other unsettled intent."""
+        from chalicelib.repay.models import RepaymentRecord
+        try:
+            self.world.run_schedule("repayment_reconciler", self.world.clock.now() + timedelta(minutes=11))
+            failed = set()
+        except JobIncomplete as err:
+            failed = set(err.failed)
+            event("the reconciler reported a broken refund")
+        left = {r.repayment_id for r in RepaymentRecord.scan(consistent_read=True)
+                if r.status in ("open", "refunding")}
+        broken = {rid for rid in left if self.world.job_faults.refund_broken(rid)}
+        assert failed == left == broken, (failed, left, broken)
+        self.unsettled = left
 
     @invariant()
     def money_holds(self):
         check_invariants(self.world)
 
     def teardown(self):
+        """The faults heal: today's close of business and the reconciler then settle all."""
+        self.world.job_faults.heal()
+        self.daily_jobs(self.today)
+        self.reconcile()
+        check_invariants(self.world, settled=True)
         for loan in self.world.loans():
             event(f"a loan ended {loan.status}")
 

@@ -11,7 +11,7 @@ import json
 import os
 import uuid
 from collections import Counter
-from datetime import date, datetime, time, timezone
+from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -46,6 +46,58 @@ def beijing(day: date, hour: int = 10, minute: int = 0) -> datetime:
 
 class InvariantViolation(AssertionError):
     pass
+
+
+class JobFaults:
+    """Faults that one item of a daily job keeps hitting for a while, then heals: a loan whose
+    close of business raises (`poison_loan`) and a repayment whose wallet refund raises
+    (`break_refund`), each until a Beijing date, or until `heal()`. Installed once per World
+    (on the service and the sandbox collector class), inert while nothing is poisoned."""
+
+    def __init__(self, world: "World") -> None:
+        self.world = world
+        self.poisoned_loans: dict[str, date] = {}
+        self.broken_refunds: dict[str, date] = {}
+
+    def _today(self) -> date:
+        return self.world.clock.now().astimezone(SHANGHAI).date()
+
+    def poisoned(self, loan_id: str) -> bool:
+        until = self.poisoned_loans.get(loan_id)
+        return until is not None and self._today() < until
+
+    def refund_broken(self, repayment_id: str) -> bool:
+        until = self.broken_refunds.get(repayment_id)
+        return until is not None and self._today() < until
+
+    def poison_loan(self, loan_id: str, until: date) -> None:
+        self.poisoned_loans[loan_id] = until
+
+    def break_refund(self, repayment_id: str, until: date) -> None:
+        self.broken_refunds[repayment_id] = until
+
+    def heal(self) -> None:
+        self.poisoned_loans.clear()
+        self.broken_refunds.clear()
+
+    def install(self, patch: pytest.MonkeyPatch) -> None:
+        from chalicelib.repay import service
+        faults = self
+        close_loan = service._close_loan
+        refund = SandboxCollector.refund
+
+        def poisonable_close(loan_id: str, *args: Any, **kwargs: Any) -> Any:
+            if faults.poisoned(loan_id):
+                raise RuntimeError(f"injected: close of business of loan {loan_id} fails")
+            return close_loan(loan_id, *args, **kwargs)
+
+        def breakable_refund(collector: SandboxCollector, **kwargs: Any) -> str:
+            if faults.refund_broken(kwargs["repayment_id"]):
+                raise RuntimeError(f"injected: the wallet's refund of {kwargs['repayment_id']} fails")
+            return refund(collector, **kwargs)
+
+        patch.setattr(service, "_close_loan", poisonable_close)
+        patch.setattr(SandboxCollector, "refund", breakable_refund)
 
 
 class MemorySender:
@@ -129,9 +181,11 @@ class World:
         self.collector = SandboxCollector()
         self.sender = MemorySender()
         self.applications: dict[str, str] = {}
+        self.job_faults = JobFaults(self)
 
     def __enter__(self) -> "World":
         install_seams(self.patches)
+        self.job_faults.install(self.patches)
         os.environ.setdefault("SMS_QUIET_HOURS", "21:00-08:00")
         return self
 
@@ -147,6 +201,7 @@ class World:
         self.collector = SandboxCollector()
         self.sender = MemorySender()
         self.applications = {}
+        self.job_faults.heal()
         wiring.reset()
         wiring.override("clock", self.clock)
         wiring.override("payout_gateway", self.payout)
@@ -236,6 +291,30 @@ class World:
 
     def loans(self) -> list[LoanRecord]:
         return [loan for user in self.users for loan in LoanRecord.by_user.query(user)]
+
+
+def check_closed_through(world: World, business_date: date, skip: set[str] | frozenset[str] = frozenset()) -> None:
+    """What close of business for `business_date` must have left (loans in `skip` aside):
+    every live loan with an unpaid installment past its grace day (D <= X-2) is `overdue`,
+    and closing it again as of X would post nothing (each day's penalty up to X-1 is posted;
+    days of 0 fen need no write)."""
+    from chalicelib.money import engine
+    problems = []
+    for loan in LoanRecord.scan(consistent_read=True):
+        if loan.user_id not in world.users or loan.loan_id in skip or loan.status not in ("active", "overdue"):
+            continue
+        state = schedules.load(loan.state)
+        late = [i.number for i in state.installments
+                if not i.settled and i.due_date <= business_date - timedelta(days=2)]
+        if late and loan.status != "overdue":
+            problems.append(f"{loan.loan_id[:8]}: installments {late} are past their grace day unpaid, "
+                            f"but the loan is {loan.status}")
+        missing = engine.close_of_business(state, business_date).posted
+        if missing:
+            problems.append(f"{loan.loan_id[:8]}: {len(missing)} day(s) of penalty not posted, from "
+                            f"{missing[0].day} (installment {missing[0].installment})")
+    if problems:
+        raise InvariantViolation(f"not closed through {business_date}:\n" + "\n".join(problems))
 
 
 def check_invariants(world: World, settled: bool = False) -> None:

@@ -154,6 +154,11 @@ def test_a_concurrent_repayment_that_leaves_less_to_pay_refunds_the_loser(loan, 
     assert sum(balances(loan).values()) == 0
 
 
+def reconciled(**settled):
+    """What the reconciler answers: how many intents it settled each way, none failed."""
+    return {"posted": 0, "refunded": 0, "void": 0, **settled, "failed": 0, "failed_repayments": []}
+
+
 def _intents():
     from chalicelib.repay.models import RepaymentRecord
     return {r.repayment_id: r for r in RepaymentRecord.scan()}
@@ -163,7 +168,7 @@ def test_a_posted_repayment_settles_its_intent_in_the_same_write(loan, collector
     paid = service.repay("u-1", loan, 10_000, NOW)
     intent = _intents()[paid["repayment_id"]]
     assert (intent.status, intent.unsettled, intent.amount) == ("posted", None, 10_000)
-    assert service.reconcile_repayments(NOW + timedelta(hours=1)) == {"posted": 0, "refunded": 0, "void": 0}
+    assert service.reconcile_repayments(NOW + timedelta(hours=1)) == reconciled()
     assert collector.refunded == {}
 
 
@@ -177,13 +182,13 @@ def test_money_taken_by_a_function_that_died_before_writing_is_given_back(loan, 
     monkeypatch.undo()
     [taken] = collector.collected
     assert collector.refunded == {}
-    assert service.reconcile_repayments(NOW + timedelta(minutes=5)) == {"posted": 0, "refunded": 0, "void": 0}
-    assert service.reconcile_repayments(NOW + timedelta(minutes=11)) == {"posted": 0, "refunded": 1, "void": 0}
+    assert service.reconcile_repayments(NOW + timedelta(minutes=5)) == reconciled()
+    assert service.reconcile_repayments(NOW + timedelta(minutes=11)) == reconciled(refunded=1)
     assert collector.refunded == {taken: 10_000}
     assert _intents()[taken].status == "refunded" and _intents()[taken].unsettled is None
     assert LoanRecord.get(loan).outstanding_principal == 120_000
     assert [e.entry_id for e in LedgerEntryRecord.query(loan) if e.entry_id.startswith("repayment")] == []
-    assert service.reconcile_repayments(NOW + timedelta(minutes=20)) == {"posted": 0, "refunded": 0, "void": 0}
+    assert service.reconcile_repayments(NOW + timedelta(minutes=20)) == reconciled()
 
 
 def test_an_open_intent_whose_repayment_is_in_the_ledger_is_kept_not_refunded(loan, collector):
@@ -191,7 +196,7 @@ def test_an_open_intent_whose_repayment_is_in_the_ledger_is_kept_not_refunded(lo
     paid = service.repay("u-1", loan, 10_000, NOW)
     RepaymentRecord(repayment_id=paid["repayment_id"]).update(  # as if the marking were lost
         actions=[RepaymentRecord.status.set("open"), RepaymentRecord.unsettled.set("1")])
-    assert service.reconcile_repayments(NOW + timedelta(minutes=11)) == {"posted": 1, "refunded": 0, "void": 0}
+    assert service.reconcile_repayments(NOW + timedelta(minutes=11)) == reconciled(posted=1)
     assert collector.refunded == {} and _intents()[paid["repayment_id"]].status == "posted"
 
 
@@ -227,7 +232,7 @@ def test_a_debit_that_never_went_through_is_voided_not_refunded(loan, collector,
         service.repay("u-1", loan, 10_000, NOW)
     [intent] = _intents().values()
     assert intent.status == "open"
-    assert service.reconcile_repayments(NOW + timedelta(minutes=11)) == {"posted": 0, "refunded": 0, "void": 1}
+    assert service.reconcile_repayments(NOW + timedelta(minutes=11)) == reconciled(void=1)
     assert _intents()[intent.repayment_id].status == "void" and collector.refunded == {}
 
 

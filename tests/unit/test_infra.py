@@ -142,3 +142,40 @@ def test_bytecode_for_another_runtime_is_refused(tmp_path):
     with pytest.raises(SystemExit, match="python3.11"):
         ship_bytecode(package, "python3.11")
     assert package.read_bytes() == before
+
+
+def _event_functions() -> dict[str, object]:
+    """Every scheduled function and queue consumer the app registers, by function name."""
+    from chalice.app import ScheduledEventConfig, SQSEventConfig
+
+    from app import app
+    return {s.name: s for s in app.event_sources if isinstance(s, (ScheduledEventConfig, SQSEventConfig))}
+
+
+@pytest.mark.parametrize("stage", ["local", "dev", "prod"])
+def test_every_scheduled_function_and_consumer_has_an_explicit_timeout_and_memory(stage):
+    """Without them a job gets chalice's defaults (60 s, 128 MB): a close of business that
+    catches up after an outage would be killed midway, every day, at 60 s."""
+    from chalice import Rate
+    from chalice.app import ScheduledEventConfig
+
+    from infra.stage import chalice_config
+
+    cfg = chalice_config()
+    functions = _event_functions()
+    assert {"close_of_business", "reminders", "repayment_reconciler", "disbursement_sweep",
+            "notification_consumer", "disbursement_consumer"} <= set(functions)
+    for name, source in functions.items():
+        explicit = {**cfg.get("lambda_functions", {}).get(name, {}),
+                    **cfg["stages"][stage].get("lambda_functions", {}).get(name, {})}
+        assert {"lambda_timeout", "lambda_memory_size"} <= set(explicit), f"{name} in {stage}: {explicit}"
+        timeout = function_setting(stage, name, "lambda_timeout")
+        assert isinstance(timeout, int) and 1 <= timeout <= 900, (name, timeout)  # Lambda's maximum
+        assert 128 <= function_setting(stage, name, "lambda_memory_size") <= 10_240
+        if isinstance(source, ScheduledEventConfig):
+            # a job that fires every N minutes ends before the next run begins
+            expression = source.schedule_expression
+            if isinstance(expression, Rate):
+                period = expression.value * {"MINUTES": 60, "HOURS": 3600, "DAYS": 86400}[expression.unit]
+                assert timeout < period, (name, timeout, period)
+    assert function_setting(stage, "close_of_business", "lambda_timeout") >= 300
