@@ -280,6 +280,17 @@ class Simulation:
                      f"{', retrying with the same key' if attempt < retries else ', giving up'}")
         return status, answer
 
+    def unless_it_dies(self, call: Callable[[], tuple[int, Any]]) -> tuple[int, Any]:
+        """API Gateway answers a function that timed out with 504; by the client's retry,
+        Powertools' in-progress record of the dead request has expired."""
+        try:
+            return call()
+        except Death:
+            self.report.counts["death"] += 1
+            with self.faults.quiet():
+                expire_in_progress_records()
+            return 504, {"error": {"code": "GATEWAY_TIMEOUT"}}
+
     # --- the workload -------------------------------------------------------------------
 
     def step_draw(self) -> None:
@@ -295,16 +306,8 @@ class Simulation:
             self.log("  (the draw's container will die after its transaction)")
         before = len(self.loans_of())
 
-        def send(key: str) -> tuple[int, Any]:
-            try:
-                return self.world.draw(user, amount, term, method, card, at, key=key)
-            except Death:  # API Gateway answers 504; the client retries once the record expired
-                self.report.counts["death"] += 1
-                with self.faults.quiet():
-                    expire_in_progress_records()
-                return 504, {"error": {"code": "GATEWAY_TIMEOUT"}}
-
-        status, answer = self.request("draw", send)
+        status, answer = self.request("draw", lambda key: self.unless_it_dies(
+            lambda: self.world.draw(user, amount, term, method, card, at, key=key)))
         self.faults.die_after_money_write = False
         created = len(self.loans_of()) - before
         if created > 1 or (status == 201 and created != 1):
@@ -371,13 +374,7 @@ class Simulation:
 
         def send(key: str) -> tuple[int, Any]:
             keys.append(key)
-            try:
-                return self.world.repay(user, loan_id, amount, key=key)
-            except Death:  # API Gateway answers a function that timed out with 504
-                self.report.counts["death"] += 1
-                with self.faults.quiet():
-                    expire_in_progress_records()
-                return 504, {"error": {"code": "GATEWAY_TIMEOUT"}}
+            return self.unless_it_dies(lambda: self.world.repay(user, loan_id, amount, key=key))
 
         status, answer = self.request("repay", send)
         self.faults.race = None
