@@ -18,9 +18,16 @@ first container that needs a key creates the key set itself: it writes it with
 `PutSecretValue` under a fixed `ClientRequestToken`. Secrets Manager accepts one value for a
 given version id, so when two containers race, exactly one write wins and the loser reads
 the winner's version back (`VersionId=INITIAL_VERSION`) instead of using its own key. This
-needs `secretsmanager:PutSecretValue` on `<prefix>/jwt` in the function's policy. The key
-set is cached per container for `secret_store.MAX_AGE` seconds and re-read (at most every
-`RELOAD_INTERVAL` seconds) when a token names an unknown `kid`.
+needs `secretsmanager:PutSecretValue` on `<prefix>/jwt` in the function's policy.
+
+Verification needs the public halves only, so they are published apart: the secret
+`<prefix>/jwks` holds `{"keys": [{"kid", "alg", "public_key"}]}`, and only that is read to
+verify a token. The API Gateway authorizer can therefore be allowed to read `jwks` and not
+`jwt`: a leak of its role cannot sign tokens. The API, which signs, keeps `jwks` equal to the
+public halves of `jwt` each time it reads `jwt` (a deterministic `ClientRequestToken`, so two
+containers publishing the same set write one version). Both sets are cached per container for
+`secret_store.MAX_AGE` seconds; the public set is re-read (at most every `RELOAD_INTERVAL`
+seconds) when a token names an unknown `kid`.
 """
 from __future__ import annotations
 
@@ -46,7 +53,8 @@ ALGORITHM = "EdDSA"
 ACCESS_TTL = 15 * 60
 REFRESH_TTL = 30 * 24 * 3600
 LEEWAY = 30  # seconds of clock skew accepted on exp/nbf; the contract allows at most 60
-SECRET_KEY = "jwt"
+SECRET_KEY = "jwt"  # the signing key set (private and public halves): the API only
+PUBLIC_SECRET_KEY = "jwks"  # the public halves: whoever verifies tokens
 INITIAL_VERSION = "jwt-keyset-initial-00000000000000000000000001"  # 32-64 chars
 KEEP_KEYS = 3
 RELOAD_INTERVAL = 10.0
@@ -134,7 +142,8 @@ def parse_keyset(data: dict[str, Any]) -> KeySet | None:
 
 
 class KeyStore:
-    """The key set of `<prefix>/jwt`, loaded lazily, created once, cached per container."""
+    """The signing key set of `<prefix>/jwt`, loaded lazily, created once, cached per
+    container; each load also publishes its public halves to `<prefix>/jwks`."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -158,6 +167,7 @@ class KeyStore:
             keyset = parse_keyset(self._read(sm))
             if keyset is None:
                 keyset = self._initialise(sm)
+            publish(sm, keyset)
         except (ClientError, BotoCoreError):
             raise DependencyDown("Sign-in is unavailable right now; please try again shortly.") from None
         return keyset
@@ -178,24 +188,17 @@ class KeyStore:
             raise DependencyDown("Sign-in keys are misconfigured; please try again later.")
         return keyset
 
-    def keyset(self, *, reload: bool = False) -> KeySet:
+    def keyset(self) -> KeySet:
         sm = aws.client("secretsmanager")
         with self._lock:
             age = time.monotonic() - self._loaded_at
-            stale = (self._keyset is None or self._client is not sm or age >= MAX_AGE
-                     or (reload and age >= RELOAD_INTERVAL))
+            stale = self._keyset is None or self._client is not sm or age >= MAX_AGE
             if stale:
                 self._keyset = self._load(sm)
                 self._client = sm
                 self._loaded_at = time.monotonic()
             assert self._keyset is not None
             return self._keyset
-
-    def verification_key(self, kid: str) -> Ed25519PublicKey | None:
-        found = self.keyset().keys.get(kid)
-        if found is None:  # maybe rotated elsewhere: look again, but not on every bad token
-            found = self.keyset(reload=True).keys.get(kid)
-        return found.public_key if found else None
 
     def rotate(self) -> str:
         """Operator action: add a new key and make it active. Returns its kid."""
@@ -206,9 +209,12 @@ class KeyStore:
                 current = {"keys": []}
             key = new_key()
             keys = [key] + [k for k in current["keys"] if k.get("alg") == ALGORITHM][:KEEP_KEYS - 1]
-            sm.put_secret_value(SecretId=self._secret_id(),
-                                SecretString=json.dumps({"active_kid": key["kid"], "keys": keys}),
+            value = {"active_kid": key["kid"], "keys": keys}
+            sm.put_secret_value(SecretId=self._secret_id(), SecretString=json.dumps(value),
                                 ClientRequestToken=f"jwt-keyset-{key['kid']}-{uuid.uuid4().hex[:12]}")
+            rotated = parse_keyset(value)
+            assert rotated is not None
+            publish(sm, rotated)
             self._keyset = None
             return key["kid"]
 
@@ -217,7 +223,88 @@ class KeyStore:
             self._keyset = None
 
 
+def public_halves(keyset: KeySet) -> dict[str, Any]:
+    """What `<prefix>/jwks` holds for `keyset`: each key's kid, algorithm and public PEM."""
+    return {"keys": [{"kid": key.kid, "alg": ALGORITHM, "public_key": key.public_key.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()}
+        for key in keyset.keys.values()]}
+
+
+def publish(sm: Any, keyset: KeySet) -> None:
+    """Make `<prefix>/jwks` the public halves of `keyset`, unless it already is."""
+    wanted = public_halves(keyset)
+    secret_id = config.secret_name(PUBLIC_SECRET_KEY)
+    try:
+        current = json.loads(sm.get_secret_value(SecretId=secret_id).get("SecretString") or "{}")
+    except ValueError:
+        current = {}
+    if isinstance(current, dict) and current.get("keys") == wanted["keys"]:
+        return
+    body = json.dumps(wanted, sort_keys=True, separators=(",", ":"))
+    # The same set always gets the same version id: racing publishers write one version.
+    sm.put_secret_value(SecretId=secret_id, SecretString=body,
+                        ClientRequestToken="jwks-" + hashlib.sha256(body.encode()).hexdigest()[:40])
+    VERIFIER.forget()  # this container verifies with the new set at once
+
+
+class PublicKeyStore:
+    """The verification keys of `<prefix>/jwks`, cached per container. Never the private
+    halves: this is all the API Gateway authorizer reads."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._keys: dict[str, Ed25519PublicKey] | None = None
+        self._client: Any = None
+        self._loaded_at = 0.0
+
+    def _load(self, sm: Any) -> dict[str, Ed25519PublicKey]:
+        try:
+            raw = sm.get_secret_value(SecretId=config.secret_name(PUBLIC_SECRET_KEY)).get("SecretString")
+        except (ClientError, BotoCoreError):
+            raise DependencyDown("Sign-in is unavailable right now; please try again shortly.") from None
+        try:
+            data = json.loads(raw or "{}")
+        except ValueError:
+            data = {}
+        entries = data.get("keys") if isinstance(data, dict) else None
+        keys: dict[str, Ed25519PublicKey] = {}
+        for entry in entries if isinstance(entries, list) else []:
+            if not isinstance(entry, dict) or entry.get("alg") != ALGORITHM:
+                continue
+            try:
+                public = serialization.load_pem_public_key(str(entry.get("public_key", "")).encode())
+            except ValueError:
+                continue
+            if isinstance(public, Ed25519PublicKey) and isinstance(entry.get("kid"), str):
+                keys[entry["kid"]] = public
+        return keys
+
+    def keys(self, *, reload: bool = False) -> dict[str, Ed25519PublicKey]:
+        sm = aws.client("secretsmanager")
+        with self._lock:
+            age = time.monotonic() - self._loaded_at
+            stale = (self._keys is None or self._client is not sm or age >= MAX_AGE
+                     or (reload and age >= RELOAD_INTERVAL))
+            if stale:
+                self._keys = self._load(sm)
+                self._client = sm
+                self._loaded_at = time.monotonic()
+            assert self._keys is not None
+            return self._keys
+
+    def verification_key(self, kid: str) -> Ed25519PublicKey | None:
+        found = self.keys().get(kid)
+        if found is None:  # maybe rotated elsewhere: look again, but not on every bad token
+            found = self.keys(reload=True).get(kid)
+        return found
+
+    def forget(self) -> None:
+        with self._lock:
+            self._keys = None
+
+
 STORE = KeyStore()
+VERIFIER = PublicKeyStore()
 
 
 def issue(kind: str, *, user_id: str, family_id: str, jti: str | None = None,
@@ -248,7 +335,7 @@ def verify(token: str, kind: str) -> dict[str, Any]:
     kid = header.get("kid")
     if header.get("alg") != ALGORITHM or not isinstance(kid, str) or len(kid) > 64:
         raise TokenInvalid()
-    public = STORE.verification_key(kid)
+    public = VERIFIER.verification_key(kid)
     if public is None:
         raise TokenInvalid()
     try:

@@ -21,6 +21,8 @@ class SecretSpec:
     key: str  # the secret is `<prefix>/<key>`
     description: str
     generated: bool  # True: random value generated at creation; False: an operator sets it
+    written_by_app: bool = False  # created holding {} and filled by the app itself, never by hand
+    local_only: bool = False  # read by the `local` stage only; no deployed function may read it
 
 
 QUEUES: tuple[QueueSpec, ...] = (
@@ -30,11 +32,15 @@ QUEUES: tuple[QueueSpec, ...] = (
 
 SECRETS: tuple[SecretSpec, ...] = (
     SecretSpec("hmac", "Keys for keyed hashes (OTP codes, ID-number and phone lookups)", True),
-    SecretSpec("ops", "Shared key for /v1/ops in the local stage only", True),
+    SecretSpec("ops", "Shared key for /v1/ops in the local stage only", True, local_only=True),
     SecretSpec("wechat", "WeChat app id and secret for OAuth", False),
     # Not generated: CloudFormation cannot make a key pair. Created holding {}, the app writes
-    # the Ed25519 key set on first use (chalicelib/auth/tokens.py; needs PutSecretValue).
-    SecretSpec("jwt", "Ed25519 key pairs signing access and refresh tokens (JWT)", False),
+    # the Ed25519 key set on first use (chalicelib/auth/tokens.py; needs PutSecretValue), and
+    # its public halves to `jwks`, which is all that token verification (the authorizer) reads.
+    SecretSpec("jwt", "Ed25519 key pairs signing access and refresh tokens (JWT)", False,
+               written_by_app=True),
+    SecretSpec("jwks", "Public halves of the JWT signing keys, for verification only", False,
+               written_by_app=True),
     SecretSpec("realname", "Real-name verification vendor: base_url, app_id, app_secret", False),
     SecretSpec("payout", "Bank payout API: base_url, merchant_id, signing_key", False),
     SecretSpec("wallet", "Wallet debit API for repayments: base_url, merchant_id, signing_key", False),

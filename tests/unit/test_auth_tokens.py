@@ -131,13 +131,43 @@ def test_two_containers_racing_to_create_keys_end_up_with_one_key_set(aws_stack,
 def test_rotation_signs_with_the_new_key_and_still_accepts_the_old(aws_stack, monkeypatch):
     before = tokens.issue("access", user_id="u-1", family_id="f-1")
     old_kid = jwt.get_unverified_header(before)["kid"]
-    other_container = tokens.KeyStore()
-    other_container.keyset()
+    other_container = tokens.PublicKeyStore()  # a verifier elsewhere (the authorizer)
+    assert set(other_container.keys()) == {old_kid}
     new_kid = tokens.STORE.rotate()
     after = tokens.issue("access", user_id="u-1", family_id="f-1")
     assert jwt.get_unverified_header(after)["kid"] == new_kid != old_kid
     assert tokens.verify(before, "access")["sub"] == "u-1"
     # A container that cached the old key set learns the new kid when a token shows it.
     monkeypatch.setattr(tokens, "RELOAD_INTERVAL", 0)
-    monkeypatch.setattr(tokens, "STORE", other_container)
+    monkeypatch.setattr(tokens, "VERIFIER", other_container)
     assert tokens.verify(after, "access")["sub"] == "u-1"
+    assert set(other_container.keys()) == {old_kid, new_kid}
+
+
+def _published():
+    sm = aws.client("secretsmanager")
+    return json.loads(sm.get_secret_value(SecretId=config.secret_name("jwks"))["SecretString"])
+
+
+def test_verification_needs_only_the_published_public_halves(aws_stack):
+    token = tokens.issue("access", user_id="u-1", family_id="f-1")
+    published = _published()["keys"]
+    assert [k["kid"] for k in published] == [k["kid"] for k in _secret()["keys"]]
+    assert all(set(k) == {"kid", "alg", "public_key"} for k in published)
+    assert "PRIVATE" not in json.dumps(published)
+    # A verifier that cannot read the signing keys at all (the authorizer's role) still
+    # verifies: the signing key set is gone, the public halves are enough.
+    aws.client("secretsmanager").delete_secret(SecretId=config.secret_name("jwt"),
+                                               ForceDeleteWithoutRecovery=True)
+    tokens.VERIFIER.forget()
+    assert tokens.verify(token, "access")["sub"] == "u-1"
+
+
+def test_the_public_halves_are_published_once_for_the_same_key_set(aws_stack):
+    tokens.issue("access", user_id="u-1", family_id="f-1")
+    sm = aws.client("secretsmanager")
+    name = config.secret_name("jwks")
+    versions = len(sm.list_secret_version_ids(SecretId=name)["Versions"])
+    tokens.KeyStore().keyset()  # another container loads the same set: nothing to write
+    tokens.publish(sm, tokens.STORE.keyset())  # a racing publisher: the same version id
+    assert len(sm.list_secret_version_ids(SecretId=name)["Versions"]) == versions
