@@ -45,3 +45,23 @@ def function_setting(stage: str, function: str, key: str, default=None):  # type
 def visibility_timeout(stage: str, consumer: str) -> int:
     """SQS visibility timeout: six times the consumer's Lambda timeout (AWS's advice)."""
     return 6 * int(function_setting(stage, consumer, "lambda_timeout", 60))
+
+
+def lambda_functions(chalice_app) -> list[str]:  # type: ignore[no-untyped-def]
+    """Every Lambda function `chalice package` makes of the app, by chalice's name: the API
+    handler, each schedule and queue consumer, each authorizer."""
+    names = ["api_handler"] + [source.name for source in chalice_app.event_sources]
+    names += [auth.name for auth in chalice_app.builtin_auth_handlers]
+    return sorted(set(names), key=names.index)
+
+
+def lambda_name(prefix: str, function: str) -> str:
+    """The deployed function's name: set explicitly (infra/template.py), so its log group
+    `/aws/lambda/<name>` is known without the stack's name."""
+    return f"{prefix}-{function}"
+
+
+def logical_id(function: str) -> str:
+    """The function's resource name in the packaged template."""
+    from chalice.utils import to_cfn_resource_name
+    return "APIHandler" if function == "api_handler" else to_cfn_resource_name(function)

@@ -12,9 +12,10 @@ import json
 import sys
 from typing import Any
 
-from infra.stage import apply_stage_env, visibility_timeout
+from infra.stage import apply_stage_env, lambda_functions, lambda_name, logical_id, visibility_timeout
 
 DLQ_RETENTION_SECONDS = 14 * 24 * 3600
+LOG_RETENTION_DAYS = 365
 GATEWAY_RESPONSES = (
     ("UNAUTHORIZED", "401", "UNAUTHORIZED", "Sign in again."),
     ("ACCESS_DENIED", "403", "FORBIDDEN", "This action is not allowed."),
@@ -125,6 +126,17 @@ def build(stage: str) -> dict[str, Any]:
                 "DependsOn": [queue_logical[source.queue]],
                 "Properties": {"Events": {f"{function}SqsEventSource": {
                     "Properties": {"FunctionResponseTypes": ["ReportBatchItemFailures"]}}}}}
+    # Every function by an explicit name, and its log group made here before it: the IAM
+    # policies scope logging to `/aws/lambda/<name>` without knowing the stack's name, and
+    # no function needs logs:CreateLogGroup (infra/policy.py).
+    for name in lambda_functions(app_module.app):
+        function = logical_id(name)
+        group = function + "LogGroup"
+        resources[group] = {"Type": "AWS::Logs::LogGroup", "Properties": {
+            "LogGroupName": f"/aws/lambda/{lambda_name(prefix, name)}", "RetentionInDays": LOG_RETENTION_DAYS}}
+        entry = resources.setdefault(function, {})
+        entry.setdefault("Properties", {})["FunctionName"] = lambda_name(prefix, name)
+        entry["DependsOn"] = [*entry.get("DependsOn", []), group]
     # API Gateway's own refusals (authorizer, IAM, unknown route) in the contract's error body.
     for kind, status, code, message in GATEWAY_RESPONSES:
         resources[f"{camel(kind.lower())}GatewayResponse"] = {
