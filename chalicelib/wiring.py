@@ -23,6 +23,11 @@ def override(name: str, value: Any) -> None:
 
 def reset() -> None:
     _overrides.clear()
+    forget_built()
+
+
+def forget_built() -> None:
+    """Drop the adapters built for this container (a new container builds them again)."""
     _message_sender.cache_clear()
     _payout_gateway.cache_clear()
     _payment_collector.cache_clear()

@@ -69,6 +69,8 @@ def serialise_aws(service: str | None = None) -> Callable[[], None]:
 
 
 def serve() -> int:
+    from infra import iam_recorder
+    iam_recorder.install_from_env()  # the tests' IAM call recording, before any AWS client
     host, api_port, moto_port = _settings()
     for port in (api_port, moto_port):
         if not _port_free(host, port):
@@ -151,6 +153,8 @@ def serve() -> int:
 
 def jobs(at: str) -> int:
     """Run every scheduled job as of `at` against the running stack, then drain the queues."""
+    from infra import iam_recorder
+    iam_recorder.install_from_env()
     when = datetime.fromisoformat(at)
     if when.tzinfo is None:
         print("AT needs an offset, e.g. 2027-01-10T09:00:00+08:00", file=sys.stderr)

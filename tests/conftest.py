@@ -7,8 +7,11 @@ test process can reach a real or local endpoint by accident.
 """
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,6 +29,14 @@ apply_stage_env("local")
 
 import moto  # noqa: E402,F401  - before any botocore client exists
 import pytest  # noqa: E402
+
+from infra import iam_recorder  # noqa: E402
+
+# Every AWS call each Lambda handler makes, for tests/test_iam_coverage.py (before any botocore
+# session exists, like moto). The local stacks the end-to-end tests start record into a folder
+# of this run's.
+iam_recorder.install()
+os.environ[iam_recorder.ENV] = tempfile.mkdtemp(prefix="iam-calls-")
 
 import app as app_module  # noqa: E402
 
@@ -65,3 +76,49 @@ def client(aws_stack):
     from chalice.test import Client
     with Client(app_module.app, stage_name="local", project_dir=str(ROOT)) as test_client:
         yield test_client
+
+
+# ------------------------------------------------------------------ IAM call recording
+
+IAM_CALLS = ROOT / "build" / "iam-calls.json"  # a whole run's; a partial run's goes beside it
+_run = {"deselected": 0, "failed": 0, "complete": False}
+
+
+def pytest_deselected(items):
+    _run["deselected"] += len(items)
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """The IAM coverage check reads the whole run's recording: it runs last."""
+    items.sort(key=lambda item: item.get_closest_marker("iam_coverage") is not None)
+
+
+def pytest_collection_finish(session):
+    """The recording is complete when every test module under tests/ was collected and none
+    of its tests was left out (-k, -m, --lf, a node id...)."""
+    on_disk = {p.resolve() for p in (ROOT / "tests").rglob("test_*.py")}
+    collected = {Path(str(item.path)).resolve() for item in session.items}
+    _run["complete"] = on_disk <= collected and not _run["deselected"]
+
+
+def pytest_runtest_logreport(report):
+    if report.failed and "iam_coverage" not in report.keywords:
+        _run["failed"] += 1
+
+
+def iam_recording() -> dict:
+    """This run's recording, with what the check needs to know about how it was made."""
+    from chalicelib.core import config
+    snapshot = iam_recorder.merge_dumps(iam_recorder.RECORDER.snapshot(), os.environ.get(iam_recorder.ENV))
+    return {**snapshot, "complete": _run["complete"],
+            "failed_tests": _run["failed"], "stage": config.stage(),
+            "resource_prefix": config.resource_prefix(), "region": config.region(),
+            "account": "123456789012"}
+
+
+def pytest_sessionfinish(session, exitstatus):
+    recording = iam_recording()
+    path = IAM_CALLS if recording["complete"] else IAM_CALLS.with_name("iam-calls-partial.json")
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(json.dumps(recording, indent=1, ensure_ascii=False) + "\n")
+    shutil.rmtree(os.environ[iam_recorder.ENV], ignore_errors=True)

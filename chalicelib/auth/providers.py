@@ -213,6 +213,12 @@ def reset() -> None:
         _built.clear()
 
 
+def forget_built() -> None:
+    """Drop the providers built for this container (a new container builds them again)."""
+    with _lock:
+        _built.clear()
+
+
 def _build(name: str, factory: Callable[[], Any]) -> Any:
     if name in _overrides:
         return _overrides[name]

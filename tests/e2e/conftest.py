@@ -60,7 +60,7 @@ def serving(work: Path, *, timeout: float = 90, **extra_env: str) -> Iterator[di
             raise AssertionError(f"stack exited: {log.read_text()[-3000:]}")
         try:
             return requests.get(f"{base}/health", timeout=1).status_code == 200
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # not up yet, or slow on a busy machine
             return False
 
     try:
