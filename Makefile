@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | sha1sum | cut -c1-12)
 STAGE ?= prod
 
-.PHONY: venv run jobs test soak package policies bench model clean
+.PHONY: venv run jobs test soak package policies iam-check bench model clean
 
 venv: $(STAMP)
 
@@ -24,8 +24,8 @@ jobs: venv  ## run every scheduled job as of AT against the running stack, then 
 	@test -n "$(AT)" || { echo 'usage: make jobs AT=2027-01-10T09:00:00+08:00'; exit 2; }
 	$(BIN)/python -m infra.local_stack jobs --at "$(AT)"
 
-test: venv  ## the whole suite: unit, routes/events on moto, end-to-end on the local stack
-	$(BIN)/python -m pytest -q -p no:cacheprovider tests
+test: venv  ## the whole suite: unit, routes/events on moto, end-to-end on the local stack, then IAM coverage
+	IAM_COVERAGE=required $(BIN)/python -m pytest -q -p no:cacheprovider tests
 
 SEEDS ?= $(or $(SIM_SEEDS),200)
 STEPS ?= 60
@@ -35,8 +35,11 @@ soak: venv  ## the seeded fault simulator over SEEDS seeds (replay one: python -
 package: venv  ## chalice package + merge template into build/$(STAGE), checked and linted
 	$(BIN)/python -m infra.package --stage $(STAGE)
 
-policies: venv  ## regenerate .chalice/policy-<stage>.json
+policies: venv  ## regenerate .chalice/policies/<stage>/<function>.json (one IAM policy per function)
 	$(BIN)/python -m infra.policy
+
+iam-check: venv  ## the last test run's AWS calls (build/iam-calls.json) against build/$(STAGE)/sam.json
+	$(BIN)/python -m infra.iam_check --template build/$(STAGE)/sam.json
 
 bench: package  ## the benchmark report: table in bench/README.md, build/bench.json (QUICK=1: smoke run)
 	$(if $(QUICK),BENCH_SCALE=0.1 )$(BIN)/python -m bench.run

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import zipfile
@@ -15,7 +16,7 @@ from chalicelib.core.resources import QUEUES
 from infra import policy, template
 from infra.package import check_template, ship_bytecode
 from infra.pump import next_fire
-from infra.stage import CHALICE_CONFIG, function_setting
+from infra.stage import CHALICE_CONFIG, ROOT, function_setting
 
 
 @pytest.fixture(scope="module")
@@ -57,26 +58,87 @@ def test_every_sqs_consumer_reports_partial_batch_failures(merge):
         assert merge[logical]["DependsOn"]
 
 
+STAGES = ("local", "dev", "prod")
+
+
+def _functions():
+    return policy.function_names()
+
+
 def test_committed_policies_are_the_generated_ones():
-    for stage in json.loads(CHALICE_CONFIG.read_text())["stages"]:
-        committed = (CHALICE_CONFIG.parent / f"policy-{stage}.json").read_text()
-        assert committed == policy.render(stage), f"run `python -m infra.policy` ({stage})"
+    for stage in STAGES:
+        for function in _functions():
+            committed = (CHALICE_CONFIG.parent / policy.policy_file(stage, function)).read_text()
+            assert committed == policy.render(stage, function), f"run `make policies` ({stage}/{function})"
+    assert set(policy.NEEDS) == set(_functions())
 
 
-def test_policies_are_scoped_to_the_stage_prefix():
-    doc = policy.policy("prod")
-    for statement in doc["Statement"]:
-        if statement["Sid"] in ("Tables", "Queues", "Secrets", "Logs", "TokenKeysCreatedOnFirstUse"):
-            resources = statement["Resource"] if isinstance(statement["Resource"], list) \
-                else [statement["Resource"]]
-            assert all("lending-prod" in r for r in resources)
-
-
-def test_stages_do_not_autogenerate_policies():
+def test_every_function_of_every_stage_names_a_policy_of_its_own():
     cfg = json.loads(CHALICE_CONFIG.read_text())
     for name, stage in cfg["stages"].items():
         assert stage["autogen_policy"] is False
-        assert stage["iam_policy_file"] == f"policy-{name}.json"
+        # no stage-wide fallback: a function without its own entry makes `chalice package` fail
+        assert "iam_policy_file" not in stage and "iam_policy_file" not in cfg
+        assert not (CHALICE_CONFIG.parent / f"policy-{name}.json").exists()
+        files = [function_setting(name, fn, "iam_policy_file") for fn in _functions()]
+        assert files == [policy.policy_file(name, fn) for fn in _functions()]
+        documents = {(CHALICE_CONFIG.parent / f).read_text() for f in files}
+        assert len(documents) == len(files), f"{name}: two functions share a policy"
+
+
+def _resources(document):
+    for statement in document["Statement"]:
+        for resource in statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]:
+            yield statement, resource
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_policies_name_the_stage_s_own_resources_and_star_only_where_iam_md_says_why(stage):
+    prefix = f"lending-{stage}"
+    reasons = (ROOT / "infra" / "IAM.md").read_text()
+    for function in _functions():
+        for statement, resource in _resources(policy.policy(stage, function)):
+            assert not any("*" in a for a in statement["Action"]), statement
+            if resource == "*":
+                assert f"| `{statement['Sid']}` |" in reasons, f"{function}: {statement['Sid']} has no reason in IAM.md"
+            elif "Fn::Sub" in resource:
+                # table/<prefix>-..., <queue>, secret:<prefix>/..., log-group:/aws/lambda/<prefix>-...
+                assert re.search(rf"[:/]{re.escape(prefix)}[-/]", resource["Fn::Sub"]), resource
+            else:
+                assert resource in ({"Fn::GetAtt": ["DataKey", "Arn"]}, {"Fn::GetAtt": ["PiiKey", "Arn"]}), resource
+
+
+def _allowed(stage, function, action, resource):
+    from infra import iam_check
+    dep = iam_check.Deployment(stage, f"lending-{stage}", template.build("local")["Resources"], {}, "test")
+    allow, deny = iam_check.grants(policy.policy(stage, function), dep.resources)
+    request = iam_check.Request(action, resource)
+    return any(g.allows(request) for g in allow) and not any(g.allows(request) for g in deny)
+
+
+@pytest.mark.parametrize("function", ["bearer_authorizer", "notification_consumer"])
+def test_the_authorizer_and_the_notification_consumer_cannot_read_signing_or_payment_secrets(function):
+    from infra.iam_check import ACCOUNT, REGION
+    secret = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:lending-prod/{{}}-Ab12Cd"
+    for key in ("jwt", "payout", "wallet", "hmac", "wechat", "realname", "ops"):
+        assert not _allowed("prod", function, "secretsmanager:GetSecretValue", secret.format(key)), key
+    table = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/lending-prod-{{}}"
+    for name in ("loans", "ledger", "credit-lines", "repayments", "idempotency", "applications"):
+        assert not _allowed("prod", function, "dynamodb:GetItem", table.format(name)), name
+    can_verify = _allowed("prod", function, "secretsmanager:GetSecretValue", secret.format("jwks"))
+    assert can_verify == (function == "bearer_authorizer")
+
+
+def test_every_function_is_named_and_owns_its_log_group(merge):
+    from infra.stage import lambda_name, logical_id
+    for function in _functions():
+        entry = merge[logical_id(function)]
+        name = entry["Properties"]["FunctionName"]
+        assert name == lambda_name("lending-local", function)
+        group = merge[entry["DependsOn"][-1]]
+        assert group["Type"] == "AWS::Logs::LogGroup"
+        assert group["Properties"]["LogGroupName"] == f"/aws/lambda/{name}"
+        assert group["Properties"]["RetentionInDays"] >= 365
 
 
 def test_check_template_reports_what_is_missing(merge):
