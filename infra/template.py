@@ -62,14 +62,27 @@ def table_resource(model: Any, stage_prefix: str) -> dict[str, Any]:
             "UpdateReplacePolicy": "Retain", "Properties": props}
 
 
-def _key(description: str) -> dict[str, Any]:
+def _key(description: str, *also: dict[str, Any]) -> dict[str, Any]:
     return {"Type": "AWS::KMS::Key", "DeletionPolicy": "Retain", "UpdateReplacePolicy": "Retain",
             "Properties": {
                 "Description": description, "EnableKeyRotation": True,
                 "KeyPolicy": {"Version": "2012-10-17", "Statement": [{
                     "Sid": "AccountAdministers", "Effect": "Allow",
                     "Principal": {"AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}},
-                    "Action": "kms:*", "Resource": "*"}]}}}
+                    "Action": "kms:*", "Resource": "*"}, *also]}}}
+
+
+def _logs_may_use(prefix: str) -> dict[str, Any]:
+    """CloudWatch Logs encrypts a log group with the key itself, as its service principal,
+    for the groups the encryption context names (CloudWatch Logs User Guide, "Encrypt log
+    data in CloudWatch Logs using AWS KMS"): the functions' roles need no KMS permission."""
+    return {"Sid": "CloudWatchLogsForTheFunctions", "Effect": "Allow",
+            "Principal": {"Service": {"Fn::Sub": "logs.${AWS::Region}.amazonaws.com"}},
+            "Action": ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
+            "Resource": "*",
+            "Condition": {"ArnLike": {"kms:EncryptionContext:aws:logs:arn": {"Fn::Sub": (
+                "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:/aws/lambda/"
+                + prefix + "-*")}}}}
 
 
 def build(stage: str) -> dict[str, Any]:
@@ -85,6 +98,7 @@ def build(stage: str) -> dict[str, Any]:
     resources: dict[str, Any] = {
         "DataKey": _key(f"{prefix}: tables at rest"),
         "PiiKey": _key(f"{prefix}: personal data (envelope encryption of ID and card numbers)"),
+        "LogsKey": _key(f"{prefix}: the functions' log groups", _logs_may_use(prefix)),
         "PiiKeyAlias": {"Type": "AWS::KMS::Alias",
                         "Properties": {"AliasName": config.pii_key_alias(), "TargetKeyId": {"Ref": "PiiKey"}}},
     }
@@ -133,7 +147,8 @@ def build(stage: str) -> dict[str, Any]:
         function = logical_id(name)
         group = function + "LogGroup"
         resources[group] = {"Type": "AWS::Logs::LogGroup", "Properties": {
-            "LogGroupName": f"/aws/lambda/{lambda_name(prefix, name)}", "RetentionInDays": LOG_RETENTION_DAYS}}
+            "LogGroupName": f"/aws/lambda/{lambda_name(prefix, name)}", "RetentionInDays": LOG_RETENTION_DAYS,
+            "KmsKeyId": {"Fn::GetAtt": ["LogsKey", "Arn"]}}}
         entry = resources.setdefault(function, {})
         entry.setdefault("Properties", {})["FunctionName"] = lambda_name(prefix, name)
         entry["DependsOn"] = [*entry.get("DependsOn", []), group]

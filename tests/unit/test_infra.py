@@ -139,6 +139,10 @@ def test_every_function_is_named_and_owns_its_log_group(merge):
         assert group["Type"] == "AWS::Logs::LogGroup"
         assert group["Properties"]["LogGroupName"] == f"/aws/lambda/{name}"
         assert group["Properties"]["RetentionInDays"] >= 365
+        assert group["Properties"]["KmsKeyId"] == {"Fn::GetAtt": ["LogsKey", "Arn"]}
+    logs_may = merge["LogsKey"]["Properties"]["KeyPolicy"]["Statement"][1]
+    assert logs_may["Condition"]["ArnLike"]["kms:EncryptionContext:aws:logs:arn"]["Fn::Sub"].endswith(
+        ":log-group:/aws/lambda/lending-local-*")
 
 
 def test_check_template_reports_what_is_missing(merge):
