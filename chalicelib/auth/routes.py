@@ -158,7 +158,8 @@ def send_current_phone_code(request: Any, principal: str) -> dict[str, Any]:
 @route(bp, "/v1/me/identity", "POST", summary="Real-name verification with a resident ID",
        tag="me", body=IdentityBody, auth="bearer",
        errors=("409 IDENTITY_TAKEN", "409 IDENTITY_ALREADY_VERIFIED", "422 ID_NUMBER_INVALID",
-               "422 AGE_NOT_ELIGIBLE", "422 IDENTITY_MISMATCH", "503 DEPENDENCY_UNAVAILABLE"))
+               "422 AGE_NOT_ELIGIBLE", "422 IDENTITY_MISMATCH", "429 IDENTITY_RATE_LIMITED",
+               "503 DEPENDENCY_UNAVAILABLE"))
 def verify_identity(request: Any, body: IdentityBody, principal: str) -> dict[str, Any]:
     return service.verify_identity(principal, body.name, body.id_number)
 

@@ -8,8 +8,9 @@ clock, as PyJWT checks them against it.
 Account protection (anti-phishing): replacing a bound phone needs proof of the bound phone (a
 `phone-change` code sent to it) or, when it is lost, the verified name + ID number; it ends
 every other session and starts a `SECURITY_HOLD_SECONDS` hold on drawdowns and new cards, and
-both phones are told. The identity proof is counted per user and Asia/Shanghai day
-(`IDENTITY_CHECKS_PER_DAY`) before anything is compared.
+both phones are told. Real-name checks are counted per user and Asia/Shanghai day
+(`IDENTITY_CHECKS_PER_DAY`) before anything is compared, and IDENTITY_TAKEN is answered only
+after the provider matched the name and ID number.
 """
 from __future__ import annotations
 
@@ -454,16 +455,21 @@ def verify_identity(user_id: str, raw_name: str, raw_id_number: str) -> dict[str
                             code="AGE_NOT_ELIGIBLE")
     name = " ".join(raw_name.split())
     id_hash = keyed_hash("id_number", id_number)
+    # Counted once the request is well formed, before any answer that rests on data: the
+    # provider's, or this account's own verified identity.
+    _count_identity_check(user_id)
     if profile.id_hash:
-        if profile.id_hash == id_hash:
+        if hmac.compare_digest(profile.id_hash, id_hash):
             return _identity_answer(profile)
         raise Conflict("Your identity is already verified with another ID number.",
                        code="IDENTITY_ALREADY_VERIFIED")
+    if not providers.get_realname().verify(name, id_number):
+        raise RuleViolation("The name does not match this ID number.", code="IDENTITY_MISMATCH")
+    # Only now, with the name and ID number matched, may the answer say whose the number is:
+    # a stranger with someone's ID number and a guessed name gets the mismatch above.
     owner = _lookup(f"IDNO#{id_hash}")
     if owner is not None and owner != user_id:
         raise Conflict("This ID number is bound to another account.", code="IDENTITY_TAKEN")
-    if not providers.get_realname().verify(name, id_number):
-        raise RuleViolation("The name does not match this ID number.", code="IDENTITY_MISMATCH")
     fields = {"id_hash": id_hash, "name_masked": mask_name(name),
               "id_number_masked": mask_id_number(id_number), "verified_at": _stamp(),
               "identity_sealed": seal(json.dumps({"name": name, "id_number": id_number},

@@ -12,12 +12,12 @@ brings its own borrowers, so the world's A and B stay as they were for the other
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, time, timedelta, timezone
 
 import pytest
 
-from chalicelib.auth import service
-from chalicelib.core.clock import FixedClock
+from chalicelib.auth import providers, service
+from chalicelib.core.clock import SHANGHAI, FixedClock, shanghai_date
 from tests.auth_support import code_for
 from tests.journeys import GOOD_APPLICANT, card_ending, ready_borrower, resident_id, with_key
 from tests.security.conftest import assert_error, assert_unchanged, snapshot
@@ -212,3 +212,73 @@ def test_the_owner_replaces_the_phone_ends_other_sessions_and_waits_a_day(world,
     status, signed = world.api.post("/v1/auth/sms-login",
                                     {"phone": old_phone, "code": code_for(world.outbox, old_phone)})
     assert status == 200 and signed["user_id"] != owner["user_id"] and signed["new_user"] is True
+
+
+# ------------------------------------------------------------------ item 9: real name
+
+def _but_counters(state):
+    """A snapshot without the tries counters: what the tries must not have changed."""
+    return {**state, "tables": [item for item in state["tables"] if "RATE#identity" not in item]}
+
+
+class Registry:
+    """A real-name provider that knows who is who (the sandbox's passes any 2-30 character
+    name): it matches a name to an ID number only when they belong together."""
+
+    def __init__(self, people):
+        self.people = dict(people)
+        self.calls = 0
+
+    def verify(self, name, id_number):
+        self.calls += 1
+        return self.people.get(id_number) == name
+
+
+def test_the_real_name_endpoint_tells_a_stranger_nothing_and_stops_at_five_a_day(
+        world, auth_clock, monkeypatch):
+    """Given a stranger holding a customer's ID number, when they guess the name, then they get
+    the answer any wrong name gets (never IDENTITY_TAKEN); only with the right name does the
+    provider's match let the conflict show; and the sixth try of the day is 429 until
+    Asia/Shanghai midnight, whatever it carries, without asking the provider."""
+    customer_id = world.b["pii"]["id_number"]
+    outsider_id = resident_id(date(1990, 6, 15), sequence=321)  # a real person, not a customer
+    registry = Registry({customer_id: "张三", outsider_id: "王五"})
+    monkeypatch.setitem(providers._overrides, "realname", registry)
+    status, signed = world.api.post("/v1/auth/wechat", {"code": "dev-o_protect_stranger"})
+    stranger = world.api.bearer(signed["access_token"])
+
+    before = snapshot()
+    status, customer, _ = world.call("POST", "/v1/me/identity", headers=stranger,
+                                     body={"name": "李四", "id_number": customer_id})
+    assert_error(status, customer, 422, ("IDENTITY_MISMATCH",), "a customer's ID, a wrong name")
+    status, outsider, _ = world.call("POST", "/v1/me/identity", headers=stranger,
+                                     body={"name": "李四", "id_number": outsider_id})
+    assert (status, outsider) == (422, customer)
+    assert registry.calls == 2
+
+    # The right name matched at the provider: now the account conflict may be told.
+    status, answer, _ = world.call("POST", "/v1/me/identity", headers=stranger,
+                                   body={"name": "张三", "id_number": customer_id})
+    assert_error(status, answer, 409, ("IDENTITY_TAKEN",), "matched, bound to another account")
+    for name in ("赵六", "钱七"):
+        status, answer, _ = world.call("POST", "/v1/me/identity", headers=stranger,
+                                       body={"name": name, "id_number": customer_id})
+        assert (status, answer) == (422, customer)
+    assert registry.calls == 5
+    assert_unchanged(_but_counters(before), _but_counters(snapshot()), "five real-name tries")
+
+    # The sixth try of the Shanghai day, even the stranger's own true identity: 429.
+    now = auth_clock.now()
+    midnight = datetime.combine(shanghai_date(now) + timedelta(days=1), time(0), SHANGHAI)
+    status, answer, headers = world.call("POST", "/v1/me/identity", headers=stranger,
+                                         body={"name": "王五", "id_number": outsider_id})
+    assert_error(status, answer, 429, what="the sixth try")
+    assert int(headers["Retry-After"]) == int((midnight - now).total_seconds())
+    assert registry.calls == 5
+    assert world.call("GET", "/v1/me", headers=stranger)[1]["identity_verified"] is False
+
+    # The next Shanghai day the count starts again.
+    auth_clock.set(midnight.astimezone(timezone.utc))
+    status, answer, _ = world.call("POST", "/v1/me/identity", headers=stranger,
+                                   body={"name": "王五", "id_number": outsider_id})
+    assert status == 200 and answer["verified"] is True, answer
