@@ -18,7 +18,7 @@ import pytest
 
 from chalicelib.auth import providers, service
 from chalicelib.core.clock import SHANGHAI, FixedClock, shanghai_date
-from tests.auth_support import code_for
+from tests.auth_support import code_for, leaks
 from tests.journeys import GOOD_APPLICANT, card_ending, ready_borrower, resident_id, with_key
 from tests.security.conftest import assert_error, assert_unchanged, snapshot
 
@@ -74,6 +74,13 @@ def _add_card(world, headers, last4):
 def _assert_on_hold(status, answer, headers, seconds_left, what):
     assert_error(status, answer, 403, ("SECURITY_HOLD",), what)
     assert int(headers["Retry-After"]) == seconds_left, (what, headers)
+
+
+def _assert_masked_everywhere(world, secrets):
+    """Neither the answers, the app's log lines nor the texts show these in full."""
+    for where, text in (("responses", "\n".join(world.api.seen)), ("logs", world.logs.text),
+                        ("outbox", world.outbox.read_text(encoding="utf-8"))):
+        assert leaks(text, secrets) == [], where
 
 
 def _wrong(code):
@@ -149,6 +156,7 @@ def test_a_stolen_access_token_cannot_take_the_account_over(world, auth_clock):
     status, me, _ = world.call("GET", "/v1/me", headers=stolen)
     assert len(me["bank_cards"]) == 1
     assert world.call("GET", "/v1/loans", headers=stolen)[1]["items"] == []
+    _assert_masked_everywhere(world, [victim["phone"], attacker_phone, victim["id_number"]])
 
 
 def test_the_owner_replaces_the_phone_ends_other_sessions_and_waits_a_day(world, auth_clock):
@@ -212,6 +220,7 @@ def test_the_owner_replaces_the_phone_ends_other_sessions_and_waits_a_day(world,
     status, signed = world.api.post("/v1/auth/sms-login",
                                     {"phone": old_phone, "code": code_for(world.outbox, old_phone)})
     assert status == 200 and signed["user_id"] != owner["user_id"] and signed["new_user"] is True
+    _assert_masked_everywhere(world, [old_phone, new_phone, owner["id_number"]])
 
 
 # ------------------------------------------------------------------ item 9: real name
