@@ -221,7 +221,31 @@ def generated(stage: str, template: dict[str, Any] | None = None) -> Deployment:
 
 def packaged(path: Path) -> Deployment:
     """The deployment in a template `chalice package` wrote (build/<stage>/sam.json)."""
-    template = json.loads(path.read_text())
+    return packaged_template(json.loads(path.read_text()), str(path))
+
+
+def policy_drift(template: dict[str, Any], stage: str) -> list[str]:
+    """Problems when a packaged template's roles are not one per function, each with exactly
+    the policy file `.chalice/config.json` names for it (empty when they are)."""
+    from infra import policy as policies
+    dep = packaged_template(template, f"{stage} template")
+    problems = []
+    wanted = policies.function_names()
+    if sorted(dep.functions) != sorted(wanted):
+        problems.append(f"functions {sorted(dep.functions)} in the template, {sorted(wanted)} in the app")
+    roles = [props["Role"]["Fn::GetAtt"][0] for res in template["Resources"].values()
+             if res.get("Type") == "AWS::Serverless::Function" for props in [res["Properties"]]]
+    if len(set(roles)) != len(roles):
+        problems.append("two functions share a role")
+    for name, fn in dep.functions.items():
+        setting = function_setting(stage, name, "iam_policy_file")
+        document = json.loads((ROOT / ".chalice" / setting).read_text()) if setting else None
+        if document is None or fn.policy["Statement"] != document["Statement"]:
+            problems.append(f"{name}: its role's policy is not {setting} (run make policies, then package)")
+    return problems
+
+
+def packaged_template(template: dict[str, Any], source: str) -> Deployment:
     resources = template["Resources"]
     prefixes = {stage_env(s)["RESOURCE_PREFIX"]: s for s in chalice_config()["stages"]}
     stage = prefix = None
@@ -231,7 +255,7 @@ def packaged(path: Path) -> Deployment:
             prefix, stage = env.get("RESOURCE_PREFIX"), env.get("STAGE")
             break
     if prefix not in prefixes:
-        raise ValueError(f"{path}: cannot tell the stage")
+        raise ValueError(f"{source}: cannot tell the stage")
     functions = {}
     for logical, res in resources.items():
         if res.get("Type") != "AWS::Serverless::Function":
@@ -250,7 +274,7 @@ def packaged(path: Path) -> Deployment:
                 queues.append(text.rsplit(":", 1)[-1])
         functions[name] = Function(name, {"Version": "2012-10-17", "Statement": statements},
                                    props.get("FunctionName"), props.get("Tracing") == "Active", queues)
-    return Deployment(str(stage), str(prefix), resources, functions, str(path))
+    return Deployment(str(stage), str(prefix), resources, functions, source)
 
 
 # ------------------------------------------------------------------ calls -> IAM requests

@@ -187,6 +187,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     template = json.loads(template_path.read_text())
     problems = check_template(template, args.stage)
+    from infra.iam_check import policy_drift
+    problems += policy_drift(template, args.stage)  # one role per function, each its own policy file
     runtimes = function_runtimes(template)
     if len(runtimes) != 1:
         problems.append(f"functions should share one runtime, found {sorted(runtimes)}")

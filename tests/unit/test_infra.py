@@ -245,3 +245,29 @@ def test_every_scheduled_function_and_consumer_has_an_explicit_timeout_and_memor
                 period = expression.value * {"MINUTES": 60, "HOURS": 3600, "DAYS": 86400}[expression.unit]
                 assert timeout < period, (name, timeout, period)
     assert function_setting(stage, "close_of_business", "lambda_timeout") >= 300
+
+
+def _packaged_like_chalice(stage):
+    """What `chalice package` makes of the functions: a role each, holding its policy file."""
+    resources = {}
+    for function in _functions():
+        role = f"Role{function}"
+        document = json.loads((CHALICE_CONFIG.parent / policy.policy_file(stage, function)).read_text())
+        resources[role] = {"Type": "AWS::IAM::Role", "Properties": {"Policies": [
+            {"PolicyName": role + "Policy", "PolicyDocument": document}]}}
+        resources[f"Fn{function}"] = {"Type": "AWS::Serverless::Function", "Properties": {
+            "Handler": "app.app" if function == "api_handler" else f"chalicelib.x.routes.{function}",
+            "Role": {"Fn::GetAtt": [role, "Arn"]},
+            "Environment": {"Variables": {"STAGE": stage, "RESOURCE_PREFIX": f"lending-{stage}"}}}}
+    return {"Resources": resources}
+
+
+def test_make_package_fails_when_a_role_lacks_its_own_policy():
+    from infra.iam_check import policy_drift
+    packaged = _packaged_like_chalice("prod")
+    assert policy_drift(packaged, "prod") == []
+    packaged["Resources"]["Rolereminders"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"].pop()
+    packaged["Resources"]["Fnreminders"]["Properties"]["Role"] = {"Fn::GetAtt": ["Roleapi_handler", "Arn"]}
+    problems = policy_drift(packaged, "prod")
+    assert "two functions share a role" in problems
+    assert any(p.startswith("reminders: its role's policy is not policies/prod/reminders.json") for p in problems)
