@@ -80,6 +80,15 @@ def check_template(template: dict[str, Any], stage: str) -> list[str]:
     for ev in sqs_sources:
         if ev["Properties"].get("FunctionResponseTypes") != ["ReportBatchItemFailures"]:
             problems.append(f"SQS event source without ReportBatchItemFailures: {ev['Properties']}")
+        concurrency = ev["Properties"].get("ScalingConfig", {}).get("MaximumConcurrency")
+        if not isinstance(concurrency, int) or not 2 <= concurrency <= 1000:
+            problems.append(f"SQS event source without ScalingConfig.MaximumConcurrency (2-1000): "
+                            f"{ev['Properties']}")
+    for name, res in resources.items():
+        if res["Type"] == "AWS::Serverless::Function" and "ReservedConcurrentExecutions" in res["Properties"] \
+                and any(ev.get("Type") == "SQS" for ev in res["Properties"].get("Events", {}).values()):
+            problems.append(f"{name}: reserved concurrency on an SQS consumer throttles its event source "
+                            "(messages go to the DLQ); cap it with ScalingConfig.MaximumConcurrency")
     if not any(k.get("Properties", {}).get("EnableKeyRotation") for k in by_type.get("AWS::KMS::Key", [])):
         problems.append("no KMS key with rotation")
     if not by_type.get("AWS::SecretsManager::Secret"):

@@ -115,16 +115,20 @@ def build(stage: str) -> dict[str, Any]:
             secret["SecretString"] = "{}"  # an operator sets the real value after the first deploy
         resources[camel(spec.key) + "Secret"] = {"Type": "AWS::SecretsManager::Secret",
                                                  "Properties": secret}
-    # Partial batch responses, which chalice cannot set itself (aws/chalice#2029), and a
-    # DependsOn so the event source mapping is created after its queue (chalice refers to the
-    # queue by a built ARN, not a reference).
+    # Partial batch responses, which chalice cannot set itself (aws/chalice#2029), the event
+    # source's maximum concurrency (the way to cap an SQS consumer: reserved concurrency would
+    # throttle the poller and dead-letter messages), and a DependsOn so the event source
+    # mapping is created after its queue (chalice refers to the queue by a built ARN).
+    specs = {config.queue_name(spec.key): spec for spec in QUEUES}
     for source in app_module.app.event_sources:
         if isinstance(source, SQSEventConfig):
             function = camel(source.name)
             resources[function] = {
                 "DependsOn": [queue_logical[source.queue]],
                 "Properties": {"Events": {f"{function}SqsEventSource": {
-                    "Properties": {"FunctionResponseTypes": ["ReportBatchItemFailures"]}}}}}
+                    "Properties": {"FunctionResponseTypes": ["ReportBatchItemFailures"],
+                                   "ScalingConfig": {
+                                       "MaximumConcurrency": specs[source.queue].max_concurrency}}}}}}
     # API Gateway's own refusals (authorizer, IAM, unknown route) in the contract's error body.
     for kind, status, code, message in GATEWAY_RESPONSES:
         resources[f"{camel(kind.lower())}GatewayResponse"] = {

@@ -13,6 +13,10 @@ class QueueSpec:
     key: str  # short name; the queue is `<prefix>-<key>`, its DLQ `<prefix>-<key>-dlq`
     consumer: str  # name of the Lambda function that consumes it
     batch_size: int
+    # Most concurrent consumer instances the event source invokes (SQS ScalingConfig, 2-1000).
+    # Never reserved concurrency on the function: that throttles the poller, whose throttled
+    # receives count towards maxReceiveCount and push messages to the dead-letter queue.
+    max_concurrency: int
     max_receive_count: int = 5  # receives before a message goes to the dead-letter queue
 
 
@@ -24,8 +28,9 @@ class SecretSpec:
 
 
 QUEUES: tuple[QueueSpec, ...] = (
-    QueueSpec(key="disbursements", consumer="disbursement_consumer", batch_size=5),
-    QueueSpec(key="notifications", consumer="notification_consumer", batch_size=10),
+    # Two payouts at a time: the bank's transfer API is the bottleneck, not the queue.
+    QueueSpec(key="disbursements", consumer="disbursement_consumer", batch_size=5, max_concurrency=2),
+    QueueSpec(key="notifications", consumer="notification_consumer", batch_size=10, max_concurrency=5),
 )
 
 SECRETS: tuple[SecretSpec, ...] = (

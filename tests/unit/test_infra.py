@@ -57,6 +57,51 @@ def test_every_sqs_consumer_reports_partial_batch_failures(merge):
         assert merge[logical]["DependsOn"]
 
 
+def test_sqs_consumers_are_capped_by_the_event_source_not_by_reserved_concurrency(merge):
+    """Reserved concurrency throttles the SQS poller, and throttled receives push messages to
+    the dead-letter queue (lost reminders); the event source's MaximumConcurrency does not."""
+    from app import app
+    cfg = json.loads(CHALICE_CONFIG.read_text())
+    specs = {config.queue_name(spec.key): spec for spec in QUEUES}
+    for source in (s for s in app.event_sources if type(s).__name__ == "SQSEventConfig"):
+        logical = template.camel(source.name)
+        scaling = merge[logical]["Properties"]["Events"][f"{logical}SqsEventSource"]["Properties"]["ScalingConfig"]
+        assert scaling == {"MaximumConcurrency": specs[source.queue].max_concurrency}
+        assert 2 <= scaling["MaximumConcurrency"] <= 1000  # SQS's allowed range
+        for scope in [cfg, *cfg["stages"].values()]:
+            assert "reserved_concurrency" not in scope.get("lambda_functions", {}).get(source.name, {})
+            assert "reserved_concurrency" not in scope
+    assert {s.key: s.max_concurrency for s in QUEUES} == {"disbursements": 2, "notifications": 5}
+
+
+def _packaged(merge, **changes):
+    """A packaged-looking template: the merge template plus what chalice adds to a consumer."""
+    resources = json.loads(json.dumps(merge))
+    consumer = resources["NotificationConsumer"]
+    consumer["Type"] = "AWS::Serverless::Function"
+    consumer["Properties"]["Events"]["NotificationConsumerSqsEventSource"]["Type"] = "SQS"
+    for key, value in changes.items():
+        consumer["Properties"][key] = value
+    return {"Resources": {k: v for k, v in resources.items() if "Type" in v}}
+
+
+def test_check_template_refuses_a_consumer_without_maximum_concurrency_or_with_reservations(merge):
+    def problems_of(template_):
+        return [p for p in check_template(template_, "local") if "oncurrency" in p]
+
+    assert problems_of(_packaged(merge)) == []
+    reserved = _packaged(merge, ReservedConcurrentExecutions=5)
+    assert any("reserved concurrency" in p for p in problems_of(reserved))
+    unscaled = _packaged(merge)
+    del unscaled["Resources"]["NotificationConsumer"]["Properties"]["Events"][
+        "NotificationConsumerSqsEventSource"]["Properties"]["ScalingConfig"]
+    assert any("MaximumConcurrency" in p for p in problems_of(unscaled))
+    too_low = _packaged(merge)
+    too_low["Resources"]["NotificationConsumer"]["Properties"]["Events"][
+        "NotificationConsumerSqsEventSource"]["Properties"]["ScalingConfig"]["MaximumConcurrency"] = 1
+    assert any("MaximumConcurrency" in p for p in problems_of(too_low))
+
+
 def test_committed_policies_are_the_generated_ones():
     for stage in json.loads(CHALICE_CONFIG.read_text())["stages"]:
         committed = (CHALICE_CONFIG.parent / f"policy-{stage}.json").read_text()
