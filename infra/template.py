@@ -12,6 +12,7 @@ import json
 import sys
 from typing import Any
 
+from infra import hardening
 from infra.stage import apply_stage_env, visibility_timeout
 
 DLQ_RETENTION_SECONDS = 14 * 24 * 3600
@@ -97,17 +98,19 @@ def build(stage: str) -> dict[str, Any]:
         resources[logical + "DeadLetter"] = {
             "Type": "AWS::SQS::Queue",
             "Properties": {"QueueName": config.queue_name(spec.key) + "-dlq",
-                           "MessageRetentionPeriod": DLQ_RETENTION_SECONDS, "SqsManagedSseEnabled": True}}
+                           "MessageRetentionPeriod": DLQ_RETENTION_SECONDS,
+                           "KmsMasterKeyId": {"Ref": "QueueKey"}}}
         resources[logical] = {
             "Type": "AWS::SQS::Queue",
             "Properties": {
                 "QueueName": config.queue_name(spec.key),
                 "VisibilityTimeout": visibility_timeout(stage, spec.consumer),
-                "SqsManagedSseEnabled": True,
+                "KmsMasterKeyId": {"Ref": "QueueKey"},  # infra/hardening.py
                 "RedrivePolicy": {"deadLetterTargetArn": {"Fn::GetAtt": [logical + "DeadLetter", "Arn"]},
                                   "maxReceiveCount": spec.max_receive_count}}}
     for spec in SECRETS:
-        secret: dict[str, Any] = {"Name": config.secret_name(spec.key), "Description": spec.description}
+        secret: dict[str, Any] = {"Name": config.secret_name(spec.key), "Description": spec.description,
+                                  "KmsKeyId": {"Ref": "SecretKey"}}  # infra/hardening.py
         if spec.generated:
             secret["GenerateSecretString"] = {"SecretStringTemplate": "{}", "GenerateStringKey": "key",
                                               "PasswordLength": 64, "ExcludePunctuation": True}
@@ -137,6 +140,9 @@ def build(stage: str) -> dict[str, Any]:
                            **({"StatusCode": status} if status else {}),
                            "ResponseTemplates": {"application/json": json.dumps(
                                {"error": {"code": code, "message": message}})}}}
+    # Keys for queues, secrets and logs, the jobs' DLQ, API logging and tracing, and the
+    # reasons for what a security scan flags and we do not change.
+    hardening.merge(resources, hardening.resources(stage, app_module.app, prefix))
     return {"Resources": resources}
 
 
