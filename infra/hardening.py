@@ -117,7 +117,7 @@ def access_log_group_name(prefix: str) -> str:
 def resources(stage: str, app: Any, prefix: str) -> dict[str, Any]:
     """The keys, the jobs' DLQ, the API's log group and role, and the patches to chalice's
     functions and API, to merge into the template's Resources."""
-    from infra.stage import chalice_config
+    from infra.stage import chalice_config, operator_role_arns
     from infra.template import DLQ_RETENTION_SECONDS
 
     log_group = access_log_group_name(prefix)
@@ -165,13 +165,37 @@ def resources(stage: str, app: Any, prefix: str) -> dict[str, Any]:
                 "AccessLogSetting": {"DestinationArn": {"Fn::GetAtt": ["ApiAccessLogs", "Arn"]},
                                      "Format": json.dumps(ACCESS_LOG_FORMAT, separators=(",", ":"))}}},
     }
+    if stage != "local":  # the local stage guards /v1/ops with X-Ops-Key, not IAM
+        roles = operator_role_arns(stage)
+        merge(out["RestAPI"], {"Properties": {"DefinitionBody": {
+            "x-amazon-apigateway-policy": api_resource_policy(roles)}}})
+        out["APIHandler"] = {"Properties": {"Environment": {"Variables": {
+            "OPERATOR_ROLE_ARNS": {"Fn::Sub": ",".join(roles)}}}}}
     for logical, kind in function_kinds(app).items():
         patch: dict[str, Any] = {"Metadata": _skip(*SKIPS[kind])}
         if kind == "job":
             patch["Properties"] = {"DeadLetterQueue": {
                 "Type": "SQS", "TargetArn": {"Fn::GetAtt": ["JobsDeadLetterQueue", "Arn"]}}}
-        out[logical] = patch
+        merge(out.setdefault(logical, {}), patch)
     return out
+
+
+def api_resource_policy(operator_roles: list[str]) -> dict[str, Any]:
+    """The REST API's resource policy: anyone may call it (the routes authenticate), but
+    /v1/ops only a session of the stage's operator roles. API Gateway checks it before the IAM
+    authorizer lets a signed request through, so another principal of the account (or of any
+    account: an `Allow *` would otherwise let their signed requests in) never reaches the
+    function; the function checks the role again (`authenticate_operator`). `aws:PrincipalArn`
+    of a role session is the role's ARN, path included."""
+    api = "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:*"
+    deny: dict[str, Any] = {"Sid": "OpsOnlyForOperatorRoles", "Effect": "Deny", "Principal": "*",
+                            "Action": "execute-api:Invoke", "Resource": {"Fn::Sub": api + "/*/*/v1/ops/*"}}
+    if operator_roles:  # none configured: nobody reaches /v1/ops
+        deny["Condition"] = {"ArnNotEquals": {"aws:PrincipalArn": [{"Fn::Sub": arn} for arn in operator_roles]}}
+    return {"Version": "2012-10-17", "Statement": [
+        {"Sid": "AnyoneCallsTheApiItsRoutesAuthenticate", "Effect": "Allow", "Principal": "*",
+         "Action": "execute-api:Invoke", "Resource": {"Fn::Sub": api + "/*"}},
+        deny]}
 
 
 def merge(into: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:

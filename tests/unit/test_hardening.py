@@ -198,3 +198,28 @@ def test_make_package_installs_checkov_3_in_its_own_venv():
                           cwd=ROOT, capture_output=True, text=True).stdout
     assert "/nonexistent-ckv/bin/python -m pip install -q -r requirements-checkov.txt" in plan
     assert "--checkov /nonexistent-ckv/bin/checkov" in plan
+
+
+def test_only_the_stage_operator_roles_reach_ops_through_api_gateway(prod):
+    role = {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/lending-prod-operator"}
+    env = prod["APIHandler"]["Properties"]["Environment"]["Variables"]
+    assert env["OPERATOR_ROLE_ARNS"] == role  # resolved to this account's role at deploy time
+    others = [fn for name, fn in prod.items() if fn["Type"] == "AWS::Serverless::Function" and name != "APIHandler"]
+    assert all("OPERATOR_ROLE_ARNS" not in fn["Properties"]["Environment"]["Variables"] for fn in others)
+    policy = prod["RestAPI"]["Properties"]["DefinitionBody"]["x-amazon-apigateway-policy"]
+    allow, deny = policy["Statement"]
+    assert (allow["Effect"], allow["Principal"], deny["Effect"], deny["Principal"]) == ("Allow", "*", "Deny", "*")
+    assert deny["Resource"]["Fn::Sub"].endswith(":*/*/*/v1/ops/*")
+    assert deny["Condition"] == {"ArnNotEquals": {"aws:PrincipalArn": [role]}}
+    # and the ops routes keep API Gateway's IAM authorizer (SigV4), the others the bearer one
+    paths = prod["RestAPI"]["Properties"]["DefinitionBody"]["paths"]
+    for path, operations in paths.items():
+        for method, operation in operations.items():
+            if method in ("get", "post") and path.startswith("/v1/ops/"):
+                assert operation["security"] == [{"sigv4": []}], (path, method)
+
+
+def test_with_no_operator_role_configured_the_edge_refuses_ops_to_everyone():
+    policy = hardening.api_resource_policy([])
+    deny = policy["Statement"][1]
+    assert deny["Effect"] == "Deny" and "Condition" not in deny
