@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | sha1sum | cut -c1-12)
 STAGE ?= prod
 
-.PHONY: venv run jobs test soak package policies bench model clean
+.PHONY: venv run jobs test soak package check-secrets policies bench model clean
 
 venv: $(STAMP)
 
@@ -44,6 +44,9 @@ $(CHECKOV_STAMP): requirements-checkov.txt  # own venv: checkov pins a boto3 the
 
 package: venv $(CHECKOV_STAMP)  ## chalice package + merge template into build/$(STAGE), linted, checked, scanned by checkov
 	$(BIN)/python -m infra.package --stage $(STAGE) --checkov $(CHECKOV_VENV)/bin/checkov
+
+check-secrets: venv  ## after a deploy: the partner settings still to fill in STAGE's secrets (names only)
+	$(BIN)/python -m infra.readiness --stage $(STAGE)
 
 policies: venv  ## regenerate .chalice/policy-<stage>.json
 	$(BIN)/python -m infra.policy

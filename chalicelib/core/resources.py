@@ -25,6 +25,10 @@ class SecretSpec:
     key: str  # the secret is `<prefix>/<key>`
     description: str
     generated: bool  # True: random value generated at creation; False: an operator sets it
+    # A partner's settings, which an operator fills after the first deploy (created as `{}`):
+    # each must be a non-empty string; a `base_url` must be https. See `chalicelib/core/settings.py`.
+    fields: tuple[str, ...] = ()
+    used_by: tuple[str, ...] = ()  # the functions that read it (GET /health checks the API's)
 
 
 QUEUES: tuple[QueueSpec, ...] = (
@@ -36,14 +40,28 @@ QUEUES: tuple[QueueSpec, ...] = (
 SECRETS: tuple[SecretSpec, ...] = (
     SecretSpec("hmac", "Keys for keyed hashes (OTP codes, ID-number and phone lookups)", True),
     SecretSpec("ops", "Shared key for /v1/ops in the local stage only", True),
-    SecretSpec("wechat", "WeChat app id and secret for OAuth", False),
+    SecretSpec("wechat", "WeChat app id and secret for OAuth", False,
+               fields=("app_id", "app_secret"), used_by=("api_handler",)),
     # Not generated: CloudFormation cannot make a key pair. Created holding {}, the app writes
     # the Ed25519 key set on first use (chalicelib/auth/tokens.py; needs PutSecretValue).
     SecretSpec("jwt", "Ed25519 key pairs signing access and refresh tokens (JWT)", False),
-    SecretSpec("realname", "Real-name verification vendor: base_url, app_id, app_secret", False),
-    SecretSpec("payout", "Bank payout API: base_url, merchant_id, signing_key", False),
-    SecretSpec("wallet", "Wallet debit API for repayments: base_url, merchant_id, signing_key", False),
+    SecretSpec("realname", "Real-name verification vendor: base_url, app_id, app_secret", False,
+               fields=("base_url", "app_id", "app_secret"), used_by=("api_handler",)),
+    SecretSpec("payout", "Bank payout API: base_url, merchant_id, signing_key", False,
+               fields=("base_url", "merchant_id", "signing_key"), used_by=("disbursement_consumer",)),
+    SecretSpec("wallet", "Wallet debit API for repayments: base_url, merchant_id, signing_key", False,
+               fields=("base_url", "merchant_id", "signing_key"),
+               used_by=("api_handler", "repayment_reconciler")),
 )
+
+PARTNER_SECRETS: tuple[SecretSpec, ...] = tuple(spec for spec in SECRETS if spec.fields)
+
+
+def secret_spec(key: str) -> SecretSpec:
+    for spec in SECRETS:
+        if spec.key == key:
+            return spec
+    raise KeyError(key)
 
 
 def queue_spec(key: str) -> QueueSpec:

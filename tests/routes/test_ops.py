@@ -7,17 +7,12 @@ import uuid
 from datetime import date
 
 import pytest
-from chalice.local import LambdaEventConverter
-from chalice.test import Client
 
-from app import app
 from chalicelib.loans import credit, disbursement
 from chalicelib.loans.models import ApplicationRecord
 from chalicelib.repay import service as repay
-from infra.stage import CHALICE_CONFIG
-from tests.routes.conftest import APPLICANT, NOW, draw, review_application
+from tests.routes.conftest import ACCOUNT, APPLICANT, NOW, draw, review_application
 
-ACCOUNT = "123456789012"
 OPERATOR_SESSION = f"arn:aws:sts::{ACCOUNT}:assumed-role/lending-prod-operator/ops-jane"
 
 
@@ -249,40 +244,18 @@ def test_an_application_decided_before_shows_no_note_either(client, monkeypatch)
 
 
 # ------------------------------------------------------------------ deployed: IAM callers
+# (the `prod` stage's own settings through chalice's test client: see `prod_client`)
 
 @pytest.fixture()
-def deployed(aws_stack, tmp_path, monkeypatch):
-    """The ops routes as deployed in `prod`: the stage's own settings, its operator role ARN
-    resolved as the deploy resolves `${AWS::Partition}`/`${AWS::AccountId}`, and API Gateway's
-    request context naming the SigV4 caller (`identity.userArn`). Resource names stay this test
-    account's."""
-    cfg = json.loads(CHALICE_CONFIG.read_text())
-    prod = cfg["stages"]["prod"]
-    variables = prod["lambda_functions"]["api_handler"]["environment_variables"]
-    variables["OPERATOR_ROLE_ARNS"] = variables["OPERATOR_ROLE_ARNS"].replace(
-        "${AWS::Partition}", "aws").replace("${AWS::AccountId}", ACCOUNT)
-    prod["environment_variables"]["RESOURCE_PREFIX"] = "lending-local"
-    (tmp_path / ".chalice").mkdir()
-    (tmp_path / ".chalice" / "config.json").write_text(json.dumps(cfg))
-    caller: dict[str, str] = {}
-    create = LambdaEventConverter.create_lambda_event
-
-    def with_identity(self, *args, **kwargs):
-        event = create(self, *args, **kwargs)
-        event["requestContext"]["identity"].update(caller)
-        return event
-
-    monkeypatch.setattr(LambdaEventConverter, "create_lambda_event", with_identity)
-    with Client(app, stage_name="prod", project_dir=str(tmp_path)) as prod_client:
-        def call(method, path, user_arn, body=None):
-            caller.clear()
-            if user_arn:
-                caller.update({"userArn": user_arn, "accountId": ACCOUNT, "caller": "AROAEXAMPLE:x"})
-            headers = {"Content-Type": "application/json"}
+def deployed(prod_client):
+    def call(method, path, user_arn, body=None):
+        identity = {"userArn": user_arn, "accountId": ACCOUNT, "caller": "AROAEXAMPLE:x"} if user_arn else {}
+        headers = {"Content-Type": "application/json"}
+        with prod_client.identity(identity):
             response = prod_client.http.get(path, headers=headers) if method == "get" else \
                 prod_client.http.post(path, body=json.dumps(body).encode(), headers=headers)
-            return response.status_code, json.loads(response.body) if response.body else None
-        yield call
+        return response.status_code, json.loads(response.body) if response.body else None
+    return call
 
 
 def test_deployed_an_operator_role_session_decides_and_is_recorded(deployed):
