@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | sha1sum | cut -c1-12)
 STAGE ?= prod
 
-.PHONY: venv run jobs test soak package policies iam-check bench model clean
+.PHONY: venv run jobs test soak package check-secrets policies iam-check bench model clean
 
 venv: $(STAMP)
 
@@ -32,8 +32,21 @@ STEPS ?= 60
 soak: venv  ## the seeded fault simulator over SEEDS seeds (replay one: python -m tests.proof.simulator --seed N -v)
 	$(BIN)/python -m tests.proof.simulator --seeds $(SEEDS) --first $${SIM_FIRST:-0} --steps $(STEPS)
 
-package: venv  ## chalice package + merge template into build/$(STAGE), checked and linted
-	$(BIN)/python -m infra.package --stage $(STAGE)
+CHECKOV_VENV := .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(shell sha1sum requirements-checkov.txt | cut -c1-12)
+
+$(CHECKOV_STAMP): requirements-checkov.txt  # own venv: checkov pins a boto3 the app cannot use
+	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (pyenv install 3.12)"; exit 1; }
+	@test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install -q --upgrade pip
+	$(CHECKOV_VENV)/bin/python -m pip install -q -r requirements-checkov.txt
+	@rm -f $(CHECKOV_VENV)/.installed-* && touch $@
+
+package: venv $(CHECKOV_STAMP)  ## chalice package + merge template into build/$(STAGE), linted, checked, scanned by checkov
+	$(BIN)/python -m infra.package --stage $(STAGE) --checkov $(CHECKOV_VENV)/bin/checkov
+
+check-secrets: venv  ## after a deploy: the partner settings still to fill in STAGE's secrets (names only)
+	$(BIN)/python -m infra.readiness --stage $(STAGE)
 
 policies: venv  ## regenerate .chalice/policies/<stage>/<function>.json (one IAM policy per function)
 	$(BIN)/python -m infra.policy

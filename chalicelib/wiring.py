@@ -12,6 +12,7 @@ from typing import Any
 
 from chalicelib.core import config
 from chalicelib.core.messaging import MessageSender, OutboxSender, SnsSender
+from chalicelib.core.observability import logger, metrics
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 _overrides: dict[str, Any] = {}
@@ -53,12 +54,52 @@ def message_sender() -> MessageSender:
 
 
 
-def _partner_secret(key: str) -> dict[str, str]:
-    import json
+def partner_settings(key: str) -> dict[str, str]:
+    """A partner's settings from its secret (`<prefix>/<key>`, cached per container for a few
+    minutes), every required one present: `SettingsMissing` (503) names those that are not."""
+    from chalicelib.auth.secret_store import secret_json
+    from chalicelib.core.resources import secret_spec
+    from chalicelib.core.settings import SettingsMissing, missing
 
-    from chalicelib.core import aws
-    return json.loads(aws.client("secretsmanager").get_secret_value(
-        SecretId=config.secret_name(key))["SecretString"])
+    spec = secret_spec(key)
+    value = secret_json(key)
+    names = missing(spec, value)
+    if names:
+        error = SettingsMissing(spec, names, config.secret_name(key))
+        logger.error("partner settings missing", extra={"secret": error.secret_name, "missing": names})
+        metrics.add_metric(name="PartnerSettingsMissing", unit="Count", value=1)
+        raise error
+    return value
+
+
+def settings_health(key: str) -> tuple[bool, str]:
+    """GET /health's check of one partner's settings: which are missing, never a value."""
+    from chalicelib.auth.secret_store import secret_json
+    from chalicelib.core.errors import DependencyDown
+    from chalicelib.core.resources import secret_spec
+    from chalicelib.core.settings import missing
+
+    if config.is_local():
+        return True, "local sandbox (no settings needed)"
+    try:
+        names = missing(secret_spec(key), secret_json(key))
+    except DependencyDown:
+        return False, f"secret {config.secret_name(key)} cannot be read"
+    return (False, "missing " + ", ".join(names)) if names else (True, "set")
+
+
+def _register_health_checks() -> None:
+    """The partners the API function calls, each a check of GET /health. (A partner only
+    another function calls, such as the bank payout, is checked where it is used and by
+    `python -m infra.readiness`: the API's role need not read its secret.)"""
+    from chalicelib.core import system
+    from chalicelib.core.resources import PARTNER_SECRETS
+    for spec in PARTNER_SECRETS:
+        if "api_handler" in spec.used_by:
+            system.HEALTH_CHECKS[f"{spec.key}_settings"] = lambda key=spec.key: settings_health(key)
+
+
+_register_health_checks()
 
 
 @lru_cache(maxsize=1)
@@ -66,9 +107,9 @@ def _payout_gateway() -> Any:
     from chalicelib.loans.payout import BankTransferPayout, SandboxPayout
     if config.is_local():
         return SandboxPayout()
-    secret = _partner_secret("payout")
-    return BankTransferPayout(base_url=secret["base_url"], merchant_id=secret["merchant_id"],
-                              signing_key=secret["signing_key"].encode())
+    settings = partner_settings("payout")
+    return BankTransferPayout(base_url=settings["base_url"], merchant_id=settings["merchant_id"],
+                              signing_key=settings["signing_key"].encode())
 
 
 @lru_cache(maxsize=1)
@@ -76,9 +117,9 @@ def _payment_collector() -> Any:
     from chalicelib.repay.collection import SandboxCollector, WalletDebitCollector
     if config.is_local():
         return SandboxCollector()
-    secret = _partner_secret("wallet")
-    return WalletDebitCollector(base_url=secret["base_url"], merchant_id=secret["merchant_id"],
-                                signing_key=secret["signing_key"].encode())
+    settings = partner_settings("wallet")
+    return WalletDebitCollector(base_url=settings["base_url"], merchant_id=settings["merchant_id"],
+                                signing_key=settings["signing_key"].encode())
 
 
 def payment_collector() -> Any:

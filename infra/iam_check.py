@@ -82,6 +82,7 @@ class Function:
     function_name: str | None  # the FunctionName property (None: CloudFormation makes one up)
     tracing: bool
     queues: list[str] = field(default_factory=list)  # SQS event sources (queue names)
+    dead_letter: str | None = None  # the queue Lambda sends failed asynchronous invocations to
 
 
 @dataclass
@@ -215,8 +216,17 @@ def generated(stage: str, template: dict[str, Any] | None = None) -> Deployment:
         props = resources.get(logical, {}).get("Properties", {})
         queues = [f"{prefix}-{spec.key}" for spec in QUEUES if spec.consumer == name]
         functions[name] = Function(name, document, props.get("FunctionName"),
-                                   bool(function_setting(stage, name, "xray", False)), queues)
+                                   bool(function_setting(stage, name, "xray", False)), queues,
+                                   _dead_letter(props, resources))
     return Deployment(stage, prefix, resources, functions, f"generated policies ({stage})")
+
+
+def _dead_letter(props: dict[str, Any], resources: dict[str, Any]) -> str | None:
+    """The name of the queue a function's failed asynchronous invocations go to, if any."""
+    target = props.get("DeadLetterQueue", {}).get("TargetArn")
+    if not target:
+        return None
+    return str(resources[target["Fn::GetAtt"][0]]["Properties"]["QueueName"])
 
 
 def packaged(path: Path) -> Deployment:
@@ -273,7 +283,8 @@ def packaged_template(template: dict[str, Any], source: str) -> Deployment:
                 text = arn["Fn::Sub"] if isinstance(arn, dict) else arn
                 queues.append(text.rsplit(":", 1)[-1])
         functions[name] = Function(name, {"Version": "2012-10-17", "Statement": statements},
-                                   props.get("FunctionName"), props.get("Tracing") == "Active", queues)
+                                   props.get("FunctionName"), props.get("Tracing") == "Active", queues,
+                                   _dead_letter(props, resources))
     return Deployment(str(stage), str(prefix), resources, functions, source)
 
 
@@ -383,6 +394,17 @@ def platform_requests(fn: Function, dep: Deployment) -> list[Request]:
         if key:
             out.append(Request("kms:Decrypt", key, (("kms:ViaService", f"sqs.{REGION}.amazonaws.com"),),
                                "the SQS event source receiving from a queue under a CMK"))
+    if fn.dead_letter:
+        # Lambda checks at deploy time, and uses on every failed asynchronous invocation, the
+        # function's own role to send to its dead-letter queue (Lambda developer guide,
+        # "Dead-letter queues": the execution role needs sqs:SendMessage), through SQS's key.
+        arn = f"arn:{PARTITION}:sqs:{REGION}:{ACCOUNT}:{fn.dead_letter}"
+        out.append(Request("sqs:SendMessage", arn, (), "Lambda sending a failed invocation to the function's DLQ"))
+        key = key_arn(queues.get(fn.dead_letter, {}).get("KmsMasterKeyId"), dep.resources)
+        if key:
+            for action in ("kms:GenerateDataKey", "kms:Decrypt"):
+                out.append(Request(action, key, (("kms:ViaService", f"sqs.{REGION}.amazonaws.com"),),
+                                   "Lambda sending to a DLQ under a CMK"))
     return out
 
 

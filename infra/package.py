@@ -3,8 +3,13 @@
     python -m infra.package --stage prod
 
 Fails when chalice could not install a dependency (it still exits 0), when cfn-lint finds an
-error, or when the template lacks the tables, queues, DLQs or partial batch responses; prints
-the deployment zip's size, zipped and unzipped, against Lambda's 250 MB unzipped limit.
+error, when the template lacks the tables, queues, DLQs, partial batch responses or the SQS
+consumers' maximum concurrency, or when checkov 3 (its own venv, `.venv-checkov`, which the
+Makefile installs: checkov pins a boto3 the functions cannot use) reports a failed check; every
+check it does not pass is answered in `infra/hardening.py`. Prints the deployment zip's size,
+zipped and unzipped, against Lambda's 250 MB unzipped limit.
+
+    python -m infra.package --stage prod --template-only   # the same checks in seconds, no zip
 
 The zip then gets the bytecode of every module (`__pycache__/*.cpython-312.pyc`, unchecked-hash):
 Lambda's /var/task is read-only, so without it every cold start compiles chalice, botocore,
@@ -80,6 +85,15 @@ def check_template(template: dict[str, Any], stage: str) -> list[str]:
     for ev in sqs_sources:
         if ev["Properties"].get("FunctionResponseTypes") != ["ReportBatchItemFailures"]:
             problems.append(f"SQS event source without ReportBatchItemFailures: {ev['Properties']}")
+        concurrency = ev["Properties"].get("ScalingConfig", {}).get("MaximumConcurrency")
+        if not isinstance(concurrency, int) or not 2 <= concurrency <= 1000:
+            problems.append(f"SQS event source without ScalingConfig.MaximumConcurrency (2-1000): "
+                            f"{ev['Properties']}")
+    for name, res in resources.items():
+        if res["Type"] == "AWS::Serverless::Function" and "ReservedConcurrentExecutions" in res["Properties"] \
+                and any(ev.get("Type") == "SQS" for ev in res["Properties"].get("Events", {}).values()):
+            problems.append(f"{name}: reserved concurrency on an SQS consumer throttles its event source "
+                            "(messages go to the DLQ); cap it with ScalingConfig.MaximumConcurrency")
     if not any(k.get("Properties", {}).get("EnableKeyRotation") for k in by_type.get("AWS::KMS::Key", [])):
         problems.append("no KMS key with rotation")
     if not by_type.get("AWS::SecretsManager::Secret"):
@@ -92,6 +106,44 @@ def check_template(template: dict[str, Any], stage: str) -> list[str]:
             if method in ("get", "post", "put", "patch", "delete") and not operation.get("security"):
                 problems.append(f"{method.upper()} {path} has no API Gateway authorizer")
     return problems
+
+
+def sam_template(stage: str, merge: dict[str, Any]) -> dict[str, Any]:
+    """The template `chalice package --merge-template` writes, without building the zip.
+
+    The same chalice steps (application graph, defaults, policies, swagger, event source
+    permissions, SAM generator, deep merge) with the deployment package step replaced by a
+    placeholder file name: a second or two instead of a pip install, so tests and
+    `--template-only` see the deployed shape. Only `CodeUri` differs from the real package."""
+    from chalice.cli.factory import CLIFactory
+    from chalice.deploy import models
+    from chalice.deploy.appgraph import ApplicationGraphBuilder, DependencyBuilder
+    from chalice.deploy.deployer import (BaseDeployStep, BuildStage, InjectDefaults,
+                                         LambdaEventSourcePolicyInjector, PolicyGenerator,
+                                         SwaggerBuilder, WebsocketPolicyInjector)
+    from chalice.deploy.swagger import CFNSwaggerGenerator
+    from chalice.package import (ResourceBuilder, SAMTemplateGenerator, TemplateDeepMerger)
+    from chalice.policy import AppPolicyGenerator
+    from chalice.utils import OSUtils
+
+    class NoZip(BaseDeployStep):
+        def handle_deploymentpackage(self, config, resource):  # type: ignore[no-untyped-def]
+            if isinstance(resource.filename, models.Placeholder):
+                resource.filename = "./deployment.zip"
+
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")  # as `make package`; no call is made
+    factory = CLIFactory(project_dir=str(ROOT), environ=dict(os.environ))
+    config = factory.create_config_obj(chalice_stage_name=stage)
+    osutils = OSUtils()
+    build_stage = BuildStage(steps=[
+        InjectDefaults(), NoZip(),
+        PolicyGenerator(policy_gen=AppPolicyGenerator(osutils=osutils), osutils=osutils),
+        SwaggerBuilder(swagger_generator=CFNSwaggerGenerator()),
+        LambdaEventSourcePolicyInjector(), WebsocketPolicyInjector()])
+    resources = ResourceBuilder(ApplicationGraphBuilder(), DependencyBuilder(), build_stage) \
+        .construct_resources(config, stage)
+    template = SAMTemplateGenerator(config, factory.create_package_options()).generate(resources)
+    return TemplateDeepMerger().merge(merge, template)
 
 
 def ship_bytecode(zip_path: Path, runtime: str) -> int:
@@ -157,11 +209,92 @@ def unzipped_size(zip_path: Path) -> int:
         return sum(info.file_size for info in archive.infolist())
 
 
+def template_only(stage: str, output: Path) -> int:
+    """`--template-only`: the template, without the zip, in a fresh interpreter (the stage's
+    environment must be set before the app is imported)."""
+    from infra.stage import apply_stage_env
+    apply_stage_env(stage)
+    from infra.template import build
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(sam_template(stage, build(stage)), indent=2) + "\n")
+    return 0
+
+
+def checkov_verdict(report: dict[str, Any] | list[dict[str, Any]]) -> tuple[list[str], str]:
+    """(failures, summary line) from checkov's JSON report: every failed check fails."""
+    reports = report if isinstance(report, list) else [report]
+    failures = []
+    counts = {"passed": 0, "failed": 0, "skipped": 0, "parsing_errors": 0}
+    version = ""
+    for one in reports:
+        summary = one.get("summary", {})
+        version = summary.get("checkov_version", version)
+        for key in counts:
+            counts[key] += int(summary.get(key, 0))
+        for finding in one.get("results", {}).get("failed_checks", []):
+            failures.append(f"{finding['check_id']} {finding['resource']}: {finding.get('check_name', '')}")
+        for path in one.get("results", {}).get("parsing_errors", []):
+            failures.append(f"checkov could not parse {path}")
+    if counts["parsing_errors"] and not any("could not parse" in f for f in failures):
+        failures.append(f"checkov: {counts['parsing_errors']} parsing error(s)")
+    line = (f"checkov {version}: {counts['passed']} passed, {counts['failed']} failed, "
+            f"{counts['skipped']} skipped with a reason in the template")
+    return failures, line
+
+
+def run_checkov(template_path: Path, checkov: Path) -> list[str]:
+    """checkov 3 (CloudFormation checks) on the packaged template; the findings that fail."""
+    if not os.access(checkov, os.X_OK):
+        return [f"checkov not found at {checkov}: `make package` installs it into .venv-checkov"]
+    scan = subprocess.run([str(checkov), "--file", str(template_path), "--framework", "cloudformation",
+                           "--output", "json", "--skip-download"], capture_output=True, text=True)
+    try:
+        report = json.loads(scan.stdout)
+    except ValueError:
+        return [f"checkov did not answer JSON (exit {scan.returncode}): {scan.stderr.strip()[-2000:]}"]
+    failures, line = checkov_verdict(report)
+    print(line)
+    return [f"checkov {finding}" for finding in failures]
+
+
+def check_packaged(template_path: Path, stage: str, checkov: Path) -> list[str]:
+    """cfn-lint, the app's own checks and checkov on a packaged template: its problems."""
+    lint = subprocess.run([str(BIN / "cfn-lint"), "--non-zero-exit-code", "error", str(template_path)],
+                          capture_output=True, text=True)
+    print(lint.stdout.strip() or "cfn-lint: no errors")
+    if lint.returncode != 0:
+        return [f"cfn-lint {lint.stderr.strip()}"]
+    template = json.loads(template_path.read_text())
+    problems = check_template(template, stage)
+    from infra.iam_check import policy_drift
+    problems += policy_drift(template, stage)  # one role per function, each its own policy file
+    runtimes = function_runtimes(template)
+    if len(runtimes) != 1:
+        problems.append(f"functions should share one runtime, found {sorted(runtimes)}")
+    return problems + run_checkov(template_path, checkov)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m infra.package")
     parser.add_argument("--stage", default="prod")
+    parser.add_argument("--template-only", action="store_true",
+                        help="only the template, without the zip: seconds, not minutes "
+                             "(checked like the real one unless --output is given)")
+    parser.add_argument("--output", type=Path, help="with --template-only: write it here, unchecked")
+    parser.add_argument("--checkov", type=Path, default=ROOT / ".venv-checkov" / "bin" / "checkov")
     args = parser.parse_args(argv)
     out = BUILD / args.stage
+    template_path = out / "sam.json"
+    if args.template_only:
+        if args.output:
+            return template_only(args.stage, args.output)
+        subprocess.run([sys.executable, "-m", "infra.package", "--stage", args.stage, "--template-only",
+                        "--output", str(template_path)], cwd=ROOT, check=True)
+        print(f"template: {template_path.relative_to(ROOT)} (no deployment zip)")
+        problems = check_packaged(template_path, args.stage, args.checkov)
+        for problem in problems:
+            print(f"FAIL: {problem}", file=sys.stderr)
+        return 1 if problems else 0
     shutil.rmtree(out, ignore_errors=True)
     BUILD.mkdir(exist_ok=True)
     merge = BUILD / f"merge-{args.stage}.json"
@@ -178,24 +311,12 @@ def main(argv: list[str] | None = None) -> int:
     if run.returncode != 0 or "Could not install dependencies" in log:
         print("FAIL: chalice could not package every dependency (see the log above)", file=sys.stderr)
         return 1
-    template_path = out / "sam.json"
-    lint = subprocess.run([str(BIN / "cfn-lint"), "--non-zero-exit-code", "error", str(template_path)],
-                          capture_output=True, text=True)
-    print(lint.stdout.strip() or "cfn-lint: no errors")
-    if lint.returncode != 0:
-        print("FAIL: cfn-lint", lint.stderr, file=sys.stderr)
-        return 1
-    template = json.loads(template_path.read_text())
-    problems = check_template(template, args.stage)
-    from infra.iam_check import policy_drift
-    problems += policy_drift(template, args.stage)  # one role per function, each its own policy file
-    runtimes = function_runtimes(template)
-    if len(runtimes) != 1:
-        problems.append(f"functions should share one runtime, found {sorted(runtimes)}")
+    problems = check_packaged(template_path, args.stage, args.checkov)
     for problem in problems:
         print(f"FAIL: {problem}", file=sys.stderr)
     if problems:
         return 1
+    runtimes = function_runtimes(json.loads(template_path.read_text()))
     zip_path = out / "deployment.zip"
     ship_bytecode(zip_path, runtimes.pop())
     zipped, unzipped = zip_path.stat().st_size, unzipped_size(zip_path)

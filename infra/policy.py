@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Mapping, Sequence
 
-from infra.stage import CHALICE_CONFIG, chalice_config, function_setting, lambda_name, stage_env
+from infra.stage import CHALICE_CONFIG, chalice_config, function_setting, lambda_name, logical_id, stage_env
 
 POLICY_DIR = CHALICE_CONFIG.parent / "policies"
 
@@ -135,6 +135,9 @@ class Keys:
     secrets: Mapping[str, Any]
     queues: Mapping[str, Any]
     personal_data: Any
+    # Functions (by logical id) whose failed asynchronous invocations Lambda sends to a queue
+    # (the scheduled jobs, infra/hardening.py), to that queue's short name.
+    dead_letters: Mapping[str, str] = field(default_factory=dict)
 
 
 def _cmk(reference: Any) -> Any:
@@ -159,6 +162,12 @@ def template_keys() -> Keys:
     resources = template.build(config.stage())["Resources"]
     prefix = config.resource_prefix()
     tables, secrets, queues, pii = {}, {}, {}, None
+    queue_names = {logical: res["Properties"]["QueueName"].removeprefix(prefix + "-")
+                   for logical, res in resources.items() if res.get("Type") == "AWS::SQS::Queue"}
+    dead_letters = {logical: queue_names[target["Fn::GetAtt"][0]]
+                    for logical, res in resources.items()
+                    for target in [res.get("Properties", {}).get("DeadLetterQueue", {}).get("TargetArn")]
+                    if target}
     for res in resources.values():
         kind, props = res.get("Type"), res.get("Properties", {})
         if kind == "AWS::DynamoDB::Table":
@@ -173,7 +182,7 @@ def template_keys() -> Keys:
     missing = ({s.key for s in SECRETS} - set(secrets)) | ({q.key for q in QUEUES} - set(queues))
     if missing or pii is None:
         raise ValueError(f"the merge template lacks {sorted(missing) or 'the personal-data key alias'}")
-    return Keys(tables, secrets, queues, pii)
+    return Keys(tables, secrets, queues, pii, dead_letters)
 
 
 # ------------------------------------------------------------------ policies
@@ -259,6 +268,13 @@ def policy(stage: str, function: str) -> dict[str, Any]:
                                "Resource": _arn("sqs", f"{prefix}-{spec.key}")})
             if keys.queues[spec.key] is not None:
                 queue_keys.setdefault(key_id(keys.queues[spec.key]), set()).add("kms:Decrypt")
+    dead_letter = keys.dead_letters.get(logical_id(function))
+    if dead_letter:  # Lambda sends a failed asynchronous invocation there with this role
+        statements.append({"Sid": "AsyncDeadLetter", "Effect": "Allow", "Action": ["sqs:SendMessage"],
+                           "Resource": _arn("sqs", f"{prefix}-{dead_letter}")})
+        if keys.queues[dead_letter] is not None:
+            queue_keys.setdefault(key_id(keys.queues[dead_letter]), set()).update(
+                {"kms:Decrypt", "kms:GenerateDataKey"})
     statements += _key_statements("QueueKeyThroughSqs", queue_keys, key_refs, "sqs")
 
     local_only = {s.key for s in SECRETS if s.local_only}

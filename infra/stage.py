@@ -30,6 +30,22 @@ def apply_stage_env(stage: str) -> dict[str, str]:
     return env
 
 
+def function_env(stage: str, function: str) -> dict[str, str]:
+    """A function's environment as chalice resolves it: global, stage, then the function's own."""
+    cfg = chalice_config()
+    env = stage_env(stage)
+    for scope in (cfg.get("lambda_functions", {}), cfg["stages"][stage].get("lambda_functions", {})):
+        env.update(scope.get(function, {}).get("environment_variables", {}))
+    return env
+
+
+def operator_role_arns(stage: str) -> list[str]:
+    """The stage's operator roles (`OPERATOR_ROLE_ARNS` of the API function), which may hold
+    `${AWS::Partition}` and `${AWS::AccountId}`: the deploy resolves them."""
+    raw = function_env(stage, "api_handler").get("OPERATOR_ROLE_ARNS", "")
+    return [arn for arn in raw.replace(",", " ").split() if arn]
+
+
 def function_setting(stage: str, function: str, key: str, default=None):  # type: ignore[no-untyped-def]
     """A per-function setting, stage first, then global, like chalice resolves it."""
     cfg = chalice_config()

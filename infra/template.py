@@ -12,6 +12,7 @@ import json
 import sys
 from typing import Any
 
+from infra import hardening
 from infra.stage import apply_stage_env, lambda_functions, lambda_name, logical_id, visibility_timeout
 
 DLQ_RETENTION_SECONDS = 14 * 24 * 3600
@@ -98,7 +99,7 @@ def build(stage: str) -> dict[str, Any]:
     resources: dict[str, Any] = {
         "DataKey": _key(f"{prefix}: tables at rest"),
         "PiiKey": _key(f"{prefix}: personal data (envelope encryption of ID and card numbers)"),
-        "LogsKey": _key(f"{prefix}: the functions' log groups", _logs_may_use(prefix)),
+        "FunctionLogKey": _key(f"{prefix}: the functions' log groups", _logs_may_use(prefix)),
         "PiiKeyAlias": {"Type": "AWS::KMS::Alias",
                         "Properties": {"AliasName": config.pii_key_alias(), "TargetKeyId": {"Ref": "PiiKey"}}},
     }
@@ -112,17 +113,19 @@ def build(stage: str) -> dict[str, Any]:
         resources[logical + "DeadLetter"] = {
             "Type": "AWS::SQS::Queue",
             "Properties": {"QueueName": config.queue_name(spec.key) + "-dlq",
-                           "MessageRetentionPeriod": DLQ_RETENTION_SECONDS, "SqsManagedSseEnabled": True}}
+                           "MessageRetentionPeriod": DLQ_RETENTION_SECONDS,
+                           "KmsMasterKeyId": {"Ref": "QueueKey"}}}
         resources[logical] = {
             "Type": "AWS::SQS::Queue",
             "Properties": {
                 "QueueName": config.queue_name(spec.key),
                 "VisibilityTimeout": visibility_timeout(stage, spec.consumer),
-                "SqsManagedSseEnabled": True,
+                "KmsMasterKeyId": {"Ref": "QueueKey"},  # infra/hardening.py
                 "RedrivePolicy": {"deadLetterTargetArn": {"Fn::GetAtt": [logical + "DeadLetter", "Arn"]},
                                   "maxReceiveCount": spec.max_receive_count}}}
     for spec in SECRETS:
-        secret: dict[str, Any] = {"Name": config.secret_name(spec.key), "Description": spec.description}
+        secret: dict[str, Any] = {"Name": config.secret_name(spec.key), "Description": spec.description,
+                                  "KmsKeyId": {"Ref": "SecretKey"}}  # infra/hardening.py
         if spec.generated:
             secret["GenerateSecretString"] = {"SecretStringTemplate": "{}", "GenerateStringKey": "key",
                                               "PasswordLength": 64, "ExcludePunctuation": True}
@@ -130,16 +133,20 @@ def build(stage: str) -> dict[str, Any]:
             secret["SecretString"] = "{}"  # an operator sets the real value after the first deploy
         resources[camel(spec.key) + "Secret"] = {"Type": "AWS::SecretsManager::Secret",
                                                  "Properties": secret}
-    # Partial batch responses, which chalice cannot set itself (aws/chalice#2029), and a
-    # DependsOn so the event source mapping is created after its queue (chalice refers to the
-    # queue by a built ARN, not a reference).
+    # Partial batch responses, which chalice cannot set itself (aws/chalice#2029), the event
+    # source's maximum concurrency (the way to cap an SQS consumer: reserved concurrency would
+    # throttle the poller and dead-letter messages), and a DependsOn so the event source
+    # mapping is created after its queue (chalice refers to the queue by a built ARN).
+    specs = {config.queue_name(spec.key): spec for spec in QUEUES}
     for source in app_module.app.event_sources:
         if isinstance(source, SQSEventConfig):
             function = camel(source.name)
             resources[function] = {
                 "DependsOn": [queue_logical[source.queue]],
                 "Properties": {"Events": {f"{function}SqsEventSource": {
-                    "Properties": {"FunctionResponseTypes": ["ReportBatchItemFailures"]}}}}}
+                    "Properties": {"FunctionResponseTypes": ["ReportBatchItemFailures"],
+                                   "ScalingConfig": {
+                                       "MaximumConcurrency": specs[source.queue].max_concurrency}}}}}}
     # Every function by an explicit name, and its log group made here before it: the IAM
     # policies scope logging to `/aws/lambda/<name>` without knowing the stack's name, and
     # no function needs logs:CreateLogGroup (infra/policy.py).
@@ -148,7 +155,7 @@ def build(stage: str) -> dict[str, Any]:
         group = function + "LogGroup"
         resources[group] = {"Type": "AWS::Logs::LogGroup", "Properties": {
             "LogGroupName": f"/aws/lambda/{lambda_name(prefix, name)}", "RetentionInDays": LOG_RETENTION_DAYS,
-            "KmsKeyId": {"Fn::GetAtt": ["LogsKey", "Arn"]}}}
+            "KmsKeyId": {"Fn::GetAtt": ["FunctionLogKey", "Arn"]}}}
         entry = resources.setdefault(function, {})
         entry.setdefault("Properties", {})["FunctionName"] = lambda_name(prefix, name)
         entry["DependsOn"] = [*entry.get("DependsOn", []), group]
@@ -160,6 +167,9 @@ def build(stage: str) -> dict[str, Any]:
                            **({"StatusCode": status} if status else {}),
                            "ResponseTemplates": {"application/json": json.dumps(
                                {"error": {"code": code, "message": message}})}}}
+    # Keys for queues, secrets and logs, the jobs' DLQ, API logging and tracing, and the
+    # reasons for what a security scan flags and we do not change.
+    hardening.merge(resources, hardening.resources(stage, app_module.app, prefix))
     return {"Resources": resources}
 
 

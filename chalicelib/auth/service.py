@@ -635,8 +635,11 @@ def card_for_payout(user_id: str, card_id: str) -> dict[str, str] | None:
 
 def authenticate_operator(headers: Mapping[str, str], context: Mapping[str, Any] | None) -> str:
     """Who is calling /v1/ops: in `local`, whoever holds the ops key (X-Ops-Key); elsewhere
-    only an IAM (SigV4) caller, as API Gateway reports it in the request context. A
-    borrower's bearer token is never enough: 403."""
+    only a session of one of the stage's operator roles (`OPERATOR_ROLE_ARNS`), signed with
+    SigV4 as API Gateway reports it in the request context; any other IAM principal of the
+    account, and a borrower's bearer token, is 403. Returns the caller's session ARN (role and
+    session name), recorded with every action."""
+    from chalicelib.core import principals
     if config.is_local():
         supplied = headers.get("x-ops-key") or ""
         expected = secret_json("ops").get("key") or ""
@@ -645,6 +648,13 @@ def authenticate_operator(headers: Mapping[str, str], context: Mapping[str, Any]
         raise Forbidden("Operations need the X-Ops-Key header.", code="OPS_FORBIDDEN")
     identity = (context or {}).get("identity") or {}
     arn = identity.get("userArn")
-    if isinstance(arn, str) and arn.startswith("arn:"):
+    if not (isinstance(arn, str) and arn.startswith("arn:")):
+        raise Forbidden("Operations need an IAM-signed (SigV4) request.", code="OPS_FORBIDDEN")
+    roles = config.operator_role_arns()
+    if principals.unusable(roles) or not roles:
+        logger.error("OPERATOR_ROLE_ARNS names no usable role ARN; every operator is refused",
+                     extra={"unusable": principals.unusable(roles)})
+    if principals.is_session_of(arn, roles):
         return arn
-    raise Forbidden("Operations need an IAM-signed (SigV4) request.", code="OPS_FORBIDDEN")
+    logger.warning("ops refused an IAM principal outside the operator roles", extra={"caller": arn})
+    raise Forbidden("This IAM principal is not one of this stage's operator roles.", code="OPS_FORBIDDEN")

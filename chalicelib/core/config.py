@@ -40,3 +40,10 @@ def region() -> str:
 
 def is_local() -> bool:
     return stage() == "local"
+
+
+def operator_role_arns() -> tuple[str, ...]:
+    """The IAM roles whose sessions may call /v1/ops when deployed (`OPERATOR_ROLE_ARNS`, set
+    per stage for the API function in `.chalice/config.json`; comma- or space-separated)."""
+    raw = os.environ.get("OPERATOR_ROLE_ARNS", "")
+    return tuple(arn for arn in raw.replace(",", " ").split() if arn)

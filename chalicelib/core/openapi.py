@@ -85,7 +85,11 @@ _BODIES: dict[str, dict[str, Any]] = {
             "nullable": True}}),
 }
 _SUCCESS: dict[tuple[str, str], dict[str, Any]] = {
-    ("GET", "/health"): _obj({"status": {"type": "string", "enum": ["ok", "degraded"]}}),
+    # `checks`: each readiness check (the credit model, each partner's settings) with what is
+    # wrong, e.g. "missing wallet.base_url"; never a secret's value.
+    ("GET", "/health"): _obj({"status": {"type": "string", "enum": ["ok", "degraded"]},
+                              "checks": {"type": "object", "additionalProperties": _obj(
+                                  {"ok": {"type": "boolean"}, "detail": _TEXT})}}, required=["status"]),
     ("GET", "/openapi.json"): _obj({"openapi": _TEXT, "paths": {"type": "object"}}),
     ("POST", "/v1/auth/wechat"): _ref("Tokens"),
     ("POST", "/v1/auth/sms-codes"): _obj({"expires_in": {"type": "integer", "minimum": 1}}),

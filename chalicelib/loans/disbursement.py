@@ -85,12 +85,14 @@ def disburse(loan_id: str, now: datetime) -> str:
         return "already_" + loan.status
     if loan.disburse_at > iso_utc(now):
         return "not_due"
+    # Before the claim: payout settings not filled in (SettingsMissing) leave the loan scheduled.
+    gateway = wiring.payout_gateway()
     if _claim(loan, now) is None:
         return "in_progress"
     card = people.payout_card(loan.user_id, loan.bank_card_id)
     if card is None:
         return _fail(loan, now, "CARD_REMOVED")
-    result = wiring.payout_gateway().pay(PayoutOrder(
+    result = gateway.pay(PayoutOrder(
         idempotency_key=loan.loan_id, amount=loan.principal, card_number=card.card_number,
         holder_name=card.holder_name))
     if not result.paid:

@@ -100,12 +100,14 @@ def repay(user_id: str, loan_id: str, amount: int, now: datetime, key: MoneyKey 
     repayment_id = str(uuid.uuid4())
     # Apply first (overpayment is refused before any money moves), then collect, then write.
     result = engine.apply_repayment(schedules.load(loan.state), amount, today)
+    # The wallet before the intent: settings not filled in (SettingsMissing, 503) open nothing.
+    collector = wiring.payment_collector()
     # The intent goes first: if this function dies after the debit, the reconciler finds it.
     _open_intent(RepaymentRecord(repayment_id=repayment_id, loan_id=loan_id, user_id=user_id,
                                  amount=amount, status="open", created_at=iso_utc(now),
                                  unsettled=UNSETTLED), key, replacing)
     try:
-        wiring.payment_collector().collect(repayment_id=repayment_id, user_id=user_id, amount=amount)
+        collector.collect(repayment_id=repayment_id, user_id=user_id, amount=amount)
     except RuleViolation:  # the wallet said no: nothing was taken
         _settle(repayment_id, "void", now, expected=("open",))
         raise
@@ -266,6 +268,7 @@ def _give_back(repayment_id: str, user_id: str, amount: int, now: datetime) -> s
     """Refund a collected repayment that was not posted: claim it (open -> refunding, so no
     late write can post it), refund (the wallet refunds a repayment id once), mark it refunded.
     Answers how it ended: "refunded", or "void" when the wallet never took the money."""
+    collector = wiring.payment_collector()  # before the claim: missing settings change nothing
     try:
         RepaymentRecord(repayment_id=repayment_id).update(
             actions=[RepaymentRecord.status.set("refunding")],
@@ -278,7 +281,7 @@ def _give_back(repayment_id: str, user_id: str, amount: int, now: datetime) -> s
             return status
         raise RuntimeError(f"repayment {repayment_id} is {status}; it cannot be refunded") from None
     try:
-        wiring.payment_collector().refund(repayment_id=repayment_id, user_id=user_id, amount=amount)
+        collector.refund(repayment_id=repayment_id, user_id=user_id, amount=amount)
     except NotCollected:  # the debit never went through: nothing to give back
         _settle(repayment_id, "void", now, expected=("refunding",))
         return "void"

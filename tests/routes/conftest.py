@@ -3,9 +3,12 @@ from __future__ import annotations
 
 import json
 import uuid
+from contextlib import contextmanager
 from datetime import datetime, timezone
 
 import pytest
+from chalice.local import LambdaEventConverter
+from chalice.test import Client
 
 from chalicelib import wiring
 from chalicelib.loans import credit, people, service
@@ -14,6 +17,7 @@ from chalicelib.loans.payout import SandboxPayout
 from chalicelib.risk.reasons import feature_reason, rule_reason
 
 NOW = datetime(2027, 1, 10, 2, 0, tzinfo=timezone.utc)
+ACCOUNT = "123456789012"  # the AWS account the `prod_client` pretends to be deployed in
 APPLICANT = {"monthly_income": 3_000_000, "monthly_expenses": 500_000, "assets": 0, "debt": 0,
              "job_type": "fixed", "job_seniority_years": 5, "home": "owner", "marital_status": "single"}
 
@@ -63,3 +67,45 @@ def review_application(user_id: str = "u-9", applicant: dict | None = None) -> s
                       decided_at=service.iso_utc(NOW), review_queue="review",
                       decision=json.dumps({"suggested_limit": 800_000, "suggested_apr": "0.2000"})).save()
     return application_id
+
+
+@pytest.fixture()
+def prod_client(aws_stack, tmp_path, monkeypatch):
+    """chalice's test client with the `prod` stage's own settings from .chalice/config.json
+    (real adapters, IAM for /v1/ops, `OPERATOR_ROLE_ARNS` with `${AWS::Partition}` and
+    `${AWS::AccountId}` resolved as the deploy resolves them), resource names kept this test
+    account's. `with prod_client.identity({...}):` sets API Gateway's request context
+    identity (the SigV4 caller's `userArn`) of the requests made inside."""
+    from app import app
+    from infra.stage import CHALICE_CONFIG
+
+    cfg = json.loads(CHALICE_CONFIG.read_text())
+    prod = cfg["stages"]["prod"]
+    variables = prod["lambda_functions"]["api_handler"]["environment_variables"]
+    variables["OPERATOR_ROLE_ARNS"] = variables["OPERATOR_ROLE_ARNS"].replace(
+        "${AWS::Partition}", "aws").replace("${AWS::AccountId}", ACCOUNT)
+    prod["environment_variables"]["RESOURCE_PREFIX"] = "lending-local"
+    (tmp_path / ".chalice").mkdir()
+    (tmp_path / ".chalice" / "config.json").write_text(json.dumps(cfg))
+    caller: dict[str, str] = {}
+    create = LambdaEventConverter.create_lambda_event
+
+    def with_identity(self, *args, **kwargs):
+        event = create(self, *args, **kwargs)
+        event["requestContext"]["identity"].update(caller)
+        return event
+
+    monkeypatch.setattr(LambdaEventConverter, "create_lambda_event", with_identity)
+
+    @contextmanager
+    def identity(fields):
+        caller.clear()
+        caller.update(fields)
+        try:
+            yield
+        finally:
+            caller.clear()
+
+    with Client(app, stage_name="prod", project_dir=str(tmp_path)) as client:
+        client.identity = identity
+        yield client

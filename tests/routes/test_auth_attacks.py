@@ -200,17 +200,26 @@ def test_ops_in_local_needs_the_ops_key_and_never_a_bearer_token(api, aws_stack)
         assert caught.value.status == 403 and caught.value.code == "OPS_FORBIDDEN"
 
 
-def test_ops_when_deployed_takes_the_sigv4_caller_and_ignores_the_ops_key(aws_stack, monkeypatch):
+def test_ops_when_deployed_takes_a_session_of_an_operator_role_and_ignores_the_ops_key(aws_stack, monkeypatch):
     monkeypatch.setenv("STAGE", "prod")
+    monkeypatch.setenv("OPERATOR_ROLE_ARNS", "arn:aws:iam::123456789012:role/staff/lending-prod-operator")
     ops_key = json.loads(aws_stack["secrets"]["ops"])["key"]
-    arn = "arn:aws:iam::123456789012:user/ops-jane"
+    arn = "arn:aws:sts::123456789012:assumed-role/lending-prod-operator/ops-jane"
     authenticate = AUTHENTICATORS["ops"]
     assert authenticate(_request(context={"identity": {"userArn": arn, "sourceIp": "1.2.3.4"}})) == arn
     for request in (_request({"X-Ops-Key": ops_key}), _request({"Authorization": "Bearer x"}),
-                    _request(context={"identity": {"userArn": None}})):
+                    _request(context={"identity": {"userArn": None}}),
+                    # any other principal of the account: a user, another role, the root
+                    _request(context={"identity": {"userArn": "arn:aws:iam::123456789012:user/ops-jane"}}),
+                    _request(context={"identity": {"userArn": "arn:aws:sts::123456789012:assumed-role/dev/jane"}}),
+                    _request(context={"identity": {"userArn": "arn:aws:iam::123456789012:root"}})):
         with pytest.raises(Exception) as caught:
             authenticate(request)
-        assert caught.value.status == 403
+        assert caught.value.status == 403 and caught.value.code == "OPS_FORBIDDEN"
+    monkeypatch.setenv("OPERATOR_ROLE_ARNS", "")  # none configured: nobody
+    with pytest.raises(Exception) as caught:
+        authenticate(_request(context={"identity": {"userArn": arn}}))
+    assert caught.value.status == 403
 
 
 # ------------------------------------------------------------------ OTP guessing over HTTP

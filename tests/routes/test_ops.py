@@ -9,8 +9,11 @@ from datetime import date
 import pytest
 
 from chalicelib.loans import credit, disbursement
+from chalicelib.loans.models import ApplicationRecord
 from chalicelib.repay import service as repay
-from tests.routes.conftest import APPLICANT, NOW, draw, review_application
+from tests.routes.conftest import ACCOUNT, APPLICANT, NOW, draw, review_application
+
+OPERATOR_SESSION = f"arn:aws:sts::{ACCOUNT}:assumed-role/lending-prod-operator/ops-jane"
 
 
 @pytest.fixture()
@@ -238,3 +241,47 @@ def test_an_application_decided_before_shows_no_note_either(client, monkeypatch)
     shown = json.loads(response.body)
     assert [r["code"] for r in shown["reasons"]] == ["OPERATOR_DECLINED"]
     assert "客户很难缠" not in json.dumps(shown, ensure_ascii=False)
+
+
+# ------------------------------------------------------------------ deployed: IAM callers
+# (the `prod` stage's own settings through chalice's test client: see `prod_client`)
+
+@pytest.fixture()
+def deployed(prod_client):
+    def call(method, path, user_arn, body=None):
+        identity = {"userArn": user_arn, "accountId": ACCOUNT, "caller": "AROAEXAMPLE:x"} if user_arn else {}
+        headers = {"Content-Type": "application/json"}
+        with prod_client.identity(identity):
+            response = prod_client.http.get(path, headers=headers) if method == "get" else \
+                prod_client.http.post(path, body=json.dumps(body).encode(), headers=headers)
+        return response.status_code, json.loads(response.body) if response.body else None
+    return call
+
+
+def test_deployed_an_operator_role_session_decides_and_is_recorded(deployed):
+    application_id = review_application()
+    status, listed = deployed("get", "/v1/ops/reviews", OPERATOR_SESSION)
+    assert status == 200 and [a["application_id"] for a in listed["items"]] == [application_id]
+    status, decided = deployed("post", f"/v1/ops/applications/{application_id}/decision", OPERATOR_SESSION,
+                               {"status": "approved", "credit_limit": 500_000, "note": "核实"})
+    assert status == 200 and decided["reviewed_by"] == OPERATOR_SESSION  # who, and in which session
+    assert ApplicationRecord.get(application_id).reviewed_by == OPERATOR_SESSION
+
+
+@pytest.mark.parametrize("foreign", [
+    f"arn:aws:sts::{ACCOUNT}:assumed-role/lending-dev-operator/ops-jane",  # the dev stage's role
+    f"arn:aws:sts::{ACCOUNT}:assumed-role/Admin/mallory",                 # an admin of the account
+    f"arn:aws:iam::{ACCOUNT}:user/lending-prod-operator",                 # a user named like the role
+    f"arn:aws:iam::{ACCOUNT}:root",
+    "arn:aws:sts::999999999999:assumed-role/lending-prod-operator/eve",    # the role's name elsewhere
+    None,                                                                  # not signed at all
+])
+def test_deployed_any_other_principal_is_refused_and_nothing_changes(deployed, foreign):
+    application_id = review_application()
+    for method, path, body in (("get", "/v1/ops/reviews", None), ("get", "/v1/ops/portfolio", None),
+                               ("post", f"/v1/ops/applications/{application_id}/decision",
+                                {"status": "approved", "credit_limit": 500_000, "note": "x"})):
+        status, answer = deployed(method, path, foreign, body)
+        assert status == 403 and answer["error"]["code"] == "OPS_FORBIDDEN", (path, foreign)
+    assert ApplicationRecord.get(application_id).status == "review"
+    assert credit.get_line("u-9") is None

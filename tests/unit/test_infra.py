@@ -58,6 +58,51 @@ def test_every_sqs_consumer_reports_partial_batch_failures(merge):
         assert merge[logical]["DependsOn"]
 
 
+def test_sqs_consumers_are_capped_by_the_event_source_not_by_reserved_concurrency(merge):
+    """Reserved concurrency throttles the SQS poller, and throttled receives push messages to
+    the dead-letter queue (lost reminders); the event source's MaximumConcurrency does not."""
+    from app import app
+    cfg = json.loads(CHALICE_CONFIG.read_text())
+    specs = {config.queue_name(spec.key): spec for spec in QUEUES}
+    for source in (s for s in app.event_sources if type(s).__name__ == "SQSEventConfig"):
+        logical = template.camel(source.name)
+        scaling = merge[logical]["Properties"]["Events"][f"{logical}SqsEventSource"]["Properties"]["ScalingConfig"]
+        assert scaling == {"MaximumConcurrency": specs[source.queue].max_concurrency}
+        assert 2 <= scaling["MaximumConcurrency"] <= 1000  # SQS's allowed range
+        for scope in [cfg, *cfg["stages"].values()]:
+            assert "reserved_concurrency" not in scope.get("lambda_functions", {}).get(source.name, {})
+            assert "reserved_concurrency" not in scope
+    assert {s.key: s.max_concurrency for s in QUEUES} == {"disbursements": 2, "notifications": 5}
+
+
+def _packaged(merge, **changes):
+    """A packaged-looking template: the merge template plus what chalice adds to a consumer."""
+    resources = json.loads(json.dumps(merge))
+    consumer = resources["NotificationConsumer"]
+    consumer["Type"] = "AWS::Serverless::Function"
+    consumer["Properties"]["Events"]["NotificationConsumerSqsEventSource"]["Type"] = "SQS"
+    for key, value in changes.items():
+        consumer["Properties"][key] = value
+    return {"Resources": {k: v for k, v in resources.items() if "Type" in v}}
+
+
+def test_check_template_refuses_a_consumer_without_maximum_concurrency_or_with_reservations(merge):
+    def problems_of(template_):
+        return [p for p in check_template(template_, "local") if "oncurrency" in p]
+
+    assert problems_of(_packaged(merge)) == []
+    reserved = _packaged(merge, ReservedConcurrentExecutions=5)
+    assert any("reserved concurrency" in p for p in problems_of(reserved))
+    unscaled = _packaged(merge)
+    del unscaled["Resources"]["NotificationConsumer"]["Properties"]["Events"][
+        "NotificationConsumerSqsEventSource"]["Properties"]["ScalingConfig"]
+    assert any("MaximumConcurrency" in p for p in problems_of(unscaled))
+    too_low = _packaged(merge)
+    too_low["Resources"]["NotificationConsumer"]["Properties"]["Events"][
+        "NotificationConsumerSqsEventSource"]["Properties"]["ScalingConfig"]["MaximumConcurrency"] = 1
+    assert any("MaximumConcurrency" in p for p in problems_of(too_low))
+
+
 STAGES = ("local", "dev", "prod")
 
 
@@ -105,7 +150,8 @@ def test_policies_name_the_stage_s_own_resources_and_star_only_where_iam_md_says
                 # table/<prefix>-..., <queue>, secret:<prefix>/..., log-group:/aws/lambda/<prefix>-...
                 assert re.search(rf"[:/]{re.escape(prefix)}[-/]", resource["Fn::Sub"]), resource
             else:
-                assert resource in ({"Fn::GetAtt": ["DataKey", "Arn"]}, {"Fn::GetAtt": ["PiiKey", "Arn"]}), resource
+                assert resource in [{"Fn::GetAtt": [key, "Arn"]}  # the template's customer managed keys
+                                    for key in ("DataKey", "PiiKey", "QueueKey", "SecretKey")], resource
 
 
 def _allowed(stage, function, action, resource):
@@ -139,8 +185,8 @@ def test_every_function_is_named_and_owns_its_log_group(merge):
         assert group["Type"] == "AWS::Logs::LogGroup"
         assert group["Properties"]["LogGroupName"] == f"/aws/lambda/{name}"
         assert group["Properties"]["RetentionInDays"] >= 365
-        assert group["Properties"]["KmsKeyId"] == {"Fn::GetAtt": ["LogsKey", "Arn"]}
-    logs_may = merge["LogsKey"]["Properties"]["KeyPolicy"]["Statement"][1]
+        assert group["Properties"]["KmsKeyId"] == {"Fn::GetAtt": ["FunctionLogKey", "Arn"]}
+    logs_may = merge["FunctionLogKey"]["Properties"]["KeyPolicy"]["Statement"][1]
     assert logs_may["Condition"]["ArnLike"]["kms:EncryptionContext:aws:logs:arn"]["Fn::Sub"].endswith(
         ":log-group:/aws/lambda/lending-local-*")
 
