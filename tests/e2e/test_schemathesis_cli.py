@@ -73,8 +73,10 @@ def test_the_schemathesis_cli_finds_nothing(stack, borrowers):
     print(report)
     assert run.returncode == 0, report[-6000:]
     served = requests.get(f"{stack['base']}/openapi.json", timeout=30).json()
-    operations = sum(len(methods) for methods in served["paths"].values())
-    assert operations == len({(doc.method, doc.path) for doc in ROUTES if doc.path != "/probe"})
+    assert {(method.upper(), path) for path, methods in served["paths"].items() for method in methods} \
+        == {(doc.method, doc.path) for doc in ROUTES if doc.path != "/probe"}
+    # every operation but the one serving the document itself, which the CLI leaves out
+    operations = sum(len(methods) for path, methods in served["paths"].items() if path != "/openapi.json")
     assert f"Selected: {operations}/{operations}" in report and f"Tested: {operations}" in report
     for phase in ("Examples", "Coverage", "Fuzzing", "Stateful"):
         assert re.search(rf"✅ {phase}", report), f"{phase} phase did not pass:\n{report[-3000:]}"
