@@ -12,7 +12,7 @@ venv: $(STAMP)
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (pyenv install 3.12)"; exit 1; }
-	@echo "==> Installing the dependencies into $(VENV) (first run only, or after a requirements change: about a minute)"
+	@echo "==> Installing the dependencies into $(VENV) (first run only, or after a requirements change: a minute or a few)"
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install -q --upgrade "pip<26.3"  # chalice 1.34 declares pip<26.3
 	@# pip's own progress (one line per package), without the noise of what is already there

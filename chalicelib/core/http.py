@@ -244,11 +244,12 @@ def normalise_error(response: Response, lang: str = "en", method: str = "",
         if response.status_code >= 500:
             response.body = error_body("INTERNAL_ERROR", messages.message("INTERNAL_ERROR", lang, _INTERNAL))
         else:
-            code = _snake_upper(str(body["Code"]))
+            code, text = _snake_upper(str(body["Code"])), str(body["Message"])
             if code == "METHOD_NOT_ALLOWED" and resource:
-                response.headers["Allow"] = ", ".join(allowed_methods(resource))
-            response.body = error_body(code, messages.message(code, lang, str(body["Message"]),
-                                                              {"method": method}))
+                allowed = allowed_methods(resource)
+                response.headers["Allow"] = ", ".join(allowed)
+                text = f"This path takes no {method}; it takes {', '.join(allowed)} (see Allow)."
+            response.body = error_body(code, messages.message(code, lang, text, {"method": method}))
     return response
 
 

@@ -44,4 +44,5 @@ def test_chalices_own_answers_follow_the_language_too(client):
     assert response.status_code == 405 and response.headers["Allow"] == "GET, HEAD, OPTIONS"
     assert error["code"] == "METHOD_NOT_ALLOWED" and "DELETE" in error["message"] and HAN.search(error["message"])
     response = client.http.delete("/v1/products", headers={"Accept-Language": "en"})
-    assert json.loads(response.body)["error"]["message"] == "Unsupported method: DELETE"
+    assert json.loads(response.body)["error"]["message"] == \
+        "This path takes no DELETE; it takes GET, HEAD, OPTIONS (see Allow)."
