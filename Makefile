@@ -6,18 +6,26 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | sha1sum | cut -c1-12)
 STAGE ?= prod
 
-.PHONY: venv run jobs test soak package check-secrets policies iam-check bench model clean
+.PHONY: venv run jobs test fuzz docs soak package check-secrets policies iam-check bench model clean
 
 venv: $(STAMP)
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (pyenv install 3.12)"; exit 1; }
+	@echo "==> Installing the dependencies into $(VENV) (first run only, or after a requirements change: a minute or a few)"
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade "pip<26.3"  # chalice 1.34 declares pip<26.3
-	$(BIN)/python -m pip install -q -r requirements.txt -r requirements-dev.txt
+	@$(BIN)/python -m pip install -q --upgrade "pip<26.3"  # chalice 1.34 declares pip<26.3
+	@# pip's own progress (one line per package), without the noise of what is already there
+	@$(BIN)/python -m pip install --progress-bar on -r requirements.txt -r requirements-dev.txt \
+		| grep --line-buffered -v '^Requirement already satisfied'; test $${PIPESTATUS[0]} -eq 0
 	@rm -f $(VENV)/.installed-* && touch $@
+	@echo "==> Dependencies installed"
+
+OUTBOX := $(or $(OUTBOX_PATH),var/outbox.jsonl)
 
 run: venv  ## serve the API on 127.0.0.1:8000 with moto on :5000 (Ctrl-C stops)
+	@# The data lives in memory and starts fresh on each run; so does the SMS/push outbox.
+	@mkdir -p $(dir $(OUTBOX)) && : > $(OUTBOX)
 	exec $(BIN)/python -m infra.local_stack serve
 
 jobs: venv  ## run every scheduled job as of AT against the running stack, then drain queues
@@ -26,6 +34,12 @@ jobs: venv  ## run every scheduled job as of AT against the running stack, then 
 
 test: venv  ## the whole suite: unit, routes/events on moto, end-to-end on the local stack, then IAM coverage
 	IAM_COVERAGE=required $(BIN)/python -m pytest -q -p no:cacheprovider tests
+
+fuzz: venv  ## only the schemathesis CLI run (part of make test), with its report
+	$(BIN)/python -m pytest -q -p no:cacheprovider -s tests/e2e/test_schemathesis_cli.py
+
+docs: venv  ## regenerate the generated tables and examples in docs/ (a test checks them)
+	$(BIN)/python -m infra.docs
 
 SEEDS ?= $(or $(SIM_SEEDS),200)
 STEPS ?= 60

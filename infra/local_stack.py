@@ -94,7 +94,7 @@ def serve() -> int:
     serialise_aws("dynamodb")  # for the life of the process
 
     from chalice.config import Config
-    from chalice.local import ChaliceRequestHandler, create_local_server
+    from chalice.local import create_local_server
 
     import app as app_module
     from infra.bootstrap import bootstrap
@@ -108,15 +108,10 @@ def serve() -> int:
                         config_from_disk=chalice_config())
     api_server = create_local_server(chalice_app, cfg, host, api_port)
 
-    class NoDelayHandler(ChaliceRequestHandler):
-        # chalice writes the headers and the body in two sends; with Nagle's algorithm and the
-        # client's delayed ACK every keep-alive response then waits 40 ms for nothing.
-        disable_nagle_algorithm = True
-        # http.server answers a method without a do_X with a 501 HTML page; let chalice answer
-        # every method instead (405 with Allow and the contract's error body for undeclared ones).
-        do_TRACE = do_QUERY = do_CONNECT = ChaliceRequestHandler._generic_handle
-
-    api_server.server.RequestHandlerClass = functools.partial(NoDelayHandler, app_object=chalice_app,
+    # Answers as API Gateway does where a client can tell (infra/gateway.py): 404/405 in the
+    # contract's body, the client's own address as sourceIp, HEAD, CORS preflights.
+    from infra.gateway import GatewayHandler
+    api_server.server.RequestHandlerClass = functools.partial(GatewayHandler, app_object=chalice_app,
                                                               config=cfg)
     api_thread = threading.Thread(target=api_server.server.serve_forever, name="api", daemon=True)
     api_thread.start()

@@ -100,10 +100,14 @@ def check_template(template: dict[str, Any], stage: str) -> list[str]:
         problems.append("no secrets")
     api = resources.get("RestAPI", {}).get("Properties", {}).get("DefinitionBody", {})
     for path, operations in api.get("paths", {}).items():
+        # An undeclared method reaches the function (405 with Allow), not the gateway's 403.
+        if operations.get("x-amazon-apigateway-any-method", {}).get(
+                "x-amazon-apigateway-integration", {}).get("type") != "aws_proxy":
+            problems.append(f"{path} has no ANY method proxied to the API function")
         if not path.startswith(PROTECTED_PREFIXES):
             continue
         for method, operation in operations.items():
-            if method in ("get", "post", "put", "patch", "delete") and not operation.get("security"):
+            if method in ("get", "head", "post", "put", "patch", "delete") and not operation.get("security"):
                 problems.append(f"{method.upper()} {path} has no API Gateway authorizer")
     return problems
 

@@ -17,16 +17,54 @@ from infra.stage import apply_stage_env, lambda_functions, lambda_name, logical_
 
 DLQ_RETENTION_SECONDS = 14 * 24 * 3600
 LOG_RETENTION_DAYS = 365
+# API Gateway's own answers (no function runs), in the contract's error body. The gateway cannot
+# read Accept-Language here (gateway response templates are not VTL), so each message is given
+# in Chinese, then English. The local server answers an unknown path with the same body.
 GATEWAY_RESPONSES = (
-    ("UNAUTHORIZED", "401", "UNAUTHORIZED", "Sign in again."),
-    ("ACCESS_DENIED", "403", "FORBIDDEN", "This action is not allowed."),
-    ("MISSING_AUTHENTICATION_TOKEN", "404", "NOT_FOUND", "No such resource."),
-    ("THROTTLED", "429", "RATE_LIMITED", "Too many requests; please try again shortly."),
-    ("REQUEST_TOO_LARGE", "413", "BODY_TOO_LARGE", "The request is too large."),
+    ("UNAUTHORIZED", "401", "UNAUTHORIZED", "请重新登录。Sign in again."),
+    ("ACCESS_DENIED", "403", "FORBIDDEN", "不允许这个操作。This action is not allowed."),
+    ("MISSING_AUTHENTICATION_TOKEN", "404", "NOT_FOUND", "没有这个接口。No such resource."),
+    ("THROTTLED", "429", "RATE_LIMITED", "请求过于频繁，请稍后再试。Too many requests; please try again shortly."),
+    ("REQUEST_TOO_LARGE", "413", "BODY_TOO_LARGE", "请求过大。The request is too large."),
     # Any other answer the gateway gives itself keeps its status but takes the contract's body.
-    ("DEFAULT_4XX", None, "REQUEST_REFUSED", "This request was not accepted."),
-    ("DEFAULT_5XX", None, "INTERNAL_ERROR", "Something went wrong on our side; nothing was changed."),
+    ("DEFAULT_4XX", None, "REQUEST_REFUSED", "这个请求未被接受。This request was not accepted."),
+    ("DEFAULT_5XX", None, "INTERNAL_ERROR", "系统出了点问题，没有做任何更改。Something went wrong on our side; nothing was changed."),
 )
+# Headers on those answers: a browser page (CORS) may read them as it reads the function's.
+GATEWAY_RESPONSE_HEADERS = {"Access-Control-Allow-Origin": "*"}
+
+
+def gateway_body(code: str, message: str) -> str:
+    return json.dumps({"error": {"code": code, "message": message}})
+
+
+def api_paths() -> dict[str, Any]:
+    """What the merge template adds to each path of chalice's API definition (swagger):
+    - an ANY method proxied to the API function, so a method the path does not declare is
+      answered by the function (405 METHOD_NOT_ALLOWED with `Allow`, the contract's body, the
+      client's language) rather than by the gateway's 403 "Missing Authentication Token";
+    - `Allow` on the CORS preflight that chalice generates (a mock integration).
+    The local server (infra/gateway.py) answers both the same way."""
+    from chalicelib.core.http import ROUTES, allowed_methods, cors_enabled
+
+    integration = {"type": "aws_proxy", "httpMethod": "POST", "passthroughBehavior": "when_no_match",
+                   "contentHandling": "CONVERT_TO_TEXT", "responses": {"default": {"statusCode": "200"}},
+                   "uri": {"Fn::Sub": "arn:${AWS::Partition}:apigateway:${AWS::Region}:lambda:path"
+                                      "/2015-03-31/functions/${APIHandler.Arn}/invocations"}}
+    paths: dict[str, Any] = {}
+    for path in sorted({doc.path for doc in ROUTES}):
+        entry: dict[str, Any] = {"x-amazon-apigateway-any-method": {
+            "produces": ["application/json"],
+            "responses": {"405": {"description": "Method not allowed (Allow lists the methods)"}},
+            "x-amazon-apigateway-integration": integration}}
+        if cors_enabled(path):
+            allow = ",".join(allowed_methods(path))
+            entry["options"] = {
+                "responses": {"200": {"headers": {"Allow": {"type": "string"}}}},
+                "x-amazon-apigateway-integration": {"responses": {"default": {
+                    "responseParameters": {"method.response.header.Allow": f"'{allow}'"}}}}}
+        paths[path] = entry
+    return paths
 
 
 def camel(name: str) -> str:
@@ -165,8 +203,11 @@ def build(stage: str) -> dict[str, Any]:
             "Type": "AWS::ApiGateway::GatewayResponse",
             "Properties": {"RestApiId": {"Ref": "RestAPI"}, "ResponseType": kind,
                            **({"StatusCode": status} if status else {}),
-                           "ResponseTemplates": {"application/json": json.dumps(
-                               {"error": {"code": code, "message": message}})}}}
+                           "ResponseParameters": {f"gatewayresponse.header.{name}": f"'{value}'"
+                                                  for name, value in GATEWAY_RESPONSE_HEADERS.items()},
+                           "ResponseTemplates": {"application/json": gateway_body(code, message)}}}
+    # Merged into chalice's own API definition (a deep merge: only these keys are added).
+    resources["RestAPI"] = {"Properties": {"DefinitionBody": {"paths": api_paths()}}}
     # Keys for queues, secrets and logs, the jobs' DLQ, API logging and tracing, and the
     # reasons for what a security scan flags and we do not change.
     hardening.merge(resources, hardening.resources(stage, app_module.app, prefix))

@@ -42,12 +42,14 @@ DEBIT_BINS: dict[str, str] = {
     **dict.fromkeys(("622568", "621462"), CGB),
 }
 
-_DIGITS = re.compile(r"^\d{16,19}$")
+# 16 to 19 ASCII digits; a single space or dash may separate any two (as an app groups them).
+CARD_PATTERN = r"^[0-9](?:[ -]?[0-9]){15,18}$"
+_CARD = re.compile(CARD_PATTERN)
 
 
 def normalise_card(raw: str) -> str:
-    """Digits only (spaces and dashes between groups are dropped)."""
-    return re.sub(r"[\s-]", "", raw) if isinstance(raw, str) else ""
+    """Digits only (the spaces and dashes between groups dropped); "" when not a card number."""
+    return re.sub(r"[ -]", "", raw) if isinstance(raw, str) and _CARD.fullmatch(raw) else ""
 
 
 def bank_for(number: str) -> str | None:
@@ -62,7 +64,7 @@ def check_debit_card(raw: str) -> tuple[str, str]:
     """(card number, bank name) of a well-formed, Luhn-valid debit card of a listed bank;
     otherwise 422 CARD_INVALID."""
     number = normalise_card(raw)
-    if not _DIGITS.match(number):
+    if not number:
         raise RuleViolation("A bank card number has 16 to 19 digits.", code="CARD_INVALID")
     try:
         luhn.validate(number)

@@ -30,21 +30,27 @@ from chalicelib.auth.pii_vault import keyed_hash
 from chalicelib.core.clock import SHANGHAI, shanghai_date
 from chalicelib.core.db import condition_failed, transact_connection
 from chalicelib.core.errors import DependencyDown, RateLimited, RuleViolation, Unauthorized
+from chalicelib.core.messages import wait_phrase
 from chalicelib.core.messaging import MessageSender
 from chalicelib.core.observability import logger
 from chalicelib.core.pii import mask_phone
 
 CODE_TTL = 300
 MAX_TRIES = 5
+# The formats the API enforces, as the OpenAPI document states them (ECMA-262 and Python alike;
+# ASCII digits only: Python's \d would take other scripts' digits too). Matched whole.
+PHONE_PATTERN = r"^(?:\+86)?1[3-9][0-9]{9}$"
+CODE_PATTERN = r"^[0-9]{6}$"
+_PHONE = re.compile(r"(?:\+86)?(1[3-9][0-9]{9})")
+_CODE = re.compile(CODE_PATTERN)
 SIGN_IN, PHONE_CHANGE = "sign-in", "phone-change"
-# Spaces around the code: in Chinese text `\b` would not separate it from the words.
+# Spaces around the code: in Chinese text `\b` would not separate it from the words. The SMS
+# signature (【…】) is added by the sender, the same on every SMS the app sends.
 PURPOSES = {
-    SIGN_IN: "【借贷】您的验证码是 {code} ，5分钟内有效。请勿告诉任何人。",
-    PHONE_CHANGE: "【借贷】您正在更换账户绑定的手机号，验证码是 {code} ，5分钟内有效。"
+    SIGN_IN: "您的验证码是 {code} ，5分钟内有效。请勿告诉任何人。",
+    PHONE_CHANGE: "您正在更换账户绑定的手机号，验证码是 {code} ，5分钟内有效。"
                   "客服不会向您索要验证码，请勿告诉任何人；如非本人操作，请立即联系客服。",
 }
-_PHONE = re.compile(r"^(?:\+86)?(1[3-9]\d{9})$")
-_CODE = re.compile(r"^\d{6}$")
 
 
 @dataclass(frozen=True)
@@ -66,13 +72,14 @@ class OtpInvalid(Unauthorized):
 
 
 def otp_locked(retry_after: int) -> RateLimited:
-    return RateLimited("Too many wrong codes: this code no longer works. Request a new code.",
+    return RateLimited("Too many wrong codes: this code no longer works. Request a new code "
+                       f"(possible in {wait_phrase(retry_after, 'en')}).",
                        retry_after=retry_after, code="OTP_LOCKED")
 
 
 def normalise_phone(raw: str) -> str:
     """A mainland mobile number as 11 digits (`+86` optional), else 422 PHONE_INVALID."""
-    match = _PHONE.match(raw.strip()) if isinstance(raw, str) else None
+    match = _PHONE.fullmatch(raw) if isinstance(raw, str) else None
     if not match:
         raise RuleViolation("Enter a mainland China mobile number: 11 digits starting with 13-19, "
                             "+86 optional.", code="PHONE_INVALID")
@@ -140,7 +147,7 @@ def _take_send_slot(phone: str, source_ip: str, now: datetime, limits: SendLimit
         wait = _wait_for_send(phone, source_ip, now, limits)
         logger.info("sms code refused by rate limit", extra={"phone": mask_phone(phone),
                                                               "retry_after": wait})
-        raise RateLimited("Too many codes requested; wait before asking for another.",
+        raise RateLimited(f"Too many codes requested; try again in {wait_phrase(wait, 'en')}.",
                           retry_after=wait, code="SMS_RATE_LIMITED") from None
 
 
@@ -204,7 +211,7 @@ def verify_code(phone: str, code: str, *, now: datetime, limits: SendLimits | No
         raise otp_locked(_wait_for_send(phone, None, now, limits))
     if challenge.valid_until <= epoch:
         raise OtpInvalid("This code has expired; request a new one.")
-    if not isinstance(code, str) or not _CODE.match(code):
+    if not isinstance(code, str) or not _CODE.fullmatch(code):
         raise OtpInvalid("The code is 6 digits.")
     match = hmac.compare_digest(challenge.code_hash, _code_hash(challenge.challenge_id, phone, code))
     actions = [OtpChallengeRecord.attempts.add(1)]

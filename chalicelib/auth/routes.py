@@ -16,6 +16,9 @@ from chalice import AuthResponse, Blueprint, IAMAuthorizer
 from pydantic import Field
 
 from chalicelib.auth import service
+from chalicelib.auth.cards import CARD_PATTERN
+from chalicelib.auth.otp import CODE_PATTERN, PHONE_PATTERN
+from chalicelib.auth.service import ID_NUMBER_PATTERN
 from chalicelib.core import config
 from chalicelib.core.errors import Unauthorized
 from chalicelib.core.http import AUTHENTICATORS, AUTHORIZERS, ApiModel, route
@@ -59,48 +62,73 @@ def _source_ip(request: Any) -> str:
     return ((request.context or {}).get("identity") or {}).get("sourceIp") or "unknown"
 
 
+# Formats the services check (422 PHONE_INVALID, ID_NUMBER_INVALID, CARD_INVALID; 401
+# OTP_INVALID), stated in the OpenAPI document: a request that breaks one is well-formed JSON
+# that breaks a rule, so it stays 422 rather than pydantic's 400.
+def _phone(**extra: object) -> object:
+    return Field(min_length=1, max_length=32, json_schema_extra={"pattern": PHONE_PATTERN},
+                 description="Mainland China mobile number: 11 digits starting 13-19, `+86` "
+                             "optional (else 422 PHONE_INVALID).", examples=["13800138000"], **extra)
+
+
+def _otp(description: str, **extra: object) -> object:
+    return Field(min_length=1, max_length=16, json_schema_extra={"pattern": CODE_PATTERN},
+                 description=description, examples=["123456"], **extra)
+
+
 class WechatBody(ApiModel):
-    code: str = Field(min_length=1, max_length=256)
+    code: str = Field(min_length=1, max_length=256, examples=["dev-alice"], description=(
+        "The OAuth code the WeChat client returned. In the local sandbox: `dev-<openid>`."))
 
 
 class PhoneBody(ApiModel):
-    phone: str = Field(min_length=1, max_length=32)
+    phone: str = _phone()
 
 
 class PhoneCodeBody(ApiModel):
-    phone: str = Field(min_length=1, max_length=32)
-    code: str = Field(min_length=1, max_length=16)
+    phone: str = _phone()
+    code: str = _otp("The 6-digit code sent to that phone (POST /v1/auth/sms-codes); 5 minutes, "
+                     "one use, 5 tries.")
 
 
 class PhoneBindBody(ApiModel):
-    phone: str = Field(min_length=1, max_length=32)
-    code: str = Field(min_length=1, max_length=16, description=(
-        "The code sent to `phone` with POST /v1/auth/sms-codes."))
+    phone: str = _phone()
+    code: str = _otp("The 6-digit code sent to `phone` with POST /v1/auth/sms-codes.")
     # Only when a phone is bound already (replacing it): one proof of the bound phone.
-    current_code: str | None = Field(default=None, min_length=1, max_length=16, description=(
+    current_code: str | None = _otp(
         "Replacing a bound phone: the code sent to the bound phone with "
-        "POST /v1/me/phone/current-code. Without it (phone lost), send `name` and `id_number`."))
+        "POST /v1/me/phone/current-code. Without it (phone lost), send `name` and `id_number`.",
+        default=None)
     name: str | None = Field(default=None, min_length=1, max_length=64, description=(
         "Replacing a bound phone that is lost: the verified real name, with `id_number`."))
-    id_number: str | None = Field(default=None, min_length=1, max_length=32, description=(
+    id_number: str | None = Field(default=None, min_length=1, max_length=32,
+                                  json_schema_extra={"pattern": ID_NUMBER_PATTERN}, description=(
         "Replacing a bound phone that is lost: the verified resident ID number, with `name`."))
 
 
 class RefreshBody(ApiModel):
-    refresh_token: str = Field(min_length=1, max_length=4096)
+    refresh_token: str = Field(min_length=1, max_length=4096, examples=["eyJhbGciOiJFZERTQSJ9.e30.c2ln"],
+                               description="A refresh token; each works once.")
 
 
 class IdentityBody(ApiModel):
-    name: str = Field(min_length=1, max_length=64)
-    id_number: str = Field(min_length=1, max_length=32)
+    name: str = Field(min_length=1, max_length=64, examples=["张三"],
+                      description="The legal name on the resident ID card.")
+    id_number: str = Field(min_length=1, max_length=32, json_schema_extra={"pattern": ID_NUMBER_PATTERN},
+                           examples=["110101199003071233"], description=(
+        "18-character resident ID number (GB 11643): 17 digits, then a digit or X. Its region "
+        "code, birth date (age 18-65) and check digit must be valid (else 422)."))
 
 
 class CardBody(ApiModel):
-    card_number: str = Field(min_length=1, max_length=32)
+    card_number: str = Field(min_length=1, max_length=40, json_schema_extra={"pattern": CARD_PATTERN},
+                             examples=["6222021234567890128"], description=(
+        "A debit card of a supported bank: 16-19 digits, optionally grouped by single spaces "
+        "or dashes; it must pass the Luhn check (else 422 CARD_INVALID)."))
     # Only when a loan is outstanding: a code just sent to the bound phone (step-up).
-    code: str | None = Field(default=None, min_length=1, max_length=16, description=(
-        "Needed only while a loan is outstanding (403 SMS_CODE_REQUIRED otherwise): a code "
-        "sent to the bound phone with POST /v1/auth/sms-codes."))
+    code: str | None = _otp("Needed only while a loan is outstanding (403 SMS_CODE_REQUIRED "
+                            "otherwise): a code sent to the bound phone with POST /v1/auth/sms-codes.",
+                            default=None)
 
 
 @route(bp, "/v1/auth/wechat", "POST", summary="Sign in with a WeChat OAuth code", tag="auth",
@@ -166,7 +194,8 @@ def verify_identity(request: Any, body: IdentityBody, principal: str) -> dict[st
 
 @route(bp, "/v1/me/bank-cards", "POST", summary="Add a debit card for payouts and repayments",
        tag="me", body=CardBody, auth="bearer", status=201,
-       errors=("401 OTP_INVALID", "403 IDENTITY_REQUIRED", "403 SMS_CODE_REQUIRED", "403 SECURITY_HOLD",
+       errors=("401 OTP_INVALID", "403 IDENTITY_REQUIRED", "403 PHONE_REQUIRED", "403 SECURITY_HOLD",
+               "403 SMS_CODE_REQUIRED",
                "409 CARD_ALREADY_ADDED", "422 CARD_INVALID", "422 CARD_LIMIT_REACHED",
                "429 OTP_LOCKED"))
 def add_bank_card(request: Any, body: CardBody, principal: str) -> dict[str, Any]:

@@ -43,7 +43,9 @@ from chalicelib.core.pii import mask_id_number, mask_phone
 clock: Clock = SystemClock()
 MAX_CARDS = 5
 MIN_AGE, MAX_AGE = 18, 65
-_ID_SHAPE = re.compile(r"^\d{17}[\dX]$")
+# 18 characters: 17 ASCII digits, then a digit or X (x taken too); matched whole.
+ID_NUMBER_PATTERN = r"^[0-9]{17}[0-9Xx]$"
+_ID_SHAPE = re.compile(ID_NUMBER_PATTERN)
 _UUID_SHAPE = re.compile(r"^[0-9a-f-]{1,64}$")
 SECURITY_HOLD_SECONDS = 24 * 3600
 IDENTITY_CHECKS_PER_DAY = 5
@@ -402,8 +404,8 @@ def refuse_during_security_hold(user_id: str) -> None:
 
 def valid_id_number(raw: str) -> str:
     """An 18-digit resident ID per GB 11643 (region, real birth date, check digit), else 422."""
-    number = raw.strip().upper() if isinstance(raw, str) else ""
-    if not _ID_SHAPE.match(number):
+    number = raw.upper() if isinstance(raw, str) and _ID_SHAPE.fullmatch(raw) else ""
+    if not number:
         raise RuleViolation("A resident ID number has 18 characters: 17 digits, then a digit or X.",
                             code="ID_NUMBER_INVALID")
     try:
@@ -452,7 +454,7 @@ def verify_identity(user_id: str, raw_name: str, raw_id_number: str) -> dict[str
     age = providers.age_on(ric.get_birth_date(id_number), shanghai_date(_now()))
     if not MIN_AGE <= age <= MAX_AGE:
         raise RuleViolation(f"Borrowers must be {MIN_AGE} to {MAX_AGE} years old.",
-                            code="AGE_NOT_ELIGIBLE")
+                            code="AGE_NOT_ELIGIBLE", params={"min_age": MIN_AGE, "max_age": MAX_AGE})
     name = " ".join(raw_name.split())
     id_hash = keyed_hash("id_number", id_number)
     # Counted once the request is well formed, before any answer that rests on data: the
@@ -538,7 +540,8 @@ def add_card(user_id: str, raw_number: str, code: str | None = None) -> dict[str
     if LookupRecord.count(user_pk(user_id), LookupRecord.sk == card_key, consistent_read=True):
         raise Conflict("This card is already on your account.", code="CARD_ALREADY_ADDED")
     if len(_cards(user_id)) >= MAX_CARDS:
-        raise RuleViolation(f"At most {MAX_CARDS} cards per account.", code="CARD_LIMIT_REACHED")
+        raise RuleViolation(f"At most {MAX_CARDS} cards per account.", code="CARD_LIMIT_REACHED",
+                            params={"max_cards": MAX_CARDS})
     _step_up(profile, code)
     card_id = str(uuid.uuid4())
     card = CardRecord(pk=user_pk(user_id), sk=f"CARD#{card_id}", user_id=user_id, card_id=card_id,
@@ -555,7 +558,8 @@ def add_card(user_id: str, raw_number: str, code: str | None = None) -> dict[str
         if not condition_failed(err):
             raise
         if len(_cards(user_id)) >= MAX_CARDS:  # a concurrent add took the last place
-            raise RuleViolation(f"At most {MAX_CARDS} cards per account.", code="CARD_LIMIT_REACHED") from None
+            raise RuleViolation(f"At most {MAX_CARDS} cards per account.", code="CARD_LIMIT_REACHED",
+                                params={"max_cards": MAX_CARDS}) from None
         raise Conflict("This card is already on your account.", code="CARD_ALREADY_ADDED") from None
     logger.info("bank card added", extra={"user_id": user_id, "card_id": card_id, "last4": card.last4})
     return _card_view(card)

@@ -1,9 +1,12 @@
 """Domain errors carry the contract's HTTP status and error code.
 
 They are plain exceptions (no chalice import) so pure domain code can raise them; the HTTP
-layer maps them to `{"error": {"code", "message"}}` in one place (`core.http`).
+layer maps them to `{"error": {"code", "message"}}` in one place (`core.http`). The message
+is English; `params` fill in the Chinese one (`core.messages`), which clients get by default.
 """
 from __future__ import annotations
+
+from typing import Any
 
 
 class LendingError(Exception):
@@ -11,12 +14,13 @@ class LendingError(Exception):
     code = "INTERNAL_ERROR"
 
     def __init__(self, message: str, *, code: str | None = None,
-                 headers: dict[str, str] | None = None) -> None:
+                 headers: dict[str, str] | None = None, params: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.message = message
         if code is not None:
             self.code = code
         self.headers = headers or {}
+        self.params = dict(params or {})
 
 
 class BadRequest(LendingError):
@@ -54,8 +58,10 @@ class RateLimited(LendingError):
     status = 429
     code = "RATE_LIMITED"
 
-    def __init__(self, message: str, *, retry_after: int, code: str | None = None) -> None:
-        super().__init__(message, code=code, headers={"Retry-After": str(max(1, retry_after))})
+    def __init__(self, message: str, *, retry_after: int, code: str | None = None,
+                 params: dict[str, Any] | None = None) -> None:
+        super().__init__(message, code=code, headers={"Retry-After": str(max(1, retry_after))},
+                         params={"retry_after": max(1, retry_after), **(params or {})})
         self.retry_after = retry_after
 
 

@@ -15,16 +15,28 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from chalice import Blueprint, Response
+from chalice import Blueprint, CORSConfig, Response
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from chalicelib.core import idempotency
+from chalicelib.core import idempotency, messages
 from chalicelib.core.db import transient
 from chalicelib.core.errors import BadRequest, LendingError
 from chalicelib.core.observability import logger, metrics
 
 MAX_BODY_BYTES = 16 * 1024
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+# Browsers (an H5 page in the super-app's web view, API explorers) may call the borrower API
+# from any origin: it authenticates with a bearer token, never a cookie, so a foreign page
+# gains nothing it could not do with the token itself. API Gateway answers the preflight
+# (`OPTIONS`) from this same configuration when deployed; the local server does the same.
+# Operator routes get no CORS: no web page should drive them.
+CORS = CORSConfig(
+    allow_origin="*",
+    allow_headers=["Idempotency-Key", "Accept-Language", "X-Request-Id"],
+    expose_headers=["Retry-After", "X-Request-Id", "Allow"],
+    max_age=600,
+)
 
 
 class ApiModel(BaseModel):
@@ -70,11 +82,25 @@ def _describe_validation_error(err: ValidationError) -> BadRequest:
     first = err.errors(include_input=False, include_url=False)[0]
     where = ".".join(str(p) for p in first["loc"]) or "body"
     kind = first["type"]
+    params = {"field": where}
     if kind == "extra_forbidden":
-        return BadRequest(f"Field '{where}' is not accepted in this request.", code="UNKNOWN_FIELD")
+        return BadRequest(f"Field '{where}' is not accepted in this request.", code="UNKNOWN_FIELD",
+                          params=params)
     if kind == "missing":
-        return BadRequest(f"Field '{where}' is required.", code="FIELD_REQUIRED")
-    return BadRequest(f"Field '{where}': {first['msg']}.", code="FIELD_INVALID")
+        return BadRequest(f"Field '{where}' is required.", code="FIELD_REQUIRED", params=params)
+    return BadRequest(f"Field '{where}': {first['msg']}.", code="FIELD_INVALID", params=params)
+
+
+def request_language(request: Any) -> str:
+    """`zh` (the default) or `en`, from the request's Accept-Language."""
+    headers = getattr(request, "headers", None) or {}
+    return messages.language(headers.get("accept-language"))
+
+
+def lending_error_response(err: LendingError, lang: str) -> Response:
+    """A domain error as the contract's error body, its message in the client's language."""
+    return error_response(err.status, err.code, messages.message(err.code, lang, err.message, err.params),
+                          err.headers)
 
 
 def check_body_size(raw: bytes | None) -> None:
@@ -82,7 +108,7 @@ def check_body_size(raw: bytes | None) -> None:
     authenticates or parses anything (the contract's 400: the request is not one we accept)."""
     if raw and len(raw) > MAX_BODY_BYTES:
         raise BadRequest(f"The request body is too large (at most {MAX_BODY_BYTES} bytes).",
-                         code="BODY_TOO_LARGE")
+                         code="BODY_TOO_LARGE", params={"limit": MAX_BODY_BYTES})
 
 
 def parse_body(raw: bytes | None, model: type[BaseModel]) -> BaseModel:
@@ -117,6 +143,7 @@ def route(bp: Blueprint, path: str, method: str, *, summary: str, tag: str,
         @functools.wraps(view)
         def endpoint(**params: str) -> Response:
             request = bp.current_request
+            lang = request_language(request)
 
             def answer() -> Response:
                 result = view(request, **params)
@@ -135,42 +162,68 @@ def route(bp: Blueprint, path: str, method: str, *, summary: str, tag: str,
                 if body is not None:
                     params["body"] = parse_body(request.raw_body, body)  # type: ignore[assignment]
                 if idempotent:
-                    return idempotency.run_once(request, params["principal"], lambda: _guard(answer))
+                    return idempotency.run_once(request, params["principal"],
+                                                lambda: _guard(answer, lang))
                 return answer()
             except LendingError as err:
-                return error_response(err.status, err.code, err.message, err.headers)
+                return lending_error_response(err, lang)
             except Exception as err:  # noqa: BLE001 - the contract never shows a stack trace
                 if transient(err):
-                    return _dependency_down(method, path)
-                return _internal_error(method, path)
+                    return _dependency_down(method, path, lang)
+                return _internal_error(method, path, lang)
 
-        options = {"authorizer": AUTHORIZERS[auth]} if auth in AUTHORIZERS else {}
-        bp.route(path, methods=[method], **options)(endpoint)
+        options: dict[str, Any] = {"authorizer": AUTHORIZERS[auth]} if auth in AUTHORIZERS else {}
+        if auth != "ops":
+            options["cors"] = CORS
+        # HEAD answers what GET would, without the body (API Gateway has a method for it too).
+        methods = [method, "HEAD"] if method == "GET" else [method]
+        bp.route(path, methods=methods, **options)(endpoint)
         return view
 
     return decorate
 
 
-def _dependency_down(method: str, path: str) -> Response:
+_INTERNAL = "Something went wrong on our side; nothing was changed. Please try again."
+
+
+def _dependency_down(method: str, path: str, lang: str) -> Response:
     logger.exception("dependency unavailable", extra={"route": f"{method} {path}"})
     metrics.add_metric(name="DependencyUnavailable", unit="Count", value=1)
-    return error_response(503, "DEPENDENCY_UNAVAILABLE", "A service we depend on is busy or "
-                          "unavailable; please try again shortly.", {"Retry-After": "1"})
+    code = "DEPENDENCY_UNAVAILABLE"
+    return error_response(503, code, messages.message(code, lang, "A service we depend on is busy "
+                          "or unavailable; please try again shortly."), {"Retry-After": "1"})
 
 
-def _internal_error(method: str, path: str) -> Response:
+def _internal_error(method: str, path: str, lang: str) -> Response:
     logger.exception("unhandled error", extra={"route": f"{method} {path}"})
     metrics.add_metric(name="UnhandledError", unit="Count", value=1)
-    return error_response(500, "INTERNAL_ERROR", "Something went wrong on our side; "
-                          "nothing was changed. Please try again.")
+    return error_response(500, "INTERNAL_ERROR", messages.message("INTERNAL_ERROR", lang, _INTERNAL))
 
 
-def _guard(answer: Callable[[], Response]) -> Response:
+def _guard(answer: Callable[[], Response], lang: str) -> Response:
     """Domain errors become responses inside the idempotent section, so they are not kept."""
     try:
         return answer()
     except LendingError as err:
-        return error_response(err.status, err.code, err.message, err.headers)
+        return lending_error_response(err, lang)
+
+
+def allowed_methods(path: str) -> list[str]:
+    """What a resource answers (its `Allow`): the declared methods, HEAD beside GET, and
+    OPTIONS where browsers may call it (CORS). The local server and the deployed API's answer
+    to an undeclared method (infra/template.py) both use this list."""
+    declared = [doc for doc in ROUTES if doc.path == path]
+    methods = [doc.method for doc in declared]
+    if "GET" in methods:
+        methods.append("HEAD")
+    if any(doc.auth != "ops" for doc in declared):
+        methods.append("OPTIONS")
+    order = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+    return sorted(set(methods), key=lambda m: order.index(m) if m in order else len(order))
+
+
+def cors_enabled(path: str) -> bool:
+    return "OPTIONS" in allowed_methods(path)
 
 
 def _snake_upper(name: str) -> str:
@@ -182,16 +235,21 @@ def _snake_upper(name: str) -> str:
     return "".join(out).removesuffix("_ERROR") or "ERROR"
 
 
-def normalise_error(response: Response) -> Response:
+def normalise_error(response: Response, lang: str = "en", method: str = "",
+                    resource: str = "") -> Response:
     """Chalice answers some requests itself (405, 415, its own 500) as `{"Code", "Message"}`:
-    rewrite those to the contract's error body."""
+    rewrite those to the contract's error body, in the client's language."""
     body = response.body
     if isinstance(body, dict) and set(body) == {"Code", "Message"}:
         if response.status_code >= 500:
-            response.body = error_body("INTERNAL_ERROR", "Something went wrong on our side; "
-                                       "nothing was changed. Please try again.")
+            response.body = error_body("INTERNAL_ERROR", messages.message("INTERNAL_ERROR", lang, _INTERNAL))
         else:
-            response.body = error_body(_snake_upper(str(body["Code"])), str(body["Message"]))
+            code, text = _snake_upper(str(body["Code"])), str(body["Message"])
+            if code == "METHOD_NOT_ALLOWED" and resource:
+                allowed = allowed_methods(resource)
+                response.headers["Allow"] = ", ".join(allowed)
+                text = f"This path takes no {method}; it takes {', '.join(allowed)} (see Allow)."
+            response.body = error_body(code, messages.message(code, lang, text, {"method": method}))
     return response
 
 
@@ -203,10 +261,11 @@ def http_middleware(request: Any, get_response: Callable[[Any], Response]) -> Re
                       (request.context or {}).get("requestId") or str(uuid.uuid4()))
     logger.set_correlation_id(correlation_id)
     started = time.perf_counter()
-    response = normalise_error(get_response(request))
+    resource = (request.context or {}).get("resourcePath", request.path)
+    response = normalise_error(get_response(request), request_language(request), request.method,
+                               resource)
     elapsed_ms = (time.perf_counter() - started) * 1000
     response.headers["X-Request-Id"] = correlation_id
-    resource = (request.context or {}).get("resourcePath", request.path)
     logger.info("request", extra={"method": request.method, "resource": resource,
                                   "status": response.status_code, "ms": round(elapsed_ms, 2)})
     metrics.add_metric(name="Latency", unit="Milliseconds", value=elapsed_ms)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import threading
 from dataclasses import dataclass
 from datetime import timedelta
@@ -81,11 +82,16 @@ class _NotRemembered(Exception):
         self.response = response
 
 
+# 1-255 visible ASCII characters (spaces inside only: HTTP strips them at the ends), e.g. a UUID.
+KEY_PATTERN = r"^[!-~](?:[ -~]{0,253}[!-~])?$"
+_KEY = re.compile(KEY_PATTERN)
+
+
 def idempotency_key(request: Any) -> str:
     key = request.headers.get(HEADER)
-    if key is None or not (1 <= len(key) <= 255):
-        raise BadRequest("Send an Idempotency-Key header (1-255 characters) so a retry cannot "
-                         "act twice.", code="IDEMPOTENCY_KEY_REQUIRED")
+    if key is None or not _KEY.fullmatch(key):
+        raise BadRequest("Send an Idempotency-Key header (1-255 visible ASCII characters, e.g. a "
+                         "UUID) so a retry cannot act twice.", code="IDEMPOTENCY_KEY_REQUIRED")
     return key
 
 

@@ -1,6 +1,8 @@
 """Outbound messages to people (SMS, push): a port with a real SNS adapter and a local sandbox.
 
-Every address is masked before it is logged or written to the sandbox outbox.
+Every address is masked before it is logged or written to the sandbox outbox. Every SMS starts
+with the same signature (签名, which Chinese carriers require on every message), added here by
+the senders, so no text anywhere in the app writes or forgets it.
 """
 from __future__ import annotations
 
@@ -12,6 +14,17 @@ from typing import Protocol
 
 from chalicelib.core import aws
 from chalicelib.core.pii import mask_phone
+
+
+# The app's registered SMS signature: one constant, on every SMS (codes, reminders, notices).
+SMS_SIGNATURE = "【安心借】"
+
+
+def signed(channel: str, text: str) -> str:
+    """The text as it goes out: an SMS gets the signature in front (once)."""
+    if channel != "sms" or text.startswith(SMS_SIGNATURE):
+        return text
+    return SMS_SIGNATURE + text
 
 
 class MessageSender(Protocol):
@@ -27,6 +40,7 @@ class OutboxSender:
         self.path = path
 
     def send(self, channel: str, to: str, text: str) -> None:
+        text = signed(channel, text)
         line = {"channel": channel, "to": mask_phone(to) if channel == "sms" else to,
                 "text": text, "at": datetime.now(timezone.utc).isoformat()}
         os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
@@ -38,6 +52,7 @@ class SnsSender:
     """Production: SMS through SNS (transactional), push through an SNS platform endpoint."""
 
     def send(self, channel: str, to: str, text: str) -> None:
+        text = signed(channel, text)
         sns = aws.client("sns")
         if channel == "sms":
             sns.publish(PhoneNumber=to if to.startswith("+") else f"+86{to}", Message=text,

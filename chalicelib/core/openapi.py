@@ -4,7 +4,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from chalicelib.core import config
 from chalicelib.core.http import ROUTES
+from chalicelib.core.idempotency import KEY_PATTERN
 
 ERROR_SCHEMA = {
     "type": "object",
@@ -18,7 +20,8 @@ ERROR_SCHEMA = {
 _STATUS_TEXT = {400: "Malformed request or unknown field", 401: "Missing, invalid or expired token",
                 403: "Not allowed yet", 404: "Not found or not yours", 409: "State conflict",
                 415: "Content-Type other than application/json",
-                422: "Breaks a business rule", 429: "Rate limited", 503: "A dependency is down"}
+                422: "Breaks a business rule", 429: "Rate limited",
+                500: "Our error; nothing was changed", 503: "A dependency is down; try again"}
 
 
 # Success bodies, as the contract states them. Fields beyond these may appear (e.g. a loan's
@@ -163,26 +166,33 @@ def document() -> dict[str, Any]:
         operation: dict[str, Any] = {
             "summary": doc.summary,
             "tags": [doc.tag],
-            "operationId": f"{doc.method.lower()}_{re.sub(r'[^a-zA-Z0-9]+', '_', doc.path).strip('_')}",
+            "operationId": operation_id(doc.method, doc.path),
             "responses": {str(doc.status): {"description": "Success", "content": {
                               "application/json": {"schema": _SUCCESS.get(
                                   (doc.method, doc.path), {"type": "object"})}}},
-                          "400": _error_response(400), "415": _error_response(415),
-                          "500": _error_response(500), "503": _error_response(503)},
+},
         }
-        params = [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        params = [{"name": name, "in": "path", "required": True, "schema": {"type": "string"},
+                   **({"description": _PATH_DESCRIPTIONS[name]} if name in _PATH_DESCRIPTIONS else {})}
                   for name in re.findall(r"{(\w+)}", doc.path)]
         params += [{"name": name, "in": "query", "required": False,
-                    "schema": dict(_QUERY_SCHEMAS.get(name, {"type": "string"}))}
+                    **_QUERY_PARAMETERS.get(name, {"schema": {"type": "string"}})}
                    for name in doc.query]
         if doc.idempotent:
             params.append({"name": "Idempotency-Key", "in": "header", "required": True,
-                           "description": "Scoped to the user, method and path; a retry with the "
-                                          "same body answers the first success again.",
-                           "schema": {"type": "string", "minLength": 1, "maxLength": 255}})
-            operation["responses"]["409"] = _error_response(409)  # key reused / in progress
-        if params:
-            operation["parameters"] = params
+                           "description": "A new key (e.g. a UUID) for each new operation, the same "
+                                          "key for a retry of it. Scoped to the user, method and "
+                                          "path; a retry with the same body answers the first "
+                                          "success again, another body is 409 "
+                                          "IDEMPOTENCY_KEY_REUSED.",
+                           "schema": {"type": "string", "minLength": 1, "maxLength": 255,
+                                      "pattern": KEY_PATTERN}})
+        params.append({"$ref": "#/components/parameters/AcceptLanguage"})
+        operation["parameters"] = params
+        links = _LINKS.get((doc.method, doc.path))
+        if links:
+            operation["responses"][str(doc.status)]["links"] = {
+                name: _link(*target) for name, target in links.items()}
         if doc.body is not None:
             schema = doc.body.model_json_schema(ref_template="#/components/schemas/{model}")
             schemas.update({name: _openapi30(sub) for name, sub in schema.pop("$defs", {}).items()})
@@ -191,25 +201,32 @@ def document() -> dict[str, Any]:
                 "schema": {"$ref": f"#/components/schemas/{doc.body.__name__}"}}}}
         if doc.auth == "bearer":
             operation["security"] = [{"bearer": []}]
-            operation["responses"]["401"] = _error_response(401)
-            operation["responses"]["404"] = _error_response(404)
         elif doc.auth == "ops":
-            operation["security"] = [{"opsKey": []}, {"sigv4": []}]
-            operation["responses"]["403"] = _error_response(403)
-        for status, codes in sorted(_codes_by_status(doc.errors, doc.idempotent).items()):
+            # Locally the key `make run` prints; deployed, an IAM-signed (SigV4) request.
+            operation["security"] = [{"opsKey": []}] if config.is_local() else [{"sigv4": []}]
+        for status, codes in sorted(error_codes(doc).items()):
             operation["responses"][str(status)] = _error_response(status, codes)
         paths.setdefault(doc.path, {})[doc.method.lower()] = operation
+    schemes: dict[str, Any] = {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+                                          "description": "The access_token of a sign-in (15 minutes)."}}
+    if config.is_local():
+        schemes["opsKey"] = {"type": "apiKey", "in": "header", "name": "X-Ops-Key",
+                             "description": "The key `make run` prints (new on each start)."}
+    else:
+        schemes["sigv4"] = {"type": "apiKey", "in": "header", "name": "Authorization",
+                            "description": "An AWS SigV4 signature of an operator role."}
     return {
         "openapi": "3.0.3",
-        "info": {"title": "Lending API", "version": "1"},
+        "info": {"title": "Lending API", "version": "1", "description": _INFO},
         "paths": paths,
         "components": {
             "schemas": schemas,
-            "securitySchemes": {
-                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
-                "opsKey": {"type": "apiKey", "in": "header", "name": "X-Ops-Key"},
-                "sigv4": {"type": "apiKey", "in": "header", "name": "Authorization"},
-            },
+            "parameters": {"AcceptLanguage": {
+                "name": "Accept-Language", "in": "header", "required": False,
+                "description": "Language of error messages and decision reasons: Chinese by "
+                               "default, English when `en` ranks first among zh and en.",
+                "schema": {"type": "string"}, "example": "en"}},
+            "securitySchemes": schemes,
         },
     }
 
@@ -224,6 +241,10 @@ def _openapi30(schema: Any) -> Any:
     if not isinstance(schema, dict):
         return schema
     out = {key: _openapi30(value) for key, value in schema.items()}
+    if isinstance(out.get("examples"), list):  # JSON Schema's list; OpenAPI 3.0 has one example
+        examples = out.pop("examples")
+        if examples:
+            out["example"] = examples[0]
     for bound, inclusive in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
         if isinstance(out.get(bound), (int, float)) and not isinstance(out[bound], bool):
             out[inclusive], out[bound] = out[bound], True
@@ -239,7 +260,88 @@ def _openapi30(schema: Any) -> Any:
 
 
 # Query parameters by name, where a plain string says too little.
-_QUERY_SCHEMAS: dict[str, dict[str, Any]] = {"on": {"type": "string", "format": "date"}}
+_QUERY_PARAMETERS: dict[str, dict[str, Any]] = {"on": {
+    "description": "The Asia/Shanghai date to quote for (YYYY-MM-DD); today by default, never "
+                   "earlier (422 PAYOFF_DATE_INVALID).",
+    "schema": {"type": "string", "format": "date"}, "example": "2027-01-31"}}
+
+_PATH_DESCRIPTIONS = {
+    "application_id": "An application of yours (another user's is 404, like one that does not exist).",
+    "loan_id": "A loan of yours (another user's is 404, like one that does not exist).",
+    "card_id": "A bank card of yours.",
+}
+
+_INFO = ("The consumer-lending API. Money is an integer number of fen (1 CNY = 100 fen); rates "
+         "are decimal strings. Errors are `{\"error\": {\"code\", \"message\"}}`; each "
+         "operation lists its codes by status in `x-error-codes`. Messages are Chinese unless "
+         "`Accept-Language` prefers English. See docs/API.md in the repository.")
+
+
+def operation_id(method: str, path: str) -> str:
+    return f"{method.lower()}_{re.sub(r'[^a-zA-Z0-9]+', '_', path).strip('_')}"
+
+
+def _link(method: str, path: str, parameters: dict[str, str] | None = None,
+          body: dict[str, str] | None = None) -> dict[str, Any]:
+    link: dict[str, Any] = {"operationId": operation_id(method, path)}
+    if parameters:
+        link["parameters"] = parameters
+    if body:
+        link["requestBody"] = body
+    return link
+
+
+# Links between operations (OpenAPI 3 `links`): which answer supplies which later request, so a
+# client (and stateful testing) goes application -> loan -> payoff -> repayment.
+_APP, _LOAN, _CARD = "$response.body#/application_id", "$response.body#/loan_id", "$response.body#/card_id"
+_FIRST_LOAN = "$response.body#/items/0/loan_id"
+_ON_LOAN = ("/v1/loans/{loan_id}", "/v1/loans/{loan_id}/payoff", "/v1/loans/{loan_id}/repayments",
+            "/v1/loans/{loan_id}/cancel")
+
+
+def _loan_links(source: str) -> dict[str, tuple]:
+    return {"GetLoan": ("GET", _ON_LOAN[0], {"path.loan_id": source}),
+            "GetPayoff": ("GET", _ON_LOAN[1], {"path.loan_id": source}),
+            "Repay": ("POST", _ON_LOAN[2], {"path.loan_id": source}),
+            "Cancel": ("POST", _ON_LOAN[3], {"path.loan_id": source})}
+
+
+_LINKS: dict[tuple[str, str], dict[str, tuple]] = {
+    ("POST", "/v1/auth/wechat"): {"Refresh": ("POST", "/v1/auth/refresh", None,
+                                              {"refresh_token": "$response.body#/refresh_token"})},
+    ("POST", "/v1/auth/sms-login"): {"Refresh": ("POST", "/v1/auth/refresh", None,
+                                                 {"refresh_token": "$response.body#/refresh_token"})},
+    ("POST", "/v1/auth/refresh"): {"Refresh": ("POST", "/v1/auth/refresh", None,
+                                               {"refresh_token": "$response.body#/refresh_token"})},
+    ("GET", "/v1/me"): {
+        "GetBankCard": ("GET", "/v1/me/bank-cards/{card_id}",
+                        {"path.card_id": "$response.body#/bank_cards/0/card_id"}),
+        "DrawLoan": ("POST", "/v1/loans", None, {"bank_card_id": "$response.body#/bank_cards/0/card_id"})},
+    ("POST", "/v1/me/bank-cards"): {
+        "GetBankCard": ("GET", "/v1/me/bank-cards/{card_id}", {"path.card_id": _CARD}),
+        "DrawLoan": ("POST", "/v1/loans", None, {"bank_card_id": _CARD})},
+    ("POST", "/v1/applications"): {
+        "GetApplication": ("GET", "/v1/applications/{application_id}", {"path.application_id": _APP}),
+        "DrawLoan": ("POST", "/v1/loans", None, {"application_id": _APP}),
+        "Decide": ("POST", "/v1/ops/applications/{application_id}/decision",
+                   {"path.application_id": _APP})},
+    ("GET", "/v1/applications/{application_id}"): {
+        "DrawLoan": ("POST", "/v1/loans", None, {"application_id": _APP})},
+    ("POST", "/v1/loans"): {**_loan_links(_LOAN),
+                            "OpsLoan": ("GET", "/v1/ops/loans/{loan_id}", {"path.loan_id": _LOAN})},
+    ("GET", "/v1/loans"): _loan_links(_FIRST_LOAN),
+    ("GET", "/v1/loans/{loan_id}"): {name: target for name, target in _loan_links(_LOAN).items()
+                                     if name != "GetLoan"},
+    ("GET", "/v1/loans/{loan_id}/payoff"): {
+        "PayOff": ("POST", _ON_LOAN[2], {"path.loan_id": "$request.path.loan_id"},
+                   {"amount": "$response.body#/amount"})},
+    ("POST", "/v1/loans/{loan_id}/repayments"): {
+        "GetLoan": ("GET", _ON_LOAN[0], {"path.loan_id": "$request.path.loan_id"}),
+        "GetPayoff": ("GET", _ON_LOAN[1], {"path.loan_id": "$request.path.loan_id"})},
+    ("GET", "/v1/ops/reviews"): {
+        "Decide": ("POST", "/v1/ops/applications/{application_id}/decision",
+                   {"path.application_id": "$response.body#/items/0/application_id"})},
+}
 
 
 # What every idempotent operation may answer about its key (core.idempotency).
@@ -255,3 +357,21 @@ def _codes_by_status(errors: tuple[str, ...], idempotent: bool = False) -> dict[
         if code not in out.setdefault(int(status), []):
             out[int(status)].append(code)
     return out
+
+
+# What `core.http.route` itself may answer, whatever the operation declares.
+_EVERY_OPERATION = ("400 BODY_TOO_LARGE", "415 UNSUPPORTED_MEDIA_TYPE", "500 INTERNAL_ERROR",
+                    "503 DEPENDENCY_UNAVAILABLE")
+_WITH_BODY = ("400 BODY_INVALID", "400 UNKNOWN_FIELD", "400 FIELD_REQUIRED", "400 FIELD_INVALID")
+_WITH_QUERY = ("400 FIELD_INVALID",)
+_BEARER = ("401 TOKEN_MISSING", "401 TOKEN_INVALID", "401 TOKEN_EXPIRED", "401 TOKEN_REVOKED")
+_OPS = ("403 OPS_FORBIDDEN",)
+
+
+def error_codes(doc: Any) -> dict[int, list[str]]:
+    """Every error code an operation may answer, by status: its declared ones and those of the
+    plumbing it goes through (body parsing, authentication, idempotency)."""
+    implicit = (*_EVERY_OPERATION, *(_WITH_BODY if doc.body is not None else ()),
+                *(_WITH_QUERY if doc.query else ()),
+                *(_BEARER if doc.auth == "bearer" else _OPS if doc.auth == "ops" else ()))
+    return _codes_by_status((*implicit, *doc.errors), doc.idempotent)

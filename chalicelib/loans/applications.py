@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from datetime import date, datetime
 
@@ -11,7 +12,7 @@ from pynamodb.transactions import TransactWrite
 from chalicelib.core import pii
 from chalicelib.core.clock import parse_instant, shanghai_date
 from chalicelib.core.db import condition_failed, transact_connection
-from chalicelib.core.errors import BadRequest, Conflict, Forbidden, NotFound, RuleViolation
+from chalicelib.core.errors import Conflict, Forbidden, NotFound, RuleViolation
 from chalicelib.core.observability import logger, metrics
 from chalicelib.loans import catalog, credit, people, schedules
 from chalicelib.loans.models import ApplicationRecord, DeclineRecord, LoanRecord
@@ -81,15 +82,20 @@ def view(record: ApplicationRecord, lang: str = "zh") -> dict:
             "term_months": record.term_months}
 
 
+# The unified social credit code (GB 32100): 18 characters of digits and capitals without
+# I, O, S, V, Z; its check character is verified too (422 BUSINESS_CREDIT_CODE_INVALID).
+USCC_PATTERN = r"^[0-9A-HJ-NPQRTUWXY]{18}$"
+
+
 def _check_business(product: catalog.Product, code: str | None) -> None:
     """Business loans need the business's unified social credit code; other products take none."""
     from stdnum.cn import uscc
     if product.kind != BUSINESS_LOAN:
-        if code is not None:
-            raise BadRequest("business_credit_code is only taken for business loans.",
-                             code="UNKNOWN_FIELD")
+        if code is not None:  # a documented field, so a rule of the product's, not malformed
+            raise RuleViolation("business_credit_code is only taken for business loans.",
+                                code="BUSINESS_CREDIT_CODE_NOT_ACCEPTED")
         return
-    if code is None or not uscc.is_valid(code):
+    if code is None or not re.fullmatch(USCC_PATTERN, code) or not uscc.is_valid(code):
         raise RuleViolation("Enter the business's 18-character unified social credit code "
                             "(统一社会信用代码) as printed on its licence.",
                             code="BUSINESS_CREDIT_CODE_INVALID")
@@ -108,9 +114,11 @@ def apply(user_id: str, *, product_id: str, amount: int, term_months: int, purpo
         raise RuleViolation("No such product.", code="PRODUCT_NOT_FOUND") from None
     if not product.min_amount <= amount <= product.max_amount:
         raise RuleViolation(f"The amount must be between {product.min_amount} and "
-                            f"{product.max_amount} fen for this product.", code="AMOUNT_OUT_OF_RANGE")
+                            f"{product.max_amount} fen for this product.", code="AMOUNT_OUT_OF_RANGE",
+                            params={"min_amount": product.min_amount, "max_amount": product.max_amount})
     if term_months not in product.term_months:
-        raise RuleViolation(f"Terms offered: {list(product.term_months)} months.", code="TERM_NOT_OFFERED")
+        raise RuleViolation(f"Terms offered: {list(product.term_months)} months.", code="TERM_NOT_OFFERED",
+                            params={"terms": "、".join(map(str, product.term_months))})
     _check_business(product, business_credit_code)
     facts = ApplicationFacts(user_id=user_id, product=product, amount=amount, term_months=term_months,
                              applicant=applicant, age=borrower.age,
@@ -192,7 +200,7 @@ def operator_decision(application_id: str, *, operator: str, status: str, credit
         ceiling = catalog.get_product(record.product_id).max_amount
         if limit > ceiling:
             raise RuleViolation(f"The credit limit can be at most {ceiling} fen for this product.",
-                                code="CREDIT_LIMIT_OUT_OF_RANGE")
+                                code="CREDIT_LIMIT_OUT_OF_RANGE", params={"ceiling": ceiling})
     # The borrower is told who decided, in standard words; the review's reasons (MANUAL_REVIEW,
     # the model's) and the operator's note are for staff: they stay in `decision` and `review_note`.
     # Stored in Chinese, shown in the reader's language (`view`).

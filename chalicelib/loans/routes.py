@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime
 from typing import Any, Literal
 
@@ -13,11 +14,12 @@ from chalicelib import wiring
 from chalicelib.core import config
 from chalicelib.core.clock import parse_instant
 from chalicelib.core.events import partial_batch
-from chalicelib.core.http import ApiModel, route
+from chalicelib.core.http import ApiModel, request_language, route
 from chalicelib.core.idempotency import money_key
 from chalicelib.core.observability import observed
 from chalicelib.core.resources import queue_spec
 from chalicelib.loans import applications, catalog, credit, disbursement, ops, service
+from chalicelib.loans.applications import USCC_PATTERN
 
 bp = Blueprint(__name__)
 
@@ -32,7 +34,7 @@ def _now() -> datetime:
 
 def _lang(request: Any) -> str:
     """Messages meant for a person: Chinese, or English with `Accept-Language: en`."""
-    return "en" if (request.headers.get("accept-language") or "").lower().startswith("en") else "zh"
+    return request_language(request)
 
 
 @route(bp, "/v1/products", "GET", summary="Loan products with their APR range", tag="loans")
@@ -46,32 +48,47 @@ def offers(request: Any, principal: str) -> dict[str, Any]:
     return {"items": credit.offers(principal, catalog.list_products(), _now())}
 
 
+_FEN = "in fen (1 CNY = 100 fen)"
+
+
 class Applicant(ApiModel):
-    monthly_income: int = Field(ge=0, le=10**10)
-    monthly_expenses: int = Field(ge=0, le=10**10)
-    assets: int = Field(ge=0, le=10**12)
-    debt: int = Field(ge=0, le=10**12)
-    job_type: Literal["fixed", "freelance", "partime", "others"]
-    job_seniority_years: int = Field(ge=0, le=60)
-    home: Literal["owner", "rent", "parents", "priv", "other"]
-    marital_status: Literal["single", "married", "widow", "separated", "divorced"]
+    monthly_income: int = Field(ge=0, le=10**10, description=f"Monthly income {_FEN}.",
+                                examples=[2_000_000])
+    monthly_expenses: int = Field(ge=0, le=10**10, description=f"Monthly expenses {_FEN}.",
+                                  examples=[400_000])
+    assets: int = Field(ge=0, le=10**12, description=f"Assets {_FEN}.", examples=[50_000_000])
+    debt: int = Field(ge=0, le=10**12, description=f"Debt outstanding {_FEN}.", examples=[0])
+    job_type: Literal["fixed", "freelance", "partime", "others"] = Field(examples=["fixed"])
+    job_seniority_years: int = Field(ge=0, le=60, examples=[8])
+    home: Literal["owner", "rent", "parents", "priv", "other"] = Field(examples=["owner"])
+    marital_status: Literal["single", "married", "widow", "separated", "divorced"] = Field(
+        examples=["married"])
 
 
 class ApplicationBody(ApiModel):
-    product_id: str = Field(min_length=1, max_length=64)
-    amount: int = Field(gt=0)
-    term_months: int = Field(ge=1, le=36)
-    purpose: str = Field(min_length=1, max_length=200)
+    product_id: str = Field(min_length=1, max_length=64, examples=["revolving-credit"],
+                            description="A product of GET /v1/products (else 422 PRODUCT_NOT_FOUND).")
+    amount: int = Field(gt=0, examples=[5_000_000], description=(
+        f"The amount asked for, {_FEN}: within the product's min_amount..max_amount "
+        "(else 422 AMOUNT_OUT_OF_RANGE)."))
+    term_months: int = Field(ge=1, le=36, examples=[12], description=(
+        "One of the product's term_months (else 422 TERM_NOT_OFFERED)."))
+    purpose: str = Field(min_length=1, max_length=200, examples=["装修"])
     applicant: Applicant
     # Only for business loans to sole proprietors (个体工商户): the 18-character unified social
     # credit code (GB 32100) of the business.
-    business_credit_code: str | None = Field(default=None, min_length=18, max_length=18)
+    business_credit_code: str | None = Field(
+        default=None, min_length=18, max_length=18, json_schema_extra={"pattern": USCC_PATTERN},
+        description="Only for business loans (kind `business_loan`): the business's unified social "
+                    "credit code (统一社会信用代码). Other products refuse it (422 "
+                    "BUSINESS_CREDIT_CODE_NOT_ACCEPTED).")
 
 
 @route(bp, "/v1/applications", "POST", summary="Apply for credit; decided at once", tag="loans",
        body=ApplicationBody, auth="bearer", status=201, idempotent=True,
        errors=("403 IDENTITY_REQUIRED", "409 CREDIT_LINE_BUSY", "422 AMOUNT_OUT_OF_RANGE",
-               "422 TERM_NOT_OFFERED", "422 PRODUCT_NOT_FOUND", "422 BUSINESS_CREDIT_CODE_INVALID"))
+               "422 TERM_NOT_OFFERED", "422 PRODUCT_NOT_FOUND", "422 BUSINESS_CREDIT_CODE_INVALID",
+               "422 BUSINESS_CREDIT_CODE_NOT_ACCEPTED"))
 def apply(request: Any, body: ApplicationBody, principal: str) -> dict[str, Any]:
     return applications.apply(principal, product_id=body.product_id, amount=body.amount,
                               term_months=body.term_months, purpose=body.purpose,
@@ -86,23 +103,45 @@ def get_application(request: Any, application_id: str, principal: str) -> dict[s
 
 
 class DrawBody(ApiModel):
-    application_id: str = Field(min_length=1, max_length=64)
-    amount: int = Field(gt=0)
-    term_months: int = Field(ge=1, le=36)
-    repayment_method: Literal["equal_installment", "equal_principal", "interest_first"]
-    bank_card_id: str = Field(min_length=1, max_length=64)
-    disburse_at: str | None = Field(default=None, max_length=40)
+    application_id: str = Field(
+        min_length=1, max_length=64, examples=["6f1c2a9e-3b7d-4c1e-9a51-0d2f8e4b7c13"],
+        description="The approved application that set your credit line (an older one is 409 "
+                    "APPLICATION_SUPERSEDED).")
+    amount: int = Field(gt=0, examples=[1_000_000], description=(
+        f"The principal to draw, {_FEN}: at most the line's available amount (422 "
+        "CREDIT_LIMIT_EXCEEDED) and within the product's min_amount..max_amount."))
+    term_months: int = Field(ge=1, le=36, examples=[6],
+                             description="One of the product's term_months.")
+    repayment_method: Literal["equal_installment", "equal_principal", "interest_first"] = Field(
+        examples=["equal_installment"], description="等额本息, 等额本金 or 先息后本; one the product offers.")
+    bank_card_id: str = Field(
+        min_length=1, max_length=64, examples=["0b9d4c7e-52a1-4f3e-8d6a-7c2e1f9b3a58"],
+        description="One of your cards (POST /v1/me/bank-cards): the payout goes there.")
+    disburse_at: str | None = Field(default=None, max_length=64, json_schema_extra={"format": "date-time"},
+                                    examples=["2027-01-10T09:00:00+08:00"], description=(
+        "When to pay out: an RFC 3339 time with its offset, from now to 7 days ahead (else 422 "
+        "DISBURSE_AT_INVALID). Default: now."))
+
+
+# RFC 3339 date-time (the OpenAPI `date-time` format): date, T, time, optional fraction, offset.
+_RFC3339 = re.compile(r"([0-9]{4}-[0-9]{2}-[0-9]{2})[Tt]([0-9]{2}:[0-9]{2}:[0-9]{2})(\.[0-9]+)?"
+                      r"([Zz]|[+-][0-9]{2}:[0-9]{2})")
 
 
 def _parse_instant(text: str | None) -> datetime | None:
     if text is None:
         return None
     from chalicelib.core.errors import RuleViolation
+    found = _RFC3339.fullmatch(text)
     try:
-        return datetime.fromisoformat(text)
+        if not found:
+            raise ValueError(text)
+        day, clock, fraction, offset = found.groups()
+        offset = "+00:00" if offset in ("Z", "z") else offset
+        return datetime.fromisoformat(f"{day}T{clock}{(fraction or '')[:7]}{offset}")
     except ValueError:
-        raise RuleViolation("disburse_at must be an ISO 8601 time with an offset.",
-                            code="DISBURSE_AT_INVALID") from None
+        raise RuleViolation("disburse_at must be an RFC 3339 time with an offset, e.g. "
+                            "2027-01-10T09:00:00+08:00.", code="DISBURSE_AT_INVALID") from None
 
 
 @route(bp, "/v1/loans", "POST", summary="Draw a loan on the approved credit line", tag="loans",
@@ -144,9 +183,11 @@ def ops_reviews(request: Any, principal: str) -> dict[str, Any]:
 
 
 class OperatorDecisionBody(ApiModel):
-    status: Literal["approved", "declined"]
-    credit_limit: int | None = Field(default=None, gt=0)
-    note: str = Field(min_length=1, max_length=500)
+    status: Literal["approved", "declined"] = Field(examples=["approved"])
+    credit_limit: int | None = Field(default=None, gt=0, examples=[3_000_000], description=(
+        "Needed to approve: the credit limit in fen, at most the product's max_amount."))
+    note: str = Field(min_length=1, max_length=500, examples=["收入证明已核实"],
+                      description="Internal; never shown to the borrower.")
 
 
 @route(bp, "/v1/ops/applications/{application_id}/decision", "POST", tag="ops", auth="ops",

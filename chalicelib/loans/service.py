@@ -120,7 +120,7 @@ def _check_hard_rules(live: list[LoanRecord]) -> None:
                             code="LOAN_OVERDUE")
     if len(live) >= MAX_LIVE_LOANS:
         raise RuleViolation(f"You already have {MAX_LIVE_LOANS} loans; repay one before drawing "
-                            "again.", code="TOO_MANY_LOANS")
+                            "again.", code="TOO_MANY_LOANS", params={"max_loans": MAX_LIVE_LOANS})
 
 
 def draw(user_id: str, request: DrawRequest, now: datetime, key: MoneyKey | None = None) -> dict:
@@ -138,12 +138,15 @@ def draw(user_id: str, request: DrawRequest, now: datetime, key: MoneyKey | None
     product = catalog.get_product(application.product_id)
     if not product.min_amount <= request.amount <= product.max_amount:
         raise RuleViolation(f"The amount must be between {product.min_amount} and "
-                            f"{product.max_amount} fen for this product.", code="AMOUNT_OUT_OF_RANGE")
+                            f"{product.max_amount} fen for this product.", code="AMOUNT_OUT_OF_RANGE",
+                            params={"min_amount": product.min_amount, "max_amount": product.max_amount})
     if request.term_months not in product.term_months:
-        raise RuleViolation(f"Terms offered: {list(product.term_months)} months.", code="TERM_NOT_OFFERED")
+        raise RuleViolation(f"Terms offered: {list(product.term_months)} months.", code="TERM_NOT_OFFERED",
+                            params={"terms": "、".join(map(str, product.term_months))})
     if request.repayment_method not in product.repayment_methods:
         raise RuleViolation(f"Repayment methods offered: {list(product.repayment_methods)}.",
-                            code="REPAYMENT_METHOD_NOT_OFFERED")
+                            code="REPAYMENT_METHOD_NOT_OFFERED",
+                            params={"methods": "、".join(product.repayment_methods)})
     last4 = people.card_owned(user_id, request.bank_card_id)
     if last4 is None:
         raise NotFound("No such bank card.", code="CARD_NOT_FOUND")
@@ -156,7 +159,7 @@ def draw(user_id: str, request: DrawRequest, now: datetime, key: MoneyKey | None
         _check_hard_rules(live)
         if request.amount > line.available:
             raise RuleViolation(f"You can draw at most {line.available} fen.",
-                                code="CREDIT_LIMIT_EXCEEDED")
+                                code="CREDIT_LIMIT_EXCEEDED", params={"available": line.available})
         preview = schedules.preview(request.amount, line.apr, request.term_months,
                                     request.repayment_method, shanghai_date(disburse_at))
         _check_affordable(application, max(i["total"] for i in preview["schedule"]))

@@ -48,7 +48,8 @@ class OverpaymentError(RuleViolation):
     code = "OVERPAYMENT"
 
     def __init__(self, amount: int, payoff: int) -> None:
-        super().__init__(f"{amount} fen is more than the {payoff} fen that pays the loan off today.")
+        super().__init__(f"{amount} fen is more than the {payoff} fen that pays the loan off today.",
+                         params={"payoff": payoff})
         self.amount, self.payoff = amount, payoff
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import date, datetime
 from typing import Any
 
@@ -26,6 +27,9 @@ def _now() -> datetime:
     return wiring.clock().now()
 
 
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
 @route(bp, "/v1/loans/{loan_id}/payoff", "GET", summary="What it takes to close the loan on a day",
        tag="repay", auth="bearer", query=("on",), errors=("404 LOAN_NOT_FOUND", "409 LOAN_NOT_ACTIVE",
                                                           "422 PAYOFF_DATE_INVALID"))
@@ -34,20 +38,28 @@ def payoff(request: Any, loan_id: str, principal: str) -> dict[str, Any]:
     on = None
     if raw is not None:
         try:
+            # The OpenAPI `date` format exactly (date.fromisoformat alone also takes 20270131).
+            if not _DATE.fullmatch(raw):
+                raise ValueError(raw)
             on = date.fromisoformat(raw)
         except ValueError:
-            raise BadRequest("`on` must be a date like 2027-01-31.", code="FIELD_INVALID") from None
+            raise BadRequest("`on` must be a date like 2027-01-31.", code="FIELD_INVALID",
+                             params={"field": "on"}) from None
     return service.payoff(principal, loan_id, on, _now())
 
 
 class RepaymentBody(ApiModel):
-    amount: int = Field(gt=0, le=10**12)
+    amount: int = Field(gt=0, le=10**12, examples=[30_000], description=(
+        "What you pay, in fen (1 CNY = 100 fen): what is due first (penalty, interest, principal), "
+        "then the installment accruing now, then the rest prepays later principal. At most the "
+        "payoff of today (GET /v1/loans/{loan_id}/payoff; else 422 OVERPAYMENT)."))
 
 
 @route(bp, "/v1/loans/{loan_id}/repayments", "POST", summary="Repay part or all of a loan",
        tag="repay", body=RepaymentBody, auth="bearer", status=201, idempotent=True,
-       errors=("404 LOAN_NOT_FOUND", "409 LOAN_NOT_ACTIVE", "409 PAYMENT_PENDING", "422 OVERPAYMENT",
-               "422 PAYMENT_DECLINED", "503 PAYMENT_PENDING"))
+       errors=("404 LOAN_NOT_FOUND", "409 LOAN_NOT_ACTIVE", "409 LOAN_BUSY", "409 PAYMENT_PENDING",
+               "422 OVERPAYMENT", "422 PAYMENT_DECLINED", "503 PAYMENT_PENDING",
+               "503 REPAYMENT_UNAVAILABLE"))
 def repay(request: Any, loan_id: str, body: RepaymentBody, principal: str) -> dict[str, Any]:
     return service.repay(principal, loan_id, body.amount, _now(), key=money_key(request, principal))
 

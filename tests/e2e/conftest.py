@@ -59,8 +59,8 @@ def serving(work: Path, *, timeout: float = 90, **extra_env: str) -> Iterator[di
         if proc.poll() is not None:
             raise AssertionError(f"stack exited: {log.read_text()[-3000:]}")
         try:
-            return requests.get(f"{base}/health", timeout=1).status_code == 200
-        except (requests.ConnectionError, requests.Timeout):  # not up yet, or slow on a busy machine
+            return requests.get(f"{base}/health", timeout=5).status_code == 200
+        except (requests.ConnectionError, requests.Timeout):  # not up yet, or a slow first answer
             return False
 
     try:

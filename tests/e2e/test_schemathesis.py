@@ -203,7 +203,13 @@ def test_another_borrowers_object_is_not_found(borrowers, method, template, owne
 @pytest.mark.parametrize("field", ["application_id", "bank_card_id"])
 def test_a_loan_cannot_be_drawn_on_another_borrowers_line_or_card(borrowers, field):
     a, b = borrowers["a"], borrowers["b"]
-    draw = {"application_id": a["application_id"], "amount": 100_000, "term_months": 3,
+    # The fuzzer, signed in as A, may have been approved again since (the document's examples
+    # are valid applications), and only the latest approval can be drawn on: take a fresh one.
+    decision = a["api"].call("POST", "/v1/applications", headers=with_key({}), body={
+        "product_id": "revolving-credit", "amount": 5_000_000, "term_months": 12,
+        "purpose": "装修", "applicant": GOOD_APPLICANT})
+    assert decision.status_code == 201 and decision.json()["status"] == "approved", decision.text
+    draw = {"application_id": decision.json()["application_id"], "amount": 100_000, "term_months": 3,
             "repayment_method": "equal_principal", "bank_card_id": a["card_id"]}
     theirs = {"application_id": b["application_id"], "bank_card_id": b["card_id"]}[field]
     foreign = a["api"].call("POST", "/v1/loans", body={**draw, field: theirs}, headers=with_key({}))

@@ -129,11 +129,11 @@ def test_a_business_loan_needs_a_valid_unified_social_credit_code(applicant):
     assert status == 201 and body["status"] in ("approved", "review", "declined")
     stored = ApplicationRecord.get(body["application_id"])
     assert stored.business_credit_code == "91110000600037341L"
-    # other products take no business code
+    # other products take no business code: a rule of the product (the field is documented)
     status, body = api.post("/v1/applications", {**base, "product_id": "revolving-credit",
                                                  "business_credit_code": "91110000600037341L"},
                             with_key(me["headers"]))
-    assert status == 400
+    assert status == 422 and body["error"]["code"] == "BUSINESS_CREDIT_CODE_NOT_ACCEPTED"
 
 
 def test_re_applying_at_once_with_a_higher_income_does_not_raise_the_limit(applicant, clock):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 
+from chalicelib.core.messaging import SMS_SIGNATURE
 from chalicelib.repay.models import NotificationRecord
 from infra.lambda_events import sqs_event
 
@@ -45,7 +46,9 @@ def test_only_the_bad_record_is_reported_failed(client, outbox):
     result = client.lambda_.invoke("notification_consumer", sqs_event(records))
     failed = {f["itemIdentifier"] for f in result.payload["batchItemFailures"]}
     assert failed == {"bad", "bad-kind"}
-    assert sorted(line["text"] for line in outbox_lines(outbox)) == ["还款提醒 1", "还款提醒 2"]
+    # every SMS goes out with the app's one signature in front
+    assert sorted(line["text"] for line in outbox_lines(outbox)) == [f"{SMS_SIGNATURE}还款提醒 1",
+                                                                     f"{SMS_SIGNATURE}还款提醒 2"]
 
 
 def test_a_notification_leased_by_another_consumer_is_retried_not_sent(client, outbox, clock):

@@ -191,12 +191,44 @@ def test_every_function_is_named_and_owns_its_log_group(merge):
         ":log-group:/aws/lambda/lending-local-*")
 
 
+def test_every_path_sends_undeclared_methods_to_the_function_and_preflights_list_allow(merge):
+    """Deployed, a method a path does not declare is answered by the function (405 METHOD_NOT_ALLOWED
+    with Allow), as the local server does, not by the gateway's 403 Missing Authentication Token."""
+    from chalicelib.core.http import ROUTES, allowed_methods, cors_enabled
+    paths = merge["RestAPI"]["Properties"]["DefinitionBody"]["paths"]
+    assert set(paths) == {doc.path for doc in ROUTES}
+    for path, entry in paths.items():
+        any_method = entry["x-amazon-apigateway-any-method"]["x-amazon-apigateway-integration"]
+        assert any_method["type"] == "aws_proxy" and "${APIHandler.Arn}" in any_method["uri"]["Fn::Sub"]
+        if cors_enabled(path):
+            allow = entry["options"]["x-amazon-apigateway-integration"]["responses"]["default"][
+                "responseParameters"]["method.response.header.Allow"]
+            assert allow == "'" + ",".join(allowed_methods(path)) + "'"
+        else:
+            assert "options" not in entry and path.startswith("/v1/ops/")
+
+
+def test_the_gateways_own_answers_are_the_contracts_body_and_readable_by_browsers(merge):
+    answers = {r["Properties"]["ResponseType"]: r["Properties"] for r in merge.values()
+               if r.get("Type") == "AWS::ApiGateway::GatewayResponse"}
+    assert answers["MISSING_AUTHENTICATION_TOKEN"]["StatusCode"] == "404"
+    for props in answers.values():
+        body = json.loads(props["ResponseTemplates"]["application/json"])
+        assert set(body) == {"error"} and set(body["error"]) == {"code", "message"}
+        assert props["ResponseParameters"] == {
+            "gatewayresponse.header.Access-Control-Allow-Origin": "'*'"}
+
+
 def test_check_template_reports_what_is_missing(merge):
     # A template with no SQS event sources and no tables fails the package check.
     packaged = {"Resources": {k: v for k, v in merge.items() if v.get("Type") == "AWS::SQS::Queue"}}
+    packaged["Resources"]["RestAPI"] = {"Type": "AWS::Serverless::Api", "Properties": {"DefinitionBody": {"paths": {
+        "/v1/me": {"get": {"security": [{"bearer_authorizer": []}]}, "head": {}}}}}}
     problems = check_template(packaged, "local")
     assert any("table" in p for p in problems)
     assert any("SQS event source" in p for p in problems)
+    assert "/v1/me has no ANY method proxied to the API function" in problems
+    assert "HEAD /v1/me has no API Gateway authorizer" in problems
 
 
 @pytest.mark.parametrize("expression, after, expected", [
