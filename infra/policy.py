@@ -75,7 +75,7 @@ NEEDS: dict[str, Needs] = {
                 "credit-lines": (GET, UPDATE), "declines": (GET, PUT),
                 "idempotency": (GET, PUT, UPDATE, DELETE), "installments": (PUT,), "ledger": (PUT, QUERY),
                 "loans": (GET, BATCH_GET, PUT, UPDATE), "products": (SCAN,),
-                "repayments": (GET, PUT, UPDATE), "users": (GET, QUERY, PUT, UPDATE)},
+                "repayments": (GET, PUT, UPDATE), "users": (GET, QUERY, PUT, UPDATE, DELETE)},
         indexes={"applications/in_review": (QUERY,), "loans/by_status": (QUERY,), "loans/by_user": (QUERY,),
                  "notifications/inbox_by_created": (QUERY,)},
         send_to=("disbursements", "notifications"),
