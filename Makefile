@@ -21,6 +21,16 @@ $(STAMP): requirements.txt requirements-dev.txt
 	@rm -f $(VENV)/.installed-* && touch $@
 	@echo "==> Dependencies installed"
 
+CHECKOV_VENV := .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(shell sha1sum requirements-checkov.txt | cut -c1-12)
+
+$(CHECKOV_STAMP): requirements-checkov.txt  # own venv: checkov pins a boto3 the app cannot use
+	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (pyenv install 3.12)"; exit 1; }
+	@test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install -q --upgrade pip
+	$(CHECKOV_VENV)/bin/python -m pip install -q -r requirements-checkov.txt
+	@rm -f $(CHECKOV_VENV)/.installed-* && touch $@
+
 OUTBOX := $(or $(OUTBOX_PATH),var/outbox.jsonl)
 
 run: venv  ## serve the API on 127.0.0.1:8000 with moto on :5000 (Ctrl-C stops)
@@ -32,8 +42,8 @@ jobs: venv  ## run every scheduled job as of AT against the running stack, then 
 	@test -n "$(AT)" || { echo 'usage: make jobs AT=2027-01-10T09:00:00+08:00'; exit 2; }
 	$(BIN)/python -m infra.local_stack jobs --at "$(AT)"
 
-test: venv  ## the whole suite: unit, routes/events on moto, end-to-end on the local stack, then IAM coverage
-	IAM_COVERAGE=required $(BIN)/python -m pytest -q -p no:cacheprovider tests
+test: venv $(CHECKOV_STAMP)  ## the whole suite: unit, routes/events on moto, end-to-end on the local stack (with the schemathesis CLI), checkov on the template, then IAM coverage
+	IAM_COVERAGE=required CHECKOV=$(CHECKOV_VENV)/bin/checkov $(BIN)/python -m pytest -q -p no:cacheprovider tests
 
 fuzz: venv  ## only the schemathesis CLI run (part of make test), with its report
 	$(BIN)/python -m pytest -q -p no:cacheprovider -s tests/e2e/test_schemathesis_cli.py
@@ -45,16 +55,6 @@ SEEDS ?= $(or $(SIM_SEEDS),200)
 STEPS ?= 60
 soak: venv  ## the seeded fault simulator over SEEDS seeds (replay one: python -m tests.proof.simulator --seed N -v)
 	$(BIN)/python -m tests.proof.simulator --seeds $(SEEDS) --first $${SIM_FIRST:-0} --steps $(STEPS)
-
-CHECKOV_VENV := .venv-checkov
-CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(shell sha1sum requirements-checkov.txt | cut -c1-12)
-
-$(CHECKOV_STAMP): requirements-checkov.txt  # own venv: checkov pins a boto3 the app cannot use
-	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (pyenv install 3.12)"; exit 1; }
-	@test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
-	$(CHECKOV_VENV)/bin/python -m pip install -q --upgrade pip
-	$(CHECKOV_VENV)/bin/python -m pip install -q -r requirements-checkov.txt
-	@rm -f $(CHECKOV_VENV)/.installed-* && touch $@
 
 package: venv $(CHECKOV_STAMP)  ## chalice package + merge template into build/$(STAGE), linted, checked, scanned by checkov
 	$(BIN)/python -m infra.package --stage $(STAGE) --checkov $(CHECKOV_VENV)/bin/checkov

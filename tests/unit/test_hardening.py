@@ -7,15 +7,18 @@ itself on the real package; these tests pin down what it relies on.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+
+from pathlib import Path
 
 import pytest
 
 from chalicelib.core.resources import SECRETS
 
 from infra import hardening
-from infra.package import checkov_verdict
+from infra.package import checkov_verdict, run_checkov
 from infra.stage import ROOT
 
 # Every skip in the template, by resource and check. A new skip is a decision: add it here.
@@ -43,7 +46,7 @@ def built(tmp_path_factory):
     checked = subprocess.run([sys.executable, "-c", "import json, sys; from infra.package import "
                               "check_template; print(json.dumps(check_template(json.load(open(sys.argv[1])), "
                               "'prod')))", str(path)], cwd=ROOT, check=True, capture_output=True, text=True)
-    return json.loads(path.read_text())["Resources"], json.loads(checked.stdout.splitlines()[-1])
+    return json.loads(path.read_text())["Resources"], json.loads(checked.stdout.splitlines()[-1]), path
 
 
 @pytest.fixture(scope="module")
@@ -195,6 +198,14 @@ def test_checkov_verdict_fails_on_a_template_it_could_not_parse():
     report = {"results": {"failed_checks": [], "parsing_errors": ["build/prod/sam.json"]},
               "summary": {"passed": 0, "failed": 0, "skipped": 0, "parsing_errors": 1}}
     assert checkov_verdict(report)[0] == ["checkov could not parse build/prod/sam.json"]
+
+
+def test_checkov_3_passes_the_prod_template_with_every_other_finding_answered_in_it(built):
+    """What `make package` runs, here on every `make test` (which installs checkov's venv): a
+    new resource or property that checkov flags fails the suite, not only a deploy."""
+    checkov = Path(os.environ.get("CHECKOV") or ROOT / ".venv-checkov" / "bin" / "checkov")
+    assert os.access(checkov, os.X_OK), f"no checkov at {checkov}: run `make test`, which installs it"
+    assert run_checkov(built[2], checkov) == []
 
 
 def test_make_package_installs_checkov_3_in_its_own_venv():
