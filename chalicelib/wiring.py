@@ -29,9 +29,24 @@ def reset() -> None:
 
 
 def clock() -> Any:
-    """The wall clock (the API's time); tests put a FixedClock here."""
+    """The service's clock: the wall clock when deployed; in the `local` stage the local
+    stack's one clock (`chalicelib.core.testclock`, which `make jobs AT=` moves forward).
+    Tests put a FixedClock here."""
+    found = _overrides.get("clock")
+    if found is not None:
+        return found
+    if config.is_local():
+        from chalicelib.core.testclock import CLOCK
+        return CLOCK
     from chalicelib.core.clock import SystemClock
-    return _overrides.get("clock") or SystemClock()
+    return SystemClock()
+
+
+class ServiceClock:
+    """A clock that is always `clock()`, for modules that keep a clock of their own."""
+
+    def now(self) -> Any:
+        return clock().now()
 
 
 def outbox_path() -> str:

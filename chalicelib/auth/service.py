@@ -2,7 +2,8 @@
 
 Routes call one function each; other slices read people only through `borrower_profile`,
 `card_last4` and `card_for_payout` (see chalicelib/loans/people.py). Time comes from
-`clock` (tests replace it); tokens use the wall clock, as PyJWT checks them against it.
+`clock` (the service's clock, `wiring.clock()`; tests replace it); tokens use the wall clock,
+as PyJWT checks them against it.
 """
 from __future__ import annotations
 
@@ -25,13 +26,13 @@ from chalicelib.auth.models import (LOOKUP, PROFILE, CardRecord, LookupRecord, R
 from chalicelib.auth.pii_vault import keyed_hash, mask_name, seal, unseal
 from chalicelib.auth.secret_store import secret_json
 from chalicelib.core import config
-from chalicelib.core.clock import Clock, SystemClock, shanghai_date
+from chalicelib.core.clock import Clock, shanghai_date
 from chalicelib.core.db import condition_failed, transact_connection
 from chalicelib.core.errors import Conflict, Forbidden, NotFound, RuleViolation
 from chalicelib.core.observability import logger
 from chalicelib.core.pii import mask_id_number, mask_phone
 
-clock: Clock = SystemClock()
+clock: Clock = wiring.ServiceClock()
 MAX_CARDS = 5
 MIN_AGE, MAX_AGE = 18, 65
 _ID_SHAPE = re.compile(r"^\d{17}[\dX]$")
