@@ -55,7 +55,7 @@ def outbox_path() -> str:
 
 @lru_cache(maxsize=1)
 def _message_sender() -> MessageSender:
-    return OutboxSender(outbox_path()) if config.is_local() else SnsSender()
+    return OutboxSender(outbox_path(), now=lambda: clock().now()) if config.is_local() else SnsSender()
 
 
 def message_sender() -> MessageSender:

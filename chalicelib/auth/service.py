@@ -26,7 +26,7 @@ from chalicelib.auth.models import (LOOKUP, PROFILE, CardRecord, LookupRecord, R
 from chalicelib.auth.pii_vault import keyed_hash, mask_name, seal, unseal
 from chalicelib.auth.secret_store import secret_json
 from chalicelib.core import config
-from chalicelib.core.clock import Clock, shanghai_date
+from chalicelib.core.clock import Clock, shanghai_date, shanghai_iso
 from chalicelib.core.db import condition_failed, transact_connection
 from chalicelib.core.errors import Conflict, Forbidden, NotFound, RuleViolation
 from chalicelib.core.observability import logger
@@ -386,7 +386,7 @@ def get_card(user_id: str, card_id: str) -> dict[str, Any]:
     card = _own_card(user_id, card_id)
     if card is None:
         raise NotFound("No such bank card.", code="CARD_NOT_FOUND")
-    return {**_card_view(card), "added_at": card.added_at}
+    return {**_card_view(card), "added_at": shanghai_iso(card.added_at)}
 
 
 # ------------------------------------------------------------------ reads

@@ -11,7 +11,7 @@ from pynamodb.exceptions import PutError
 from chalicelib import wiring
 from chalicelib.core import aws
 from chalicelib.core import deferral
-from chalicelib.core.clock import SHANGHAI, parse_instant
+from chalicelib.core.clock import SHANGHAI, parse_instant, shanghai_iso
 from chalicelib.core.observability import logger, metrics
 from chalicelib.repay.models import NotificationRecord
 
@@ -146,4 +146,4 @@ def inbox(user_id: str) -> list[dict]:
     """The user's latest notifications, newest first (texts are masked when written)."""
     records = NotificationRecord.inbox_by_created.query(user_id, scan_index_forward=False, limit=INBOX_PAGE)
     return [{"notification_id": r.notification_id, "kind": r.kind, "text": r.text,
-             "loan_id": r.loan_id, "created_at": r.created_at} for r in records]
+             "loan_id": r.loan_id, "created_at": shanghai_iso(r.created_at)} for r in records]
