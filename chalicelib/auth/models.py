@@ -12,13 +12,15 @@ update, so two concurrent requests can never bind one phone or one ID number twi
 
 `auth-sessions` (short-lived, pk only, TTL on `expires_at`):
     pk=FAMILY#<id>      RefreshFamilyRecord: the one live refresh token of a sign-in
-    pk=OTP#<hash>       OtpChallengeRecord: the current SMS code of a phone, as a keyed hash
-    pk=RATE#...         SendCounterRecord: SMS send limits per phone and per source IP
+    pk=SESSIONS#<user_id>  SessionIndexRecord: the families a user started (to end them all)
+    pk=OTP#[<purpose>#]<hash>  OtpChallengeRecord: the current SMS code of a phone, keyed hash
+    pk=RATE#...         SendCounterRecord: SMS send limits per phone and per source IP, and
+                        real-name checks per user and Asia/Shanghai day
 No hash here is of a plain value: every `<hash>` is `pii_vault.keyed_hash`.
 """
 from __future__ import annotations
 
-from pynamodb.attributes import BooleanAttribute, TTLAttribute, UnicodeAttribute
+from pynamodb.attributes import BooleanAttribute, TTLAttribute, UnicodeAttribute, UnicodeSetAttribute
 from pynamodb.models import Model
 
 from chalicelib.core import config
@@ -55,6 +57,9 @@ class UserRecord(Model):
     # Cards on the account, counted in the transaction that adds one: the limit holds under
     # concurrent adds, and other slices learn "has a card" without reading the cards.
     card_count = IntAttribute(null=True)
+    # Until when (epoch seconds) drawdowns and new cards are refused: set by a phone
+    # replacement, in the transaction that replaces the phone (anti-phishing hold).
+    security_hold_until = IntAttribute(null=True)
 
 
 class CardRecord(Model):
@@ -101,11 +106,23 @@ class RefreshFamilyRecord(Model):
     expires_at = TTLAttribute()
 
 
+class SessionIndexRecord(Model):
+    """The refresh families a user has started, so that a phone replacement can end every
+    other session without a scan. A family is listed before it is created (so a live family
+    is always listed); revoked ones are taken off the list when they are revoked."""
+
+    class Meta(BaseMeta):
+        table_name = config.table_name("auth-sessions")
+
+    pk = UnicodeAttribute(hash_key=True)  # SESSIONS#<user_id>
+    family_ids = UnicodeSetAttribute(null=True)
+
+
 class OtpChallengeRecord(Model):
     class Meta(BaseMeta):
         table_name = config.table_name("auth-sessions")
 
-    pk = UnicodeAttribute(hash_key=True)  # OTP#<phone hash>
+    pk = UnicodeAttribute(hash_key=True)  # OTP#<phone hash>, OTP#<purpose>#<phone hash>
     challenge_id = UnicodeAttribute()
     code_hash = UnicodeAttribute()  # HMAC of (challenge id, phone, code); never the code
     attempts = IntAttribute()

@@ -6,6 +6,12 @@ concurrent guesses cannot exceed `MAX_TRIES`: the 6th try is 429 OTP_LOCKED even
 right code. Sending is limited per phone (one a minute, ten per Asia/Shanghai day) and per
 source IP (`SendLimits.ip_max` per `ip_window` seconds), all three counted in one DynamoDB
 transaction, so a refused send consumes nothing.
+
+A code has a purpose (`PURPOSES`): `sign-in` (also binds a new phone and confirms a card) and
+`phone-change` (sent to the bound phone to confirm replacing it). Each purpose is its own
+challenge with its own text, so a code read out for a sign-in never confirms a phone change,
+and the phone-change text says what the code would do (anti-phishing). The send limits are the
+phone's, whatever the purpose: a phone gets at most one code a minute and ten a day in all.
 """
 from __future__ import annotations
 
@@ -30,6 +36,13 @@ from chalicelib.core.pii import mask_phone
 
 CODE_TTL = 300
 MAX_TRIES = 5
+SIGN_IN, PHONE_CHANGE = "sign-in", "phone-change"
+# Spaces around the code: in Chinese text `\b` would not separate it from the words.
+PURPOSES = {
+    SIGN_IN: "【借贷】您的验证码是 {code} ，5分钟内有效。请勿告诉任何人。",
+    PHONE_CHANGE: "【借贷】您正在更换账户绑定的手机号，验证码是 {code} ，5分钟内有效。"
+                  "客服不会向您索要验证码，请勿告诉任何人；如非本人操作，请立即联系客服。",
+}
 _PHONE = re.compile(r"^(?:\+86)?(1[3-9]\d{9})$")
 _CODE = re.compile(r"^\d{6}$")
 
@@ -72,6 +85,13 @@ def _epoch(now: datetime) -> int:
 
 def _code_hash(challenge_id: str, phone: str, code: str) -> str:
     return keyed_hash("otp", f"{challenge_id}:{phone}:{code}")
+
+
+def _challenge_pk(phone: str, purpose: str) -> str:
+    if purpose not in PURPOSES:
+        raise ValueError(purpose)
+    key = keyed_hash("phone", phone)
+    return f"OTP#{key}" if purpose == SIGN_IN else f"OTP#{purpose}#{key}"
 
 
 def _counters(phone: str, source_ip: str | None, now: datetime, limits: SendLimits):  # type: ignore[no-untyped-def]
@@ -144,33 +164,35 @@ def _wait_for_send(phone: str, source_ip: str | None, now: datetime, limits: Sen
 
 
 def send_code(phone: str, *, source_ip: str, now: datetime, sender: MessageSender,
-              limits: SendLimits | None = None) -> int:
-    """Send a new code to `phone` (already normalised). Returns its lifetime in seconds."""
+              limits: SendLimits | None = None, purpose: str = SIGN_IN) -> int:
+    """Send a new code for `purpose` to `phone` (already normalised). Returns its lifetime
+    in seconds."""
+    pk = _challenge_pk(phone, purpose)
     _take_send_slot(phone, source_ip, now, limits or LIMITS)
     code = f"{secrets.randbelow(10 ** 6):06d}"
     challenge_id = uuid.uuid4().hex
     epoch = _epoch(now)
     record = OtpChallengeRecord(
-        pk=f"OTP#{keyed_hash('phone', phone)}", challenge_id=challenge_id,
+        pk=pk, challenge_id=challenge_id,
         code_hash=_code_hash(challenge_id, phone, code), attempts=0, used=False,
         valid_until=epoch + CODE_TTL,
         expires_at=datetime.fromtimestamp(epoch + CODE_TTL + 3600, timezone.utc))
     record.save()  # replaces the previous challenge: its code, its tries and its lock
     try:
-        # Spaces around the code: in Chinese text `\b` would not separate it from the words.
-        sender.send("sms", phone, f"【借贷】您的验证码是 {code} ，5分钟内有效。请勿告诉任何人。")
+        sender.send("sms", phone, PURPOSES[purpose].format(code=code))
     except Exception:  # noqa: BLE001 - any sender failure: no live code, 503
         record.delete()
         logger.warning("sms code not sent", extra={"phone": mask_phone(phone)})
         raise DependencyDown("We could not send the text message; please try again shortly.") from None
-    logger.info("sms code sent", extra={"phone": mask_phone(phone)})
+    logger.info("sms code sent", extra={"phone": mask_phone(phone), "purpose": purpose})
     return CODE_TTL
 
 
-def verify_code(phone: str, code: str, *, now: datetime, limits: SendLimits | None = None) -> None:
-    """Consume the phone's code, or raise 401 OTP_INVALID / 429 OTP_LOCKED."""
+def verify_code(phone: str, code: str, *, now: datetime, limits: SendLimits | None = None,
+                purpose: str = SIGN_IN) -> None:
+    """Consume the phone's code for `purpose`, or raise 401 OTP_INVALID / 429 OTP_LOCKED."""
     limits = limits or LIMITS
-    key = f"OTP#{keyed_hash('phone', phone)}"
+    key = _challenge_pk(phone, purpose)
     try:
         challenge = OtpChallengeRecord.get(key, consistent_read=True)
     except DoesNotExist:

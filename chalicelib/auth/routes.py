@@ -72,6 +72,20 @@ class PhoneCodeBody(ApiModel):
     code: str = Field(min_length=1, max_length=16)
 
 
+class PhoneBindBody(ApiModel):
+    phone: str = Field(min_length=1, max_length=32)
+    code: str = Field(min_length=1, max_length=16, description=(
+        "The code sent to `phone` with POST /v1/auth/sms-codes."))
+    # Only when a phone is bound already (replacing it): one proof of the bound phone.
+    current_code: str | None = Field(default=None, min_length=1, max_length=16, description=(
+        "Replacing a bound phone: the code sent to the bound phone with "
+        "POST /v1/me/phone/current-code. Without it (phone lost), send `name` and `id_number`."))
+    name: str | None = Field(default=None, min_length=1, max_length=64, description=(
+        "Replacing a bound phone that is lost: the verified real name, with `id_number`."))
+    id_number: str | None = Field(default=None, min_length=1, max_length=32, description=(
+        "Replacing a bound phone that is lost: the verified resident ID number, with `name`."))
+
+
 class RefreshBody(ApiModel):
     refresh_token: str = Field(min_length=1, max_length=4096)
 
@@ -122,24 +136,37 @@ def get_me(request: Any, principal: str) -> dict[str, Any]:
     return service.me(principal)
 
 
-@route(bp, "/v1/me/phone", "POST", summary="Bind a phone proven by its SMS code", tag="me",
-       body=PhoneCodeBody, auth="bearer",
-       errors=("401 OTP_INVALID", "409 PHONE_TAKEN", "422 PHONE_INVALID", "429 OTP_LOCKED"))
-def bind_phone(request: Any, body: PhoneCodeBody, principal: str) -> dict[str, Any]:
-    return service.bind_phone(principal, body.phone, body.code)
+@route(bp, "/v1/me/phone", "POST", summary="Bind a phone proven by its SMS code; replacing a "
+       "bound one also needs proof of it, ends other sessions and holds drawdowns and new cards "
+       "for 24 hours", tag="me", body=PhoneBindBody, auth="bearer",
+       errors=("401 OTP_INVALID", "403 CURRENT_PHONE_PROOF_REQUIRED", "409 PHONE_TAKEN",
+               "409 PROFILE_CHANGED", "422 PHONE_INVALID", "429 OTP_LOCKED",
+               "429 IDENTITY_RATE_LIMITED", "503 DEPENDENCY_UNAVAILABLE"))
+def bind_phone(request: Any, body: PhoneBindBody, principal: str) -> dict[str, Any]:
+    return service.bind_phone(principal, body.phone, body.code, current_code=body.current_code,
+                              name=body.name, id_number=body.id_number,
+                              session=service.session_family(request.headers.get("authorization")))
+
+
+@route(bp, "/v1/me/phone/current-code", "POST", summary="Text a code to the bound phone, to "
+       "confirm replacing it", tag="me", auth="bearer", status=202,
+       errors=("409 NO_PHONE_BOUND", "429 SMS_RATE_LIMITED", "503 DEPENDENCY_UNAVAILABLE"))
+def send_current_phone_code(request: Any, principal: str) -> dict[str, Any]:
+    return service.send_current_phone_code(principal, _source_ip(request))
 
 
 @route(bp, "/v1/me/identity", "POST", summary="Real-name verification with a resident ID",
        tag="me", body=IdentityBody, auth="bearer",
        errors=("409 IDENTITY_TAKEN", "409 IDENTITY_ALREADY_VERIFIED", "422 ID_NUMBER_INVALID",
-               "422 AGE_NOT_ELIGIBLE", "422 IDENTITY_MISMATCH", "503 DEPENDENCY_UNAVAILABLE"))
+               "422 AGE_NOT_ELIGIBLE", "422 IDENTITY_MISMATCH", "429 IDENTITY_RATE_LIMITED",
+               "503 DEPENDENCY_UNAVAILABLE"))
 def verify_identity(request: Any, body: IdentityBody, principal: str) -> dict[str, Any]:
     return service.verify_identity(principal, body.name, body.id_number)
 
 
 @route(bp, "/v1/me/bank-cards", "POST", summary="Add a debit card for payouts and repayments",
        tag="me", body=CardBody, auth="bearer", status=201,
-       errors=("401 OTP_INVALID", "403 IDENTITY_REQUIRED", "403 SMS_CODE_REQUIRED",
+       errors=("401 OTP_INVALID", "403 IDENTITY_REQUIRED", "403 SMS_CODE_REQUIRED", "403 SECURITY_HOLD",
                "409 CARD_ALREADY_ADDED", "422 CARD_INVALID", "422 CARD_LIMIT_REACHED",
                "429 OTP_LOCKED"))
 def add_bank_card(request: Any, body: CardBody, principal: str) -> dict[str, Any]:

@@ -1,17 +1,26 @@
 """Use cases of the identity slice: sign-in, tokens, phone, real-name, bank cards.
 
 Routes call one function each; other slices read people only through `borrower_profile`,
-`card_last4` and `card_for_payout` (see chalicelib/loans/people.py). Time comes from
-`clock` (the service's clock, `wiring.clock()`; tests replace it); tokens use the wall clock,
-as PyJWT checks them against it.
+`card_last4`, `card_for_payout` and `refuse_during_security_hold` (see
+chalicelib/loans/people.py). Time comes from `clock` (the service's clock, `wiring.clock()`:
+the local stack's one clock in the `local` stage; tests replace it); tokens use the wall
+clock, as PyJWT checks them against it.
+
+Account protection (anti-phishing): replacing a bound phone needs proof of the bound phone (a
+`phone-change` code sent to it) or, when it is lost, the verified name + ID number; it ends
+every other session and starts a `SECURITY_HOLD_SECONDS` hold on drawdowns and new cards, and
+both phones are told. Real-name checks are counted per user and Asia/Shanghai day
+(`IDENTITY_CHECKS_PER_DAY`) before anything is compared, and IDENTITY_TAKEN is answered only
+after the provider matched the name and ID number.
 """
 from __future__ import annotations
 
 import hmac
 import json
+import math
 import re
 import uuid
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from typing import Any, Mapping
 
 from pynamodb.exceptions import DoesNotExist, TransactWriteError, UpdateError
@@ -22,13 +31,13 @@ from stdnum.exceptions import InvalidChecksum, ValidationError
 from chalicelib import wiring
 from chalicelib.auth import cards, hooks, otp, providers, tokens
 from chalicelib.auth.models import (LOOKUP, PROFILE, CardRecord, LookupRecord, RefreshFamilyRecord,
-                                    UserRecord, user_pk)
+                                    SendCounterRecord, SessionIndexRecord, UserRecord, user_pk)
 from chalicelib.auth.pii_vault import keyed_hash, mask_name, seal, unseal
 from chalicelib.auth.secret_store import secret_json
 from chalicelib.core import config
-from chalicelib.core.clock import Clock, shanghai_date, shanghai_iso
+from chalicelib.core.clock import SHANGHAI, Clock, shanghai_date, shanghai_iso
 from chalicelib.core.db import condition_failed, transact_connection
-from chalicelib.core.errors import Conflict, Forbidden, NotFound, RuleViolation
+from chalicelib.core.errors import Conflict, DependencyDown, Forbidden, NotFound, RateLimited, RuleViolation
 from chalicelib.core.observability import logger
 from chalicelib.core.pii import mask_id_number, mask_phone
 
@@ -37,6 +46,8 @@ MAX_CARDS = 5
 MIN_AGE, MAX_AGE = 18, 65
 _ID_SHAPE = re.compile(r"^\d{17}[\dX]$")
 _UUID_SHAPE = re.compile(r"^[0-9a-f-]{1,64}$")
+SECURITY_HOLD_SECONDS = 24 * 3600
+IDENTITY_CHECKS_PER_DAY = 5
 
 
 def _now() -> datetime:
@@ -108,8 +119,16 @@ def _family_expiry(now: datetime) -> datetime:
     return now + timedelta(seconds=tokens.REFRESH_TTL) + timedelta(days=1)
 
 
+def _sessions_pk(user_id: str) -> str:
+    return f"SESSIONS#{user_id}"
+
+
 def _start_session(user_id: str, new_user: bool, method: str) -> dict[str, Any]:
     family_id, jti, now = uuid.uuid4().hex, uuid.uuid4().hex, _now()
+    # Listed first, created second: every live family is on the user's list, so a phone
+    # replacement can end it (a listed family that was never created is skipped then).
+    SessionIndexRecord(pk=_sessions_pk(user_id)).update(
+        actions=[SessionIndexRecord.family_ids.add({family_id})])
     RefreshFamilyRecord(pk=_family_pk(family_id), user_id=user_id, current_jti=jti, generation=1,
                         revoked=False, created_at=now.isoformat(), rotated_at=now.isoformat(),
                         expires_at=_family_expiry(now)).save(
@@ -149,6 +168,34 @@ def authenticate_access_token(token: str) -> str:
 def _revoke(family: RefreshFamilyRecord, reason: str) -> None:
     family.update(actions=[RefreshFamilyRecord.revoked.set(True)])
     logger.warning("refresh family revoked", extra={"user_id": family.user_id, "reason": reason})
+
+
+def session_family(authorization: str | None) -> str:
+    """The refresh family (the session) of an access token already authenticated."""
+    return tokens.verify(bearer_token(authorization), "access")["fam"]
+
+
+def _end_other_sessions(user_id: str, keep_family: str) -> int:
+    """Revoke every session of the user but `keep_family`: their refresh tokens stop working
+    and, as every access token names its family, their access tokens too. Returns how many."""
+    try:
+        listed = SessionIndexRecord.get(_sessions_pk(user_id), consistent_read=True).family_ids or set()
+    except DoesNotExist:
+        return 0
+    ended = set()
+    for family_id in listed - {keep_family}:
+        try:
+            RefreshFamilyRecord(pk=_family_pk(family_id)).update(
+                actions=[RefreshFamilyRecord.revoked.set(True)],
+                condition=RefreshFamilyRecord.pk.exists() & (RefreshFamilyRecord.user_id == user_id))
+        except UpdateError as err:
+            if not condition_failed(err):
+                raise
+        ended.add(family_id)  # revoked now, or gone (expired) already: off the list either way
+    if ended:
+        SessionIndexRecord(pk=_sessions_pk(user_id)).update(
+            actions=[SessionIndexRecord.family_ids.delete(ended)])
+    return len(ended)
 
 
 def refresh(refresh_token: str) -> dict[str, Any]:
@@ -201,11 +248,74 @@ def sign_in_sms(raw_phone: str, code: str) -> dict[str, Any]:
 
 # ------------------------------------------------------------------ phone
 
-def bind_phone(user_id: str, raw_phone: str, code: str) -> dict[str, Any]:
-    """Bind (or change to) a phone the user proves with a code; one account per phone."""
+def send_current_phone_code(user_id: str, source_ip: str) -> dict[str, Any]:
+    """Text a `phone-change` code to the phone bound now: the proof that replacing it needs.
+    The phone's own send limits apply (shared with sign-in codes)."""
+    profile = _profile(user_id)
+    if not profile.phone_sealed:
+        raise Conflict("No phone number is bound yet: bind one with POST /v1/me/phone "
+                       "(no current code is needed for the first).", code="NO_PHONE_BOUND")
+    phone = unseal(profile.phone_sealed, user_id=user_id, purpose="phone")
+    expires = otp.send_code(phone, source_ip=source_ip, now=_now(), sender=wiring.message_sender(),
+                            purpose=otp.PHONE_CHANGE)
+    return {"expires_in": expires}
+
+
+def _proof_required(why: str) -> Forbidden:
+    return Forbidden(f"{why} To replace your phone number, confirm with the code sent to it "
+                     "(POST /v1/me/phone/current-code, then send it as `current_code`) or, if "
+                     "that phone is lost, with the `name` and `id_number` of your verified "
+                     "identity.", code="CURRENT_PHONE_PROOF_REQUIRED")
+
+
+def _prove_current_phone(profile: UserRecord, current_code: str | None, name: str | None,
+                         id_number: str | None) -> str:
+    """That the caller holds the bound phone (its `phone-change` code) or, when it is lost,
+    knows the verified identity; else 403 (401/429 for a wrong or voided code). Returns how."""
+    if current_code is not None:
+        phone = unseal(profile.phone_sealed, user_id=profile.user_id, purpose="phone")
+        otp.verify_code(phone, current_code, now=_now(), purpose=otp.PHONE_CHANGE)
+        return "current_code"
+    if name is None and id_number is None:
+        raise _proof_required("Your account already has a phone number.")
+    if name is None or id_number is None:
+        raise _proof_required("Send both `name` and `id_number`.")
+    if not profile.id_hash or not profile.identity_sealed:
+        raise _proof_required("Your identity is not verified, so only the current phone's code "
+                              "can confirm this.")
+    # Counted before comparing, with the real-name checks: a stolen token cannot guess the
+    # owner's ID number more than a few times a day.
+    _count_identity_check(profile.user_id)
+    number = id_number.strip().upper() if isinstance(id_number, str) else ""
+    identity = _identity(profile) or {}
+    same_number = hmac.compare_digest(keyed_hash("id_number", number), profile.id_hash)
+    same_name = hmac.compare_digest(" ".join(name.split()).encode(),
+                                    str(identity.get("name", "")).encode())
+    if not (same_number and same_name):
+        raise _proof_required("The name and ID number do not match your verified identity.")
+    return "identity"
+
+
+def _notify(phone: str, text: str, what: str) -> None:
+    wiring.message_sender().send("sms", phone, text)
+    logger.info("security notice sent", extra={"phone": mask_phone(phone), "notice": what})
+
+
+def bind_phone(user_id: str, raw_phone: str, code: str, *, current_code: str | None = None,
+               name: str | None = None, id_number: str | None = None,
+               session: str | None = None) -> dict[str, Any]:
+    """Bind a phone the user proves with a code; one account per phone. Replacing a bound
+    phone also needs proof of the bound one (`_prove_current_phone`), then ends every session
+    but `session`, holds drawdowns and new cards for a day and tells both phones."""
     phone = otp.normalise_phone(raw_phone)
     profile = _profile(user_id)
-    # The code first: who owns a phone is only told to someone who holds that phone.
+    old = profile.phone_hash
+    proof = None
+    if old:
+        # Proof first, for any number (the bound one too): otherwise a 403 for another number
+        # and a 401 for the bound one would tell a token thief which number is bound.
+        proof = _prove_current_phone(profile, current_code, name, id_number)
+    # The code next: who owns a phone is only told to someone who holds that phone.
     otp.verify_code(phone, code, now=_now())
     phone_hash = keyed_hash("phone", phone)
     if profile.phone_hash == phone_hash:
@@ -213,8 +323,22 @@ def bind_phone(user_id: str, raw_phone: str, code: str) -> dict[str, Any]:
     owner = _lookup(f"PHONE#{phone_hash}")
     if owner is not None and owner != user_id:
         raise Conflict("This phone number belongs to another account.", code="PHONE_TAKEN")
-    fields = _phone_fields(user_id, phone, phone_hash)
-    old = profile.phone_hash
+    fields: dict[str, Any] = _phone_fields(user_id, phone, phone_hash)
+    old_phone = None
+    if old:
+        old_phone = unseal(profile.phone_sealed, user_id=user_id, purpose="phone")
+        # The bound phone is told before anything changes: if it cannot be told, nothing
+        # changes (503). Then every other session ends, before the new phone can sign in.
+        try:
+            _notify(old_phone, f"【借贷】您账户绑定的手机号正在更换为 {fields['phone_masked']}。"
+                    "为保护资金安全，更换后24小时内不能借款和添加银行卡，其他设备需重新登录。"
+                    "如非本人操作，请立即联系客服。", "phone change to the old phone")
+        except Exception:  # noqa: BLE001 - any sender failure: nothing changed, 503
+            logger.warning("security notice not sent", extra={"phone": mask_phone(old_phone)})
+            raise DependencyDown("We could not text your current phone number; nothing was "
+                                 "changed. Please try again shortly.") from None
+        _end_other_sessions(user_id, session or "")
+        fields["security_hold_until"] = int(_now().timestamp()) + SECURITY_HOLD_SECONDS
     try:
         with TransactWrite(connection=transact_connection()) as tx:
             tx.save(LookupRecord(pk=f"PHONE#{phone_hash}", sk=LOOKUP, user_id=user_id,
@@ -234,8 +358,45 @@ def bind_phone(user_id: str, raw_phone: str, code: str) -> dict[str, Any]:
         if owner is not None and owner != user_id:
             raise Conflict("This phone number belongs to another account.", code="PHONE_TAKEN") from None
         raise Conflict("Your profile changed meanwhile; please try again.", code="PROFILE_CHANGED") from None
-    logger.info("phone bound", extra={"user_id": user_id, "phone": fields["phone_masked"]})
+    if old_phone is None:
+        logger.info("phone bound", extra={"user_id": user_id, "phone": fields["phone_masked"]})
+        return {"user_id": user_id, "phone_masked": fields["phone_masked"]}
+    # A session started while the phone was being replaced ends too; from here on, failures
+    # are logged, not answered: the replacement has happened.
+    try:
+        _end_other_sessions(user_id, session or "")
+    except Exception:  # noqa: BLE001
+        logger.exception("sessions not ended after a phone change", extra={"user_id": user_id})
+    try:
+        _notify(phone, f"【借贷】本手机号已绑定您的借贷账户，原手机号 {profile.phone_masked} "
+                "已解除绑定。为保护资金安全，24小时内不能借款和添加银行卡。如非本人操作，"
+                "请立即联系客服。", "phone change to the new phone")
+    except Exception:  # noqa: BLE001
+        logger.exception("security notice not sent", extra={"phone": fields["phone_masked"]})
+    logger.warning("phone replaced", extra={"user_id": user_id, "old_phone": profile.phone_masked,
+                                            "phone": fields["phone_masked"], "proof": proof,
+                                            "hold_until": fields["security_hold_until"]})
     return {"user_id": user_id, "phone_masked": fields["phone_masked"]}
+
+
+def _refuse_if_held(profile: UserRecord) -> None:
+    """403 SECURITY_HOLD, with Retry-After in seconds, while a phone replacement's hold lasts."""
+    if not profile.security_hold_until:
+        return
+    left = math.ceil(profile.security_hold_until - _now().timestamp())
+    if left > 0:
+        raise Forbidden("Your phone number was just changed: for your safety, drawdowns and new "
+                        f"bank cards are paused for {math.ceil(left / 3600)} more hour(s).",
+                        code="SECURITY_HOLD", headers={"Retry-After": str(left)})
+
+
+def refuse_during_security_hold(user_id: str) -> None:
+    """For other slices (the drawdown): 403 SECURITY_HOLD while the user's hold lasts."""
+    try:
+        profile = UserRecord.get(user_pk(user_id), PROFILE, consistent_read=True)
+    except DoesNotExist:
+        return
+    _refuse_if_held(profile)
 
 
 # ------------------------------------------------------------------ real-name
@@ -259,6 +420,28 @@ def valid_id_number(raw: str) -> str:
     return number
 
 
+def _count_identity_check(user_id: str) -> None:
+    """Take one of the user's real-name checks of the Asia/Shanghai day, or 429 until
+    midnight there. Counted before anything is compared, so a refused try learns nothing."""
+    now = _now()
+    day = shanghai_date(now)
+    midnight = datetime.combine(day + timedelta(days=1), time(0), SHANGHAI)
+    counter = SendCounterRecord(pk=f"RATE#identity#{user_id}#{day.isoformat()}")
+    try:
+        counter.update(actions=[SendCounterRecord.sent.add(1),
+                                SendCounterRecord.window_end.set(int(midnight.timestamp())),
+                                SendCounterRecord.expires_at.set(midnight + timedelta(days=1))],
+                       condition=SendCounterRecord.sent.does_not_exist() |
+                       (SendCounterRecord.sent < IDENTITY_CHECKS_PER_DAY))
+    except UpdateError as err:
+        if not condition_failed(err):
+            raise
+        logger.info("identity check refused by rate limit", extra={"user_id": user_id})
+        raise RateLimited(f"At most {IDENTITY_CHECKS_PER_DAY} identity checks a day; try again "
+                          "tomorrow.", retry_after=math.ceil((midnight - now).total_seconds()),
+                          code="IDENTITY_RATE_LIMITED") from None
+
+
 def _identity_answer(profile: UserRecord) -> dict[str, Any]:
     return {"verified": True, "name_masked": profile.name_masked,
             "id_number_masked": profile.id_number_masked}
@@ -273,16 +456,21 @@ def verify_identity(user_id: str, raw_name: str, raw_id_number: str) -> dict[str
                             code="AGE_NOT_ELIGIBLE")
     name = " ".join(raw_name.split())
     id_hash = keyed_hash("id_number", id_number)
+    # Counted once the request is well formed, before any answer that rests on data: the
+    # provider's, or this account's own verified identity.
+    _count_identity_check(user_id)
     if profile.id_hash:
-        if profile.id_hash == id_hash:
+        if hmac.compare_digest(profile.id_hash, id_hash):
             return _identity_answer(profile)
         raise Conflict("Your identity is already verified with another ID number.",
                        code="IDENTITY_ALREADY_VERIFIED")
+    if not providers.get_realname().verify(name, id_number):
+        raise RuleViolation("The name does not match this ID number.", code="IDENTITY_MISMATCH")
+    # Only now, with the name and ID number matched, may the answer say whose the number is:
+    # a stranger with someone's ID number and a guessed name gets the mismatch above.
     owner = _lookup(f"IDNO#{id_hash}")
     if owner is not None and owner != user_id:
         raise Conflict("This ID number is bound to another account.", code="IDENTITY_TAKEN")
-    if not providers.get_realname().verify(name, id_number):
-        raise RuleViolation("The name does not match this ID number.", code="IDENTITY_MISMATCH")
     fields = {"id_hash": id_hash, "name_masked": mask_name(name),
               "id_number_masked": mask_id_number(id_number), "verified_at": _stamp(),
               "identity_sealed": seal(json.dumps({"name": name, "id_number": id_number},
@@ -343,6 +531,7 @@ def _step_up(profile: UserRecord, code: str | None) -> None:
 
 def add_card(user_id: str, raw_number: str, code: str | None = None) -> dict[str, Any]:
     profile = _profile(user_id)
+    _refuse_if_held(profile)
     if not profile.id_hash:
         raise Forbidden("Verify your identity before adding a bank card.", code="IDENTITY_REQUIRED")
     number, bank = cards.check_debit_card(raw_number)

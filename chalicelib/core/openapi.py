@@ -97,6 +97,7 @@ _SUCCESS: dict[tuple[str, str], dict[str, Any]] = {
         "bank_cards": {"type": "array", "items": _ref("BankCard")},
         "credit": {**_obj({"limit": _FEN, "available": _FEN, "apr": _RATE}), "nullable": True}}),
     ("POST", "/v1/me/phone"): _obj({"user_id": _TEXT, "phone_masked": _TEXT}),
+    ("POST", "/v1/me/phone/current-code"): _obj({"expires_in": {"type": "integer", "minimum": 1}}),
     ("POST", "/v1/me/identity"): _obj({"verified": {"type": "boolean", "enum": [True]},
                                        "name_masked": _TEXT, "id_number_masked": _TEXT}),
     ("POST", "/v1/me/bank-cards"): _ref("BankCard"),
@@ -143,6 +144,10 @@ def _error_response(status: int, codes: list[str] | None = None) -> dict[str, An
     if status == 429:
         response["headers"] = {"Retry-After": {
             "description": "Seconds to wait before trying again", "required": True,
+            "schema": {"type": "integer", "minimum": 1}}}
+    elif codes and "SECURITY_HOLD" in codes:
+        response["headers"] = {"Retry-After": {
+            "description": "SECURITY_HOLD: seconds until the hold ends", "required": False,
             "schema": {"type": "integer", "minimum": 1}}}
     return response
 

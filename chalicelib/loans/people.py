@@ -32,6 +32,13 @@ def borrower(user_id: str) -> Borrower:
                     age=profile["age"])
 
 
+def refuse_during_security_hold(user_id: str) -> None:
+    """403 SECURITY_HOLD (with Retry-After) while the 24 hours after a phone replacement last:
+    a drawdown then could be a thief's who took the account over (anti-phishing)."""
+    from chalicelib.auth import service as auth
+    auth.refuse_during_security_hold(user_id)
+
+
 def sms_phone(user_id: str) -> str | None:
     """The bound phone number, decrypted for an SMS send only; never logged or shown unmasked."""
     from chalicelib.auth import service as auth

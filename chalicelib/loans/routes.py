@@ -112,7 +112,7 @@ def _parse_instant(text: str | None) -> datetime | None:
                "409 CREDIT_LINE_BUSY", "422 CREDIT_LIMIT_EXCEEDED", "422 AFFORDABILITY",
                "422 DISBURSE_AT_INVALID", "422 LOAN_OVERDUE", "422 TOO_MANY_LOANS",
                "422 AMOUNT_OUT_OF_RANGE", "422 TERM_NOT_OFFERED",
-               "422 REPAYMENT_METHOD_NOT_OFFERED"))
+               "422 REPAYMENT_METHOD_NOT_OFFERED", "403 SECURITY_HOLD"))
 def draw_loan(request: Any, body: DrawBody, principal: str) -> dict[str, Any]:
     return service.draw(principal, service.DrawRequest(
         application_id=body.application_id, amount=body.amount, term_months=body.term_months,

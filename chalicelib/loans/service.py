@@ -121,6 +121,7 @@ def draw(user_id: str, request: DrawRequest, now: datetime, key: MoneyKey | None
     checked on what was read, and the write holds only if the line is still as read. With
     `key`, the key's answer commits in the same transaction, so a retry answers this loan,
     never a second."""
+    people.refuse_during_security_hold(user_id)  # first: a phone just replaced may be a thief's
     if key is not None and (first := key.replay()) is not None:
         return first
     application = application_record(request.application_id, owner=user_id)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from datetime import date
 
+import jwt
 import pytest
 
 from chalicelib.auth import hooks, service
@@ -190,7 +191,7 @@ def _fixed_clock(monkeypatch):
 def test_two_refreshes_racing_with_one_token_end_the_session(api, monkeypatch):
     from chalicelib.auth.models import RefreshFamilyRecord
     _, signed = api.post("/v1/auth/wechat", {"code": "dev-o_race"})
-    family_id = next(iter(RefreshFamilyRecord.scan())).pk
+    family_id = next(f.pk for f in RefreshFamilyRecord.scan() if f.pk.startswith("FAMILY#"))
     stale = RefreshFamilyRecord.get(family_id)
     assert api.post("/v1/auth/refresh", {"refresh_token": signed["refresh_token"]})[0] == 200
     real_get = RefreshFamilyRecord.get.__func__
@@ -255,3 +256,125 @@ def test_the_borrower_seam_knows_of_cards_without_reading_them(api, outbox, monk
 
     monkeypatch.setattr(CardRecord, "query", no_card_reads)
     assert people.borrower(borrower["user_id"]).has_card
+
+
+# ------------------------------------------------------------------ account protection
+
+NEW_PHONE = "13900007777"
+
+
+def _replace_phone(api, outbox, auth, new_phone=NEW_PHONE):
+    """Replace the bound phone the owner's way: a phone-change code to the bound phone."""
+    service.clock = _later(service.clock, 61)
+    status, body = api.post("/v1/me/phone/current-code", None, auth)
+    assert (status, body) == (202, {"expires_in": 300})
+    current = code_for(outbox, PHONE)
+    api.post("/v1/auth/sms-codes", {"phone": new_phone})
+    return api.post("/v1/me/phone", {"phone": new_phone, "code": code_for(outbox, new_phone),
+                                     "current_code": current}, auth)
+
+
+def test_a_current_phone_code_needs_a_bound_phone_and_keeps_the_phones_limits(api, outbox):
+    _, signed = api.post("/v1/auth/wechat", {"code": "dev-o_jay"})
+    auth = api.bearer(signed["access_token"])
+    status, body = api.post("/v1/me/phone/current-code", None, auth)
+    assert status == 409 and body["error"]["code"] == "NO_PHONE_BOUND"
+    api.post("/v1/auth/sms-codes", {"phone": PHONE})
+    assert api.post("/v1/me/phone", {"phone": PHONE, "code": code_for(outbox, PHONE)}, auth)[0] == 200
+    # the sign-in code just sent to this phone counts: one code a minute per phone
+    status, body = api.post("/v1/me/phone/current-code", None, auth)
+    assert status == 429 and body["error"]["code"] == "SMS_RATE_LIMITED"
+    assert api.last_headers["Retry-After"] == "60"
+    service.clock = _later(service.clock, 60)
+    assert api.post("/v1/me/phone/current-code", None, auth) == (202, {"expires_in": 300})
+    assert "更换" in outbox.read_text(encoding="utf-8").splitlines()[-1]
+
+
+def test_a_sign_in_code_of_the_bound_phone_does_not_confirm_its_replacement(api, outbox):
+    borrower = ready_borrower(api, outbox, openid="o_kim", phone=PHONE, card=card_ending("1212"))
+    service.clock = _later(service.clock, 61)
+    api.post("/v1/auth/sms-codes", {"phone": PHONE})  # a sign-in code, as a scammer asks for
+    sign_in = code_for(outbox, PHONE)
+    api.post("/v1/auth/sms-codes", {"phone": NEW_PHONE})
+    status, body = api.post("/v1/me/phone", {"phone": NEW_PHONE, "code": code_for(outbox, NEW_PHONE),
+                                             "current_code": sign_in}, borrower["headers"])
+    assert status == 401 and body["error"]["code"] == "OTP_INVALID"
+    assert api.get("/v1/me", borrower["headers"])[1]["phone_masked"] == "138****8000"
+
+
+def test_the_lost_phone_path_needs_a_verified_identity_and_counts_as_a_real_name_check(api, outbox):
+    _, signed = api.post("/v1/auth/wechat", {"code": "dev-o_lou"})
+    auth = api.bearer(signed["access_token"])
+    api.post("/v1/auth/sms-codes", {"phone": PHONE})
+    api.post("/v1/me/phone", {"phone": PHONE, "code": code_for(outbox, PHONE)}, auth)
+    rebind = {"phone": NEW_PHONE, "code": "123456", "name": "张三",
+              "id_number": resident_id(date(1988, 5, 17))}
+    status, body = api.post("/v1/me/phone", rebind, auth)  # not verified: no identity to match
+    assert status == 403 and body["error"]["code"] == "CURRENT_PHONE_PROOF_REQUIRED"
+    assert api.post("/v1/me/identity", {"name": "张三", "id_number": rebind["id_number"]}, auth)[0] == 200
+    for _ in range(4):  # the day's checks: one real-name check above, four wrong proofs here
+        status, body = api.post("/v1/me/phone", {**rebind, "name": "李四"}, auth)
+        assert status == 403 and body["error"]["code"] == "CURRENT_PHONE_PROOF_REQUIRED"
+    status, body = api.post("/v1/me/phone", rebind, auth)  # right, but the sixth check today
+    assert status == 429 and body["error"]["code"] == "IDENTITY_RATE_LIMITED"
+    assert int(api.last_headers["Retry-After"]) >= 1
+    assert api.get("/v1/me", auth)[1]["phone_masked"] == "138****8000"
+
+
+def test_if_the_bound_phone_cannot_be_told_nothing_changes(api, outbox, monkeypatch):
+    from chalicelib import wiring
+    borrower = ready_borrower(api, outbox, openid="o_max", phone=PHONE, card=card_ending("1313"))
+    _, tablet = api.post("/v1/auth/wechat", {"code": "dev-o_max"})
+    real = wiring.message_sender()
+
+    class OldPhoneUnreachable:
+        def send(self, channel, to, text):
+            if to == PHONE and "验证码" not in text:
+                raise ConnectionError("sns down")
+            real.send(channel, to, text)
+
+    wiring.override("message_sender", OldPhoneUnreachable())
+    status, body = _replace_phone(api, outbox, borrower["headers"])
+    assert status == 503 and body["error"]["code"] == "DEPENDENCY_UNAVAILABLE"
+    me = api.get("/v1/me", borrower["headers"])[1]
+    assert me["phone_masked"] == "138****8000"
+    assert api.get("/v1/me", api.bearer(tablet["access_token"]))[0] == 200  # not ended
+    status, _ = api.post("/v1/me/bank-cards", {"card_number": card_ending("1414")}, borrower["headers"])
+    assert status == 201  # no hold
+
+
+def test_sessions_that_expired_away_are_skipped_and_the_list_is_pruned(api, outbox):
+    from chalicelib.auth.models import RefreshFamilyRecord, SessionIndexRecord
+    borrower = ready_borrower(api, outbox, openid="o_ned", phone=PHONE, card=card_ending("1515"))
+    _, phone_session = api.post("/v1/auth/wechat", {"code": "dev-o_ned"})
+    _, gone = api.post("/v1/auth/wechat", {"code": "dev-o_ned"})
+    family = jwt.decode(gone["access_token"], options={"verify_signature": False})["fam"]
+    RefreshFamilyRecord.get(f"FAMILY#{family}").delete()  # as DynamoDB's TTL would
+    status, body = _replace_phone(api, outbox, borrower["headers"])
+    assert status == 200, body
+    mine = jwt.decode(borrower["tokens"]["access_token"], options={"verify_signature": False})["fam"]
+    assert SessionIndexRecord.get(f"SESSIONS#{borrower['user_id']}").family_ids == {mine}
+    assert api.get("/v1/me", api.bearer(phone_session["access_token"]))[0] == 401
+    assert api.get("/v1/me", borrower["headers"])[0] == 200
+
+
+def test_the_api_document_lists_the_account_protection_answers(client):
+    doc = client.http.get("/openapi.json").json_body
+    paths = doc["paths"]
+
+    def codes(path, status):
+        return set(paths[path]["post"]["responses"][status]["x-error-codes"])
+
+    assert "CURRENT_PHONE_PROOF_REQUIRED" in codes("/v1/me/phone", "403")
+    assert {"OTP_LOCKED", "IDENTITY_RATE_LIMITED"} <= codes("/v1/me/phone", "429")
+    current = paths["/v1/me/phone/current-code"]["post"]
+    assert "202" in current["responses"] and "requestBody" not in current and current["security"] == [{"bearer": []}]
+    assert codes("/v1/me/phone/current-code", "409") == {"NO_PHONE_BOUND"}
+    assert "SMS_RATE_LIMITED" in codes("/v1/me/phone/current-code", "429")
+    assert "IDENTITY_RATE_LIMITED" in codes("/v1/me/identity", "429")
+    for path in ("/v1/me/bank-cards", "/v1/loans"):
+        assert "SECURITY_HOLD" in codes(path, "403")
+        assert "Retry-After" in paths[path]["post"]["responses"]["403"]["headers"]
+    body = doc["components"]["schemas"]["PhoneBindBody"]
+    assert {"current_code", "name", "id_number"} <= set(body["properties"])
+    assert set(body["required"]) == {"phone", "code"}

@@ -358,8 +358,31 @@ def test_two_draws_at_two_live_loans_racing_cannot_both_pass(borrower, serialise
 def test_the_api_document_lists_the_draws_refusals(client):
     responses = json.loads(client.http.get("/openapi.json").body)["paths"]["/v1/loans"]["post"][
         "responses"]
+    assert "SECURITY_HOLD" in responses["403"]["x-error-codes"]
     assert {"APPLICATION_SUPERSEDED", "APPLICATION_NOT_APPROVED", "NO_CREDIT_LINE",
             "IDEMPOTENCY_KEY_REUSED"} <= set(responses["409"]["x-error-codes"])
     assert {"LOAN_OVERDUE", "TOO_MANY_LOANS", "CREDIT_LIMIT_EXCEEDED", "AFFORDABILITY"} <= set(
         responses["422"]["x-error-codes"])
     assert "TOO_MANY_LOANS" in responses["422"]["description"]
+
+
+def test_a_security_hold_refuses_a_draw_before_anything_else(borrower, monkeypatch):
+    """In the 24 hours after a phone replacement (auth's hold on the profile), the draw is
+    refused first, whatever else the request holds, with the seconds left; then it passes."""
+    from chalicelib.auth import service as auth
+    from chalicelib.auth.models import PROFILE, UserRecord, user_pk
+    from chalicelib.core.clock import FixedClock
+    from chalicelib.core.errors import Forbidden
+    monkeypatch.setattr(auth, "clock", FixedClock(NOW))
+    UserRecord(pk=user_pk("u-1"), sk=PROFILE, user_id="u-1", created_at=NOW.isoformat(),
+               signup_method="wechat", security_hold_until=int(NOW.timestamp()) + 3600).save()
+    for request in (service.DrawRequest(borrower["application_id"], 100_000, 12,
+                                        "equal_installment", "c-ok", None),
+                    service.DrawRequest("no-such-application", 10**12, 7, "x", "no-card", None)):
+        with pytest.raises(Forbidden) as refused:
+            service.draw("u-1", request, NOW)
+        assert refused.value.code == "SECURITY_HOLD"
+        assert refused.value.headers == {"Retry-After": "3600"}
+    assert credit.get_line("u-1").drawn == 0 and list(LoanRecord.by_user.query("u-1")) == []
+    monkeypatch.setattr(auth, "clock", FixedClock(NOW + timedelta(hours=1)))
+    assert draw(borrower)["status"] == "scheduled"

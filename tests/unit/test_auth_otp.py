@@ -102,6 +102,35 @@ def test_a_code_for_another_phone_does_not_work(aws_stack):
         otp.verify_code(PHONE, inbox.code(), now=T0)
 
 
+def test_a_sign_in_code_never_confirms_a_phone_change_nor_the_reverse(aws_stack):
+    """A code read out to a caller "for signing in" cannot be used to move the account to
+    another phone, and the phone-change text says what its code is for."""
+    inbox = Inbox()
+    send(inbox)
+    sign_in = inbox.code()
+    with pytest.raises(otp.OtpInvalid):
+        otp.verify_code(PHONE, sign_in, now=T0, purpose=otp.PHONE_CHANGE)
+    otp.send_code(PHONE, source_ip="203.0.113.9", now=T0 + timedelta(seconds=60), sender=inbox,
+                  purpose=otp.PHONE_CHANGE)
+    change = inbox.code()
+    assert "更换" in inbox.sent[-1][2] and "请勿告诉任何人" in inbox.sent[-1][2]
+    with pytest.raises(otp.OtpInvalid):
+        otp.verify_code(PHONE, change, now=T0 + timedelta(seconds=61))
+    # each still works for its own purpose
+    otp.verify_code(PHONE, sign_in, now=T0 + timedelta(seconds=62))
+    otp.verify_code(PHONE, change, now=T0 + timedelta(seconds=62), purpose=otp.PHONE_CHANGE)
+
+
+def test_the_send_limits_are_the_phones_whatever_the_purpose(aws_stack):
+    inbox = Inbox()
+    send(inbox)
+    with pytest.raises(RateLimited) as caught:
+        otp.send_code(PHONE, source_ip="203.0.113.9", now=T0 + timedelta(seconds=30), sender=inbox,
+                      purpose=otp.PHONE_CHANGE)
+    assert caught.value.code == "SMS_RATE_LIMITED" and caught.value.headers["Retry-After"] == "30"
+    assert len(inbox.sent) == 1
+
+
 def test_codes_are_stored_only_as_keyed_hashes(aws_stack):
     inbox = Inbox()
     send(inbox)
