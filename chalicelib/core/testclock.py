@@ -7,9 +7,9 @@ local stack reads it through `wiring.clock()`: the API, the consumers and the sc
 stages never use it: `wiring.clock()` is the wall clock there.
 
 Where it lives: the two processes share only the embedded AWS (moto), so the clock is one
-item there, in a local-only DynamoDB table `<prefix>-local-stack` (`infra/bootstrap.py`
-creates it for the local stage only; it is no pynamodb model, so neither the deploy template
-nor the IAM policies know it). The item holds the clock's offset from the wall clock in
+item there, in the local-only DynamoDB table `<prefix>-stack`, i.e. `lending-local-stack`
+(`infra/bootstrap.py` creates it for the local stage only; it is no pynamodb model, so
+neither the deploy template nor the IAM policies know it). The item holds the clock's offset from the wall clock in
 microseconds: now = wall clock + offset. Each process caches the offset for `CACHE_SECONDS`;
 `make jobs` waits that long after moving the clock, so that every reader has the new time
 before any job runs.
@@ -19,7 +19,8 @@ time, but SQS's DelaySeconds runs on moto's wall clock. So in the local stage a 
 message is parked in the same table (pk `deferred#<queue key>`, sk `<deliver_after as fixed-
 width UTC>#<id>`, the body as sent) and the event pump puts each parked message whose time
 has come back on its queue (`release_due`): every second in the `make run` process, and in
-`make jobs`' drain as of AT. See `chalicelib.core.deferral` for the deployed path.
+`make jobs`' drain, which then returns with the later ones still parked. See
+`chalicelib.core.deferral` for the deployed path.
 """
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ _CLOCK_KEY = {"pk": {"S": "clock"}, "sk": {"S": "offset"}}
 
 
 def table_name() -> str:
-    return config.table_name("local-stack")
+    return config.table_name("stack")
 
 
 def create_table() -> str:
