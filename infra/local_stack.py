@@ -86,6 +86,13 @@ def serve() -> int:
     import logging
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's access log drowns ours
     from moto.server import ThreadedMotoServer
+
+    from infra import moto_workarounds
+    # moto keeps a copy of every query result (of every object it made) and copies a whole
+    # table for each transaction, so a long-running stack slowed down: see there.
+    # MOTO_WORKAROUNDS=0 serves moto as released, to measure the difference (bench/README.md).
+    if os.environ.get("MOTO_WORKAROUNDS", "1") != "0":
+        moto_workarounds.install()
     moto_server = ThreadedMotoServer(ip_address=host, port=moto_port, verbose=False)
     moto_server.start()
     # The API and the pump in this process reach the same in-memory AWS directly rather than
