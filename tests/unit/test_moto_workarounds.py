@@ -1,5 +1,6 @@
 """The local stack's moto work-arounds keep moto's answers: a cancelled transaction still
-rolls back every item it touched, and nothing is tracked any more. Run in a fresh interpreter:
+rolls back every item it touched (updated, replaced, created or deleted) without copying a
+table, and nothing is tracked any more. Run in a fresh interpreter:
 the patches are for the local stack's process, not for this test run's moto."""
 from __future__ import annotations
 
@@ -50,18 +51,39 @@ SCRIPT = textwrap.dedent('''
         after = {t: ddb.scan(TableName=t)["Items"] for t in ("pairs", "singles")}
         assert after == before, (after, before)
 
+        # a delete, a new partition and a new single item, then a failed condition: all undone,
+        # and the tables are the same objects (no copy of a whole table was made)
+        from moto.dynamodb.models import dynamodb_backends
+        backend = dynamodb_backends["123456789012"]["us-east-1"]
+        tables = dict(backend.tables)
+        try:
+            ddb.transact_write_items(TransactItems=[
+                {"Delete": {"TableName": "pairs", "Key": {"pk": {"S": "p"}, "sk": {"S": "002"}}}},
+                {"Put": {"TableName": "pairs", "Item": {"pk": {"S": "q"}, "sk": {"S": "000"}}}},
+                {"Put": {"TableName": "singles", "Item": {"id": {"S": "other"}}}},
+                {"ConditionCheck": {"TableName": "singles", "Key": {"id": {"S": "line"}},
+                                    "ConditionExpression": "drawn > :big", "ExpressionAttributeValues": {":big": {"N": "99"}}}},
+            ])
+            raise AssertionError("the transaction should have been cancelled")
+        except ddb.exceptions.TransactionCanceledException:
+            pass
+        assert {t: ddb.scan(TableName=t)["Items"] for t in ("pairs", "singles")} == before
+        assert all(backend.tables[name] is table for name, table in tables.items())
+        assert ddb.query(TableName="pairs", KeyConditionExpression="pk = :q",
+                         ExpressionAttributeValues={":q": {"S": "q"}})["Count"] == 0
+
         ddb.transact_write_items(TransactItems=[
             {"Update": {"TableName": "singles", "Key": {"id": {"S": "line"}},
                         "UpdateExpression": "SET drawn = drawn + :d", "ExpressionAttributeValues": {":d": {"N": "7"}}}},
-            {"Put": {"TableName": "pairs", "Item": {"pk": {"S": "p"}, "sk": {"S": "new"}}}}])
+            {"Put": {"TableName": "pairs", "Item": {"pk": {"S": "p"}, "sk": {"S": "new"}}}},
+            {"Delete": {"TableName": "pairs", "Key": {"pk": {"S": "p"}, "sk": {"S": "003"}}}}])
         assert ddb.get_item(TableName="singles", Key={"id": {"S": "line"}})["Item"]["drawn"] == {"N": "12"}
-        assert ddb.scan(TableName="pairs")["Count"] == 51
+        assert ddb.scan(TableName="pairs")["Count"] == 50
 
         # nothing kept for moto's dashboard
         assert Item.instances_tracked == [] and Table.instances_tracked == []
         # a deep copy outside a transaction is still a full one
-        from moto.dynamodb.models import dynamodb_backends
-        table = dynamodb_backends["123456789012"]["us-east-1"].tables["pairs"]
+        table = backend.tables["pairs"]
         clone = copy.deepcopy(table)
         assert all(clone.items[h][r] is not table.items[h][r] for h in table.items for r in table.items[h])
     print("ok")
