@@ -4,7 +4,8 @@ import logging
 from chalice import Chalice
 
 from chalicelib.auth import routes as auth_routes  # first: registers authenticators/authorizers
-from chalicelib.core import system
+from chalicelib import wiring
+from chalicelib.core import config, system, testclock
 from chalicelib.core.http import http_middleware
 from chalicelib.loans import routes as loans_routes
 from chalicelib.repay import routes as repay_routes
@@ -21,3 +22,5 @@ app.register_blueprint(system.bp)
 app.register_blueprint(auth_routes.bp)
 app.register_blueprint(loans_routes.bp)
 app.register_blueprint(repay_routes.bp)
+if config.is_local():  # the local stack's test clock; deployed stages have no such route
+    app.register_blueprint(testclock.blueprint(lambda: wiring.clock().now()))

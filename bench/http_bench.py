@@ -35,13 +35,20 @@ LIVE_LOANS = 3  # a borrower's live loans at most (CONTRACT.md, credit line: TOO
 def local_stack() -> Iterator[tuple[str, Path, Path]]:
     """The local stack on free loopback ports: (base URL, outbox file, its log). The log is kept
     when the run fails."""
+    with local_stack_proc() as (base, outbox, log, _proc):
+        yield base, outbox, log
+
+
+@contextmanager
+def local_stack_proc() -> Iterator[tuple[str, Path, Path, Any]]:
+    """`local_stack()` and the stack's process (its memory is measured)."""
     from tests.e2e.conftest import serving
 
     work = Path(tempfile.mkdtemp(prefix="bench-"))
     finished = False
     try:
         with serving(work, timeout=120, POWERTOOLS_LOG_LEVEL="WARNING") as stack:
-            yield stack["base"], stack["outbox"], stack["log"]
+            yield stack["base"], stack["outbox"], stack["log"], stack["proc"]
         finished = True
     finally:
         if finished:
@@ -109,9 +116,9 @@ def application(applicant: dict) -> dict:
 def ready_borrowers(base: str, outbox: Path, count: int) -> list[dict]:
     from tests.journeys import HttpApi, card_ending, ready_borrower
 
-    return [ready_borrower(HttpApi(base), outbox, openid=f"bench-{i}", phone=f"1350000{3000 + i}",
-                           card=card_ending("2468"), born=date(1980, 1, 1) + timedelta(days=400 * i))
-            for i in range(count)]
+    return [{**ready_borrower(HttpApi(base), outbox, openid=f"bench-{i}", phone=f"1350000{3000 + i}",
+                              card=card_ending("2468"), born=date(1980, 1, 1) + timedelta(days=400 * i)),
+             "openid": f"bench-{i}"} for i in range(count)]
 
 
 def latency(base: str, people: list[dict], n: int) -> dict:

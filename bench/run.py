@@ -28,7 +28,8 @@ README = ROOT / "bench" / "README.md"
 JSON_OUT = ROOT / "build" / "bench.json"
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 PARTS = {"package": None, "cold_start": "bench.cold_start", "risk": "bench.risk_bench",
-         "sweep": "bench.sweep_bench", "jobs": "bench.jobs_bench", "http": "bench.http_bench"}
+         "sweep": "bench.sweep_bench", "jobs": "bench.jobs_bench", "http": "bench.http_bench",
+         "longrun": "bench.longrun_bench"}
 ZIP = ROOT / "build" / "prod" / "deployment.zip"
 MET, NOT_MET, NO_TARGET = "met", "**not met**", "—"
 
@@ -102,6 +103,18 @@ def http_rows(h: dict) -> list[dict]:
     return rows
 
 
+def longrun_rows(r: dict) -> list[dict]:
+    first, last = r["first"], r["last"]
+    failed = f"; **{r['errors']} failed**: {', '.join(r['error_codes'])}" if r["errors"] else ""
+    return [row(f"long-running local stack: decisions {first['decisions']} vs {last['decisions']} "
+                f"(one client, {r['decisions']:,} in all)",
+                f"{first['per_second']:.1f}/s → {last['per_second']:.1f}/s; stack CPU "
+                f"{first['cpu_ms_per_decision']:.0f} → {last['cpu_ms_per_decision']:.0f} ms per decision; "
+                f"memory {r['rss_start_mib']:,.0f} → {first['rss_mib']:,.0f} → {last['rss_mib']:,.0f} MiB{failed}",
+                "CPU per decision of the last block ≤ 1.3 × the first's (issue 14: no slowdown)",
+                r["cpu_growth"] <= 1.3 and not r["errors"])]
+
+
 def cold_rows(c: dict) -> list[dict]:
     rows = []
     for name, f in c["functions"].items():
@@ -153,6 +166,8 @@ def rows(parts: dict[str, dict]) -> list[dict]:
         out += risk_rows(parts["risk"])
     if "http" in parts:
         out += http_rows(parts["http"])
+    if "longrun" in parts:
+        out += longrun_rows(parts["longrun"])
     if "cold_start" in parts:
         out += cold_rows(parts["cold_start"])
     if "sweep" in parts and "jobs" in parts:

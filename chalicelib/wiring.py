@@ -35,9 +35,24 @@ def forget_built() -> None:
 
 
 def clock() -> Any:
-    """The wall clock (the API's time); tests put a FixedClock here."""
+    """The service's clock: the wall clock when deployed; in the `local` stage the local
+    stack's one clock (`chalicelib.core.testclock`, which `make jobs AT=` moves forward).
+    Tests put a FixedClock here."""
+    found = _overrides.get("clock")
+    if found is not None:
+        return found
+    if config.is_local():
+        from chalicelib.core.testclock import CLOCK
+        return CLOCK
     from chalicelib.core.clock import SystemClock
-    return _overrides.get("clock") or SystemClock()
+    return SystemClock()
+
+
+class ServiceClock:
+    """A clock that is always `clock()`, for modules that keep a clock of their own."""
+
+    def now(self) -> Any:
+        return clock().now()
 
 
 def outbox_path() -> str:
@@ -46,7 +61,7 @@ def outbox_path() -> str:
 
 @lru_cache(maxsize=1)
 def _message_sender() -> MessageSender:
-    return OutboxSender(outbox_path()) if config.is_local() else SnsSender()
+    return OutboxSender(outbox_path(), now=lambda: clock().now()) if config.is_local() else SnsSender()
 
 
 def message_sender() -> MessageSender:

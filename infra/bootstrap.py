@@ -80,6 +80,9 @@ def seed() -> int:
 def bootstrap(stage: str, *, local_visibility: int | None = None) -> dict:
     """Everything a stage needs, created idempotently. The app must already be imported."""
     tables = create_tables()
+    if stage == "local":  # the local stack's clock and parked messages; never deployed
+        from chalicelib.core import testclock
+        testclock.create_table()
     queues = create_queues(stage, local_visibility=local_visibility)
     secret_values = create_keys_and_secrets()
     products = seed()

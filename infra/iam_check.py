@@ -25,7 +25,7 @@ Those requests are evaluated against the function's own policy document (stateme
 and resource wildcards, the condition operators the policies use); a request no Allow
 statement matches is a failure, and so is any (action, resource) a function is granted and
 never needed in the run. Names are translated from the recording's stage (`local`) to the
-checked stage by the resource prefix; calls only the local stage makes (its ops key) are
+checked stage by the resource prefix; calls only the local stage makes (its ops key, its clock) are
 left out of other stages.
 """
 from __future__ import annotations
@@ -59,6 +59,8 @@ TRANSACTION_ITEM_ACTION = {"Put": "PutItem", "Update": "UpdateItem", "Delete": "
 # SQS batch operations are authorized by the single-message action.
 SQS_ACTION = {"SendMessageBatch": "SendMessage", "DeleteMessageBatch": "DeleteMessage",
               "ChangeMessageVisibilityBatch": "ChangeMessageVisibility"}
+# The local stack's own table (its clock and held messages), which only `local` has.
+LOCAL_ONLY_TABLE = "stack"
 # What Lambda's SQS event source mapping does with the function's role.
 EVENT_SOURCE_SQS = ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes")
 
@@ -317,6 +319,8 @@ def requests_for(call: dict[str, Any], recording: dict[str, Any], dep: Deploymen
         else:
             items = [(operation, target.get("TableName", "*"), target.get("IndexName"))]
         for action, table, index in items:
+            if table == f"{recording['resource_prefix']}-{LOCAL_ONLY_TABLE}" and dep.stage != recording["stage"]:
+                continue  # the local stack's clock (chalicelib/core/testclock.py): no deployed stage has it
             table = rename(table)
             arn = f"arn:{PARTITION}:dynamodb:{REGION}:{ACCOUNT}:table/{table}"
             out.append(Request(f"dynamodb:{action}", arn + (f"/index/{index}" if index else ""), (), why))

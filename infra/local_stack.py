@@ -4,6 +4,12 @@
     python -m infra.local_stack jobs --at ISO    # what `make jobs AT=...` does
 
 Ports: API_PORT (8000), MOTO_PORT (5000), LOCAL_HOST (127.0.0.1).
+
+One clock (`chalicelib.core.testclock`): the stack's time starts at the wall clock and runs on
+from there; `jobs --at AT` moves it forward to AT (never back), runs every schedule with the
+event time AT and drains the queues as of the clock. The API, the consumers, quiet hours, the
+scheduler and every timestamp read it through `wiring.clock()`; both processes share it
+through the embedded AWS.
 """
 from __future__ import annotations
 
@@ -82,6 +88,13 @@ def serve() -> int:
     import logging
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's access log drowns ours
     from moto.server import ThreadedMotoServer
+
+    from infra import moto_workarounds
+    # moto keeps a copy of every query result (of every object it made) and copies a whole
+    # table for each transaction, so a long-running stack slowed down: see there.
+    # MOTO_WORKAROUNDS=0 serves moto as released, to measure the difference (bench/README.md).
+    if os.environ.get("MOTO_WORKAROUNDS", "1") != "0":
+        moto_workarounds.install()
     moto_server = ThreadedMotoServer(ip_address=host, port=moto_port, verbose=False)
     moto_server.start()
     # The API and the pump in this process reach the same in-memory AWS directly rather than
@@ -97,6 +110,8 @@ def serve() -> int:
     from chalice.local import create_local_server
 
     import app as app_module
+    from chalicelib import wiring
+    from chalicelib.core.clock import SHANGHAI
     from infra.bootstrap import bootstrap
     from infra.pump import QueuePump, Scheduler
 
@@ -130,6 +145,8 @@ def serve() -> int:
     print(f"Embedded AWS   http://{host}:{moto_port}  (moto: {len(created['tables'])} tables, "
           f"{len(created['queues'])} queues + DLQs, {created['products']} products seeded)", flush=True)
     print(f"Ops key        X-Ops-Key: {ops_key}", flush=True)
+    print(f"Clock          {wiring.clock().now().astimezone(SHANGHAI).isoformat(timespec='seconds')} "
+          "(GET /v1/ops/clock; `make jobs AT=...` moves it forward)", flush=True)
     print("Outbox         var/outbox.jsonl      Stop with Ctrl-C.", flush=True)
 
     def _stop(*_: Any) -> None:
@@ -164,13 +181,35 @@ def jobs(at: str) -> int:
     return run_jobs(app_module.app, when)
 
 
+def advance_clock(when: datetime) -> datetime:
+    """Move the local stack's clock forward to `when` (never back: an earlier `when` leaves it
+    where it is), then wait until every process of the stack reads the new time (each caches
+    it for `testclock.CACHE_SECONDS`), so no consumer of the running stack sees a job's
+    messages with the old time. Returns the clock's time."""
+    import time
+
+    from chalicelib.core import testclock
+    from chalicelib.core.clock import SHANGHAI
+
+    moved = testclock.CLOCK.advance_to(when)
+    if moved:
+        time.sleep(testclock.CACHE_SECONDS + 0.1)
+    now = testclock.CLOCK.now()
+    print(f"clock {'moved to' if moved else 'stays at'} {now.astimezone(SHANGHAI).isoformat(timespec='seconds')}"
+          + ("" if moved else f" (later than {when.isoformat()}: that day's jobs are replayed)"), flush=True)
+    return now
+
+
 def run_jobs(chalice_app: Any, when: datetime) -> int:
-    """Every schedule as of `when`, each retried as Lambda retries it; a job that still fails
-    does not stop the others nor the draining of the queues. Exit status 1 if one failed,
-    with what failed on stderr: the job already did every item it could, and running the same
-    AT again redoes only what is left."""
+    """The local stack's clock moved forward to `when`; every schedule as of `when`, each
+    retried as Lambda retries it; then the queues drained as of the clock (a message parked
+    until a later time stays parked). A job that still fails does not stop the others nor
+    the draining of the queues. Exit status 1 if one failed, with what failed on stderr: the
+    job already did every item it could, and running the same AT again redoes only what is
+    left."""
     from infra.pump import ASYNC_RETRIES, QueuePump, invoke_with_retries, schedules
 
+    advance_clock(when)
     failed = []
     for source in schedules(chalice_app):
         print(f"{source.name} as of {when.isoformat()}", flush=True)

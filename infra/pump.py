@@ -3,7 +3,9 @@
 Consumers get Lambda-shaped SQS events with each message's own id; records a handler reports
 in `batchItemFailures` (or all of them, if it raises) stay on the queue and come back after
 `retry_delay` seconds, so the queue's redrive policy moves a poison message to its DLQ after
-`maxReceiveCount` receives. Schedules fire at their real cron/rate times.
+`maxReceiveCount` receives. Messages parked until a time (`chalicelib.core.testclock`) go back
+on their queue once the service's clock passes it. Schedules fire at their cron/rate times by
+the service's clock (the local stack's one clock).
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from typing import Any
 
 from chalice.app import SQSEventConfig, ScheduledEventConfig
 
+from chalicelib import wiring
 from chalicelib.core import aws, config
 from chalicelib.core.observability import logger
 from chalicelib.core.resources import QUEUES
@@ -74,11 +77,19 @@ class QueuePump:
             total += sum(int(v) for v in attrs.values())
         return total
 
+    def release_due(self) -> int:
+        """Put the parked messages whose time has come by the service's clock on their queues."""
+        from chalicelib.core import testclock
+        now = wiring.clock().now()
+        return sum(testclock.release_due(spec.key, now) for spec, _ in self.consumers)
+
     def drain(self, timeout_seconds: float = 120.0) -> None:
-        """Consume until every queue is empty with nothing in flight (or raise TimeoutError)."""
+        """Consume until every queue is empty with nothing in flight, as of the service's
+        clock: a message parked until a later time stays parked (or raise TimeoutError)."""
         deadline = datetime.now(timezone.utc) + timedelta(seconds=timeout_seconds)
         while True:
-            moved = sum(self.poll_once(spec, source) for spec, source in self.consumers)
+            moved = self.release_due()
+            moved += sum(self.poll_once(spec, source) for spec, source in self.consumers)
             if not moved and self.pending() == 0:
                 return
             if datetime.now(timezone.utc) > deadline:
@@ -99,6 +110,16 @@ class QueuePump:
             thread = threading.Thread(target=loop, name=f"pump-{spec.key}", daemon=True)
             thread.start()
             threads.append(thread)
+
+        def release() -> None:
+            while not stop.wait(1):
+                try:
+                    self.release_due()
+                except Exception:  # noqa: BLE001 - keep releasing; the error is logged
+                    logger.exception("pump error releasing parked messages")
+        thread = threading.Thread(target=release, name="pump-parked", daemon=True)
+        thread.start()
+        threads.append(thread)
         return threads
 
 
@@ -161,9 +182,14 @@ def next_fire(expression: str, after: datetime) -> datetime:
 
 
 class Scheduler:
-    """Fires every schedule of the app at its real times (EventBridge's job in AWS), and
-    retries a failed invocation with the same event a minute and then two minutes later, as
-    Lambda retries an asynchronous invocation."""
+    """Fires every schedule of the app at its times by the service's clock (EventBridge's job
+    in AWS), and retries a failed invocation with the same event a minute and then two minutes
+    later, as Lambda retries an asynchronous invocation.
+
+    When `make jobs` moves the clock forward, the fire times it jumps over are not fired (more
+    than `JUMP` late): `make jobs` ran every job as of its AT; the schedules go on from there."""
+
+    JUMP = timedelta(minutes=2)
 
     def __init__(self, chalice_app: Any) -> None:
         self.app = chalice_app
@@ -181,16 +207,17 @@ class Scheduler:
                     retrying[source.name] = (at, retry + 1, now + RETRY_DELAYS[retry])
 
         def loop() -> None:
-            now = datetime.now(timezone.utc)
+            now = wiring.clock().now()
             due = {s.name: next_fire(expression_text(s), now) for s in schedules(self.app)}
             while not stop.is_set():
-                now = datetime.now(timezone.utc)
+                now = wiring.clock().now()
                 for source in schedules(self.app):
                     if source.name in retrying and retrying[source.name][2] <= now:
                         at, retry, _when = retrying[source.name]
                         fire(source, at, retry, now)
                     if due[source.name] <= now:
-                        fire(source, due[source.name], 0, now)
+                        if now - due[source.name] <= self.JUMP:
+                            fire(source, due[source.name], 0, now)
                         due[source.name] = next_fire(expression_text(source), now)
                 stop.wait(1)
         thread = threading.Thread(target=loop, name="scheduler", daemon=True)

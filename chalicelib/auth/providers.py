@@ -19,7 +19,7 @@ import re
 import secrets
 import threading
 import time
-from datetime import date, datetime, timezone
+from datetime import date
 from typing import Any, Callable, Protocol
 
 from stdnum.cn import ric
@@ -179,11 +179,16 @@ class VendorRealName:
         raise ProviderUnavailable("Identity verification")
 
 
+def _service_today() -> date:
+    from chalicelib import wiring
+    return shanghai_date(wiring.clock().now())
+
+
 class SandboxRealName:
     """Local stage: a 2-30 character name and a checksum-valid ID of someone aged 18-65."""
 
     def __init__(self, today: Callable[[], date] | None = None) -> None:
-        self.today = today or (lambda: shanghai_date(datetime.now(timezone.utc)))
+        self.today = today or _service_today
 
     def verify(self, name: str, id_number: str) -> bool:
         if not 2 <= len(name.strip()) <= 30:

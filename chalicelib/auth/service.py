@@ -2,7 +2,8 @@
 
 Routes call one function each; other slices read people only through `borrower_profile`,
 `card_last4`, `card_for_payout` and `refuse_during_security_hold` (see
-chalicelib/loans/people.py). Time comes from `clock` (tests replace it); tokens use the wall
+chalicelib/loans/people.py). Time comes from `clock` (the service's clock, `wiring.clock()`:
+the local stack's one clock in the `local` stage; tests replace it); tokens use the wall
 clock, as PyJWT checks them against it.
 
 Account protection (anti-phishing): replacing a bound phone needs proof of the bound phone (a
@@ -34,13 +35,13 @@ from chalicelib.auth.models import (LOOKUP, PROFILE, CardRecord, LookupRecord, R
 from chalicelib.auth.pii_vault import keyed_hash, mask_name, seal, unseal
 from chalicelib.auth.secret_store import secret_json
 from chalicelib.core import config
-from chalicelib.core.clock import SHANGHAI, Clock, SystemClock, shanghai_date
+from chalicelib.core.clock import SHANGHAI, Clock, shanghai_date, shanghai_iso
 from chalicelib.core.db import condition_failed, transact_connection
 from chalicelib.core.errors import Conflict, DependencyDown, Forbidden, NotFound, RateLimited, RuleViolation
 from chalicelib.core.observability import logger
 from chalicelib.core.pii import mask_id_number, mask_phone
 
-clock: Clock = SystemClock()
+clock: Clock = wiring.ServiceClock()
 MAX_CARDS = 5
 MIN_AGE, MAX_AGE = 18, 65
 # 18 characters: 17 ASCII digits, then a digit or X (x taken too); matched whole.
@@ -578,7 +579,7 @@ def get_card(user_id: str, card_id: str) -> dict[str, Any]:
     card = _own_card(user_id, card_id)
     if card is None:
         raise NotFound("No such bank card.", code="CARD_NOT_FOUND")
-    return {**_card_view(card), "added_at": card.added_at}
+    return {**_card_view(card), "added_at": shanghai_iso(card.added_at)}
 
 
 # ------------------------------------------------------------------ reads

@@ -45,3 +45,10 @@ def parse_instant(text: str) -> datetime:
     if at.tzinfo is None:
         raise ValueError(f"instant without an offset: {text!r}")
     return at
+
+
+def shanghai_iso(stamp: str | None) -> str | None:
+    """A stored instant (any offset) as the API shows every timestamp: Asia/Shanghai, +08:00."""
+    if stamp is None:
+        return None
+    return parse_instant(stamp).astimezone(SHANGHAI).isoformat(timespec="seconds")

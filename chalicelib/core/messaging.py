@@ -10,9 +10,10 @@ import json
 import os
 import threading
 from datetime import datetime, timezone
-from typing import Protocol
+from typing import Callable, Protocol
 
 from chalicelib.core import aws
+from chalicelib.core.clock import SHANGHAI
 from chalicelib.core.pii import mask_phone
 
 
@@ -36,13 +37,14 @@ class OutboxSender:
 
     _lock = threading.Lock()
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, now: Callable[[], datetime] | None = None) -> None:
         self.path = path
+        self.now = now or (lambda: datetime.now(timezone.utc))  # the local stack's clock
 
     def send(self, channel: str, to: str, text: str) -> None:
         text = signed(channel, text)
         line = {"channel": channel, "to": mask_phone(to) if channel == "sms" else to,
-                "text": text, "at": datetime.now(timezone.utc).isoformat()}
+                "text": text, "at": self.now().astimezone(SHANGHAI).isoformat()}
         os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
         with self._lock, open(self.path, "a", encoding="utf-8") as out:
             out.write(json.dumps(line, ensure_ascii=False) + "\n")

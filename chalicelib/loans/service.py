@@ -11,7 +11,7 @@ from pynamodb.exceptions import DoesNotExist, TransactWriteError
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.core import aws
-from chalicelib.core.clock import SHANGHAI, parse_instant, shanghai_date
+from chalicelib.core.clock import shanghai_date, shanghai_iso  # noqa: F401 - the slice imports shanghai_iso from here
 from chalicelib.core.db import condition_failed, transact_connection
 from chalicelib.core.errors import Conflict, NotFound, RuleViolation
 from chalicelib.core.idempotency import MoneyKey
@@ -44,13 +44,6 @@ def shard_for(loan_id: str) -> str:
 
 def iso_utc(at: datetime) -> str:
     return at.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def shanghai_iso(stamp: str | None) -> str | None:
-    if stamp is None:
-        return None
-    return parse_instant(stamp).astimezone(SHANGHAI).isoformat(
-        timespec="seconds")
 
 
 def application_record(application_id: str, *, owner: str | None = None) -> ApplicationRecord:

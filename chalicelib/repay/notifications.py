@@ -10,7 +10,8 @@ from pynamodb.exceptions import PutError
 
 from chalicelib import wiring
 from chalicelib.core import aws
-from chalicelib.core.clock import SHANGHAI
+from chalicelib.core import deferral
+from chalicelib.core.clock import SHANGHAI, parse_instant, shanghai_iso
 from chalicelib.core.observability import logger, metrics
 from chalicelib.repay.models import NotificationRecord
 
@@ -30,9 +31,9 @@ class NotificationMessage(BaseModel):
     to: str | None = Field(default=None, min_length=1, max_length=256)  # resolved when absent
     text: str = Field(min_length=1, max_length=500)
     loan_id: str | None = None
+    # Not before this instant (ISO 8601 with an offset): set when quiet hours hold an SMS back.
+    deliver_after: str | None = Field(default=None, max_length=40)
 
-
-MAX_SQS_DELAY = 900
 
 
 def quiet_hours() -> tuple[time, time] | None:
@@ -61,10 +62,11 @@ def quiet_until(now: datetime) -> datetime | None:
 
 
 def defer(message: "NotificationMessage", until: datetime, now: datetime) -> None:
-    """Put the message back with a delay (SQS allows 15 minutes; it is re-deferred until 08:00)."""
-    delay = max(1, min(MAX_SQS_DELAY, int((until - now).total_seconds())))
-    aws.client("sqs").send_message(QueueUrl=aws.queue_url("notifications"), DelaySeconds=delay,
-                                   MessageBody=message.model_dump_json(exclude_none=True))
+    """Hold the message back until `until` by the service's clock (`chalicelib.core.deferral`:
+    re-queued with an SQS delay of at most 15 minutes when deployed, and deferred again until
+    its time; parked until the local stack's clock passes it locally)."""
+    held = message.model_copy(update={"deliver_after": until.isoformat()})
+    deferral.defer("notifications", held.model_dump_json(exclude_none=True), until, now)
 
 
 class DeliveryInProgress(Exception):
@@ -103,6 +105,9 @@ def enqueue_many(messages: list[NotificationMessage]) -> None:
 def deliver(message: NotificationMessage, now: datetime | None = None) -> str:
     """Send once and file in the inbox. Returns "sent", "duplicate" or "deferred"."""
     now = now or wiring.clock().now()
+    if message.deliver_after is not None and parse_instant(message.deliver_after) > now:
+        defer(message, parse_instant(message.deliver_after), now)
+        return "deferred"
     if message.channel == "sms":
         until = quiet_until(now)
         if until is not None:
@@ -141,4 +146,4 @@ def inbox(user_id: str) -> list[dict]:
     """The user's latest notifications, newest first (texts are masked when written)."""
     records = NotificationRecord.inbox_by_created.query(user_id, scan_index_forward=False, limit=INBOX_PAGE)
     return [{"notification_id": r.notification_id, "kind": r.kind, "text": r.text,
-             "loan_id": r.loan_id, "created_at": r.created_at} for r in records]
+             "loan_id": r.loan_id, "created_at": shanghai_iso(r.created_at)} for r in records]

@@ -48,8 +48,9 @@ def serving(work: Path, *, timeout: float = 90, **extra_env: str) -> Iterator[di
     api_port, moto_port = free_port(), free_port()
     outbox, log = work / "outbox.jsonl", work / "serve.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env.update(API_PORT=str(api_port), MOTO_PORT=str(moto_port), OUTBOX_PATH=str(outbox),
-               PYTHONUNBUFFERED="1", SMS_QUIET_HOURS="", **extra_env)  # SMS at any hour
+    env.update({"API_PORT": str(api_port), "MOTO_PORT": str(moto_port), "OUTBOX_PATH": str(outbox),
+                "PYTHONUNBUFFERED": "1", "SMS_QUIET_HOURS": "",  # SMS at any hour, unless extra_env says
+                **extra_env})
     with log.open("w") as out:
         proc = subprocess.Popen([sys.executable, "-m", "infra.local_stack", "serve"], cwd=ROOT,
                                 env=env, stdout=out, stderr=subprocess.STDOUT)
@@ -60,7 +61,7 @@ def serving(work: Path, *, timeout: float = 90, **extra_env: str) -> Iterator[di
             raise AssertionError(f"stack exited: {log.read_text()[-3000:]}")
         try:
             return requests.get(f"{base}/health", timeout=5).status_code == 200
-        except (requests.ConnectionError, requests.Timeout):  # not up yet, or a slow first answer
+        except (requests.ConnectionError, requests.Timeout):  # the first loads the model: slow on a busy machine
             return False
 
     try:

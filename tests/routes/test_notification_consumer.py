@@ -70,22 +70,74 @@ def test_an_expired_lease_is_taken_over_and_sent(client, outbox):
     assert len(outbox_lines(outbox)) == 1
 
 
-def test_no_sms_at_night_it_is_deferred_not_dropped(client, outbox, clock):
+def test_no_sms_at_night_it_waits_for_the_morning_by_the_clock(client, outbox, clock):
+    """Local stage: the SMS is parked until 08:00 by the service's clock; a drain before then
+    returns and leaves it parked, a drain once the clock has passed 08:00 delivers it."""
     from datetime import datetime, timezone
 
-    from chalicelib.core import aws
+    from app import app
+    from chalicelib.core import testclock
+    from chalicelib.repay import notifications
+    from infra.pump import QueuePump
     clock.set(datetime(2027, 1, 10, 14, 30, tzinfo=timezone.utc))  # 22:30 in Beijing
     result = client.lambda_.invoke("notification_consumer", sqs_event([record("m", message(11))]))
     assert result.payload == {"batchItemFailures": []}
     assert outbox_lines(outbox) == []
-    sqs = aws.client("sqs")
-    attrs = sqs.get_queue_attributes(QueueUrl=aws.queue_url("notifications"),
-                                     AttributeNames=["ApproximateNumberOfMessagesDelayed"])
-    assert attrs["Attributes"]["ApproximateNumberOfMessagesDelayed"] == "1"
+    held = testclock.parked("notifications")
+    assert [json.loads(h["body"])["deliver_after"] for h in held] == ["2027-01-11T08:00:00+08:00"]
     # push notifications are not held back
     pushed = client.lambda_.invoke("notification_consumer", sqs_event([record("p", message(12, channel="push", to="dev-1"))]))
     assert pushed.payload == {"batchItemFailures": []}
     assert len(outbox_lines(outbox)) == 1
+
+    pump = QueuePump(app, retry_delay=0)
+    clock.set(datetime(2027, 1, 10, 23, 59, tzinfo=timezone.utc))  # 07:59: not yet
+    pump.drain(timeout_seconds=30)
+    assert len(outbox_lines(outbox)) == 1 and len(testclock.parked("notifications")) == 1
+    clock.set(datetime(2027, 1, 11, 0, 1, tzinfo=timezone.utc))  # 08:01
+    pump.drain(timeout_seconds=30)
+    assert [line["text"] for line in outbox_lines(outbox)] == ["还款提醒 12", SMS_SIGNATURE + "还款提醒 11"]  # push, SMS
+    assert outbox_lines(outbox)[1]["at"].startswith("2027-01-11T08:01:00")
+    assert testclock.parked("notifications") == []
+    sent = {n["notification_id"]: n for n in notifications.inbox("u-1")}
+    assert sent["n-11"]["created_at"] == "2027-01-11T08:01:00+08:00"
+
+
+def test_deployed_an_sms_at_night_is_delayed_on_the_queue_and_deferred_again_until_morning(
+        client, outbox, clock, monkeypatch):
+    """Deployed stages keep the SQS delay (15 minutes at most): the message carries its time
+    and comes back to be deferred again until then."""
+    from datetime import datetime, timezone
+
+    from chalicelib.core import aws, deferral
+    monkeypatch.setattr(deferral, "parks_locally", lambda: False)
+    sqs, url = aws.client("sqs"), aws.queue_url("notifications")
+    sent_with: list[dict] = []
+    real_send = sqs.send_message
+
+    def recording_send(**kwargs):
+        sent_with.append(kwargs)
+        return real_send(**kwargs)
+
+    monkeypatch.setattr(sqs, "send_message", recording_send)
+    clock.set(datetime(2027, 1, 10, 14, 30, tzinfo=timezone.utc))  # 22:30 in Beijing
+    result = client.lambda_.invoke("notification_consumer", sqs_event([record("m", message(11))]))
+    assert result.payload == {"batchItemFailures": []}
+    assert [m["DelaySeconds"] for m in sent_with] == [900]
+    body = json.loads(sent_with[0]["MessageBody"])
+    assert body["deliver_after"] == "2027-01-11T08:00:00+08:00"
+    attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessagesDelayed"])
+    assert attrs["Attributes"]["ApproximateNumberOfMessagesDelayed"] == "1"
+    # 15 minutes later it is back, and deferred again: 07:55 leaves 5 minutes
+    clock.set(datetime(2027, 1, 10, 23, 55, tzinfo=timezone.utc))
+    again = client.lambda_.invoke("notification_consumer", sqs_event([record("m2", body)]))
+    assert again.payload == {"batchItemFailures": []}
+    assert sent_with[1]["DelaySeconds"] == 300 and outbox_lines(outbox) == []
+    clock.set(datetime(2027, 1, 11, 0, 0, 5, tzinfo=timezone.utc))  # 08:00:05
+    last = client.lambda_.invoke("notification_consumer", sqs_event([record("m3", body)]))
+    assert last.payload == {"batchItemFailures": []}
+    assert [line["text"] for line in outbox_lines(outbox)] == [SMS_SIGNATURE + "还款提醒 11"]
+    assert len(sent_with) == 2
 
 
 def test_quiet_hours_window():
