@@ -179,7 +179,7 @@ def test_account_protection_follows_the_clock(stack):
     assert api.post("/v1/auth/sms-codes", {"phone": new})[0] == 202
     stale = last_code(stack["outbox"], new)
     make_jobs(stack, clock_now(api, stack) + timedelta(minutes=6))
-    status, body = api.post("/v1/auth/sms-login", {"phone": new, "code": stale})
+    status, body = api.post("/v1/auth/sms-login", {"phone": new, "code": stale}, {"Accept-Language": "en"})
     assert status == 401 and body["error"]["code"] == "OTP_INVALID" and "expired" in body["error"]["message"]
 
     # Replacing the phone starts a hold of 24 hours by the clock
