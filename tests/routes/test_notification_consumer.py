@@ -109,9 +109,12 @@ def test_deployed_an_sms_at_night_is_delayed_on_the_queue_and_deferred_again_unt
     and comes back to be deferred again until then."""
     from datetime import datetime, timezone
 
-    from chalicelib.core import aws, deferral
+    from chalicelib.core import aws, config, deferral
     monkeypatch.setattr(deferral, "parks_locally", lambda: False)
-    sqs, url = aws.client("sqs"), aws.queue_url("notifications")
+    # The URL read here, not through aws.queue_url: its cache would spare the consumer its own
+    # GetQueueUrl, which a fresh container makes (and the IAM coverage check must see).
+    sqs = aws.client("sqs")
+    url = sqs.get_queue_url(QueueName=config.queue_name("notifications"))["QueueUrl"]
     sent_with: list[dict] = []
     real_send = sqs.send_message
 
