@@ -72,6 +72,9 @@ def view(record: ApplicationRecord, lang: str = "zh") -> dict:
         # Decided before operators' reasons were standard (the note was appended to the
         # review's reasons): show what is shown today, never the stored note.
         shown = [{"code": OPERATOR_REASONS[record.status], "message": ""}]
+    # Decisions of policy-1.0.0 named age or marital status, and listed risk reasons on
+    # approvals: the record keeps them (replay), the borrower no longer sees them.
+    shown = reasons.shown(record.status, shown)
     return {"application_id": record.application_id, "status": record.status,
             "credit_limit": record.credit_limit, "apr": record.apr,
             "reasons": reasons.localise(shown, lang),

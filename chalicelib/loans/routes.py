@@ -54,7 +54,8 @@ class Applicant(ApiModel):
     job_type: Literal["fixed", "freelance", "partime", "others"]
     job_seniority_years: int = Field(ge=0, le=60)
     home: Literal["owner", "rent", "parents", "priv", "other"]
-    marital_status: Literal["single", "married", "widow", "separated", "divorced"]
+    # Accepted, optional, and never read: no decision rests on marital status (contract).
+    marital_status: Literal["single", "married", "widow", "separated", "divorced"] | None = None
 
 
 class ApplicationBody(ApiModel):
@@ -75,7 +76,9 @@ class ApplicationBody(ApiModel):
 def apply(request: Any, body: ApplicationBody, principal: str) -> dict[str, Any]:
     return applications.apply(principal, product_id=body.product_id, amount=body.amount,
                               term_months=body.term_months, purpose=body.purpose,
-                              applicant=body.applicant.model_dump(), now=_now(), lang=_lang(request),
+                              # marital status is not even stored (data minimisation)
+                              applicant=body.applicant.model_dump(exclude={"marital_status"}),
+                              now=_now(), lang=_lang(request),
                               business_credit_code=body.business_credit_code)
 
 
