@@ -8,6 +8,7 @@ from chalicelib.core import system
 from chalicelib.core.http import http_middleware
 from chalicelib.loans import routes as loans_routes
 from chalicelib.repay import routes as repay_routes
+from chalicelib.risk import routes as risk_routes
 
 app = Chalice(app_name="lending", configure_logs=False)
 # Chalice pins its logger to ERROR when debug is off; Powertools logs through the logger named
@@ -21,3 +22,4 @@ app.register_blueprint(system.bp)
 app.register_blueprint(auth_routes.bp)
 app.register_blueprint(loans_routes.bp)
 app.register_blueprint(repay_routes.bp)
+app.register_blueprint(risk_routes.bp)

@@ -71,6 +71,22 @@ def _key(description: str) -> dict[str, Any]:
                     "Action": "kms:*", "Resource": "*"}]}}}
 
 
+def model_drift_alarm(stage: str, prefix: str) -> dict[str, Any]:
+    """The credit model's weekly drift check (chalicelib.risk.monitor) emits ModelDriftPSI, the
+    largest PSI of the week (score or any input); above 0.25 the population has shifted."""
+    from chalicelib.risk.drift import ALARM
+    from infra.stage import stage_env
+    env = stage_env(stage)
+    return {"Type": "AWS::CloudWatch::Alarm", "Properties": {
+        "AlarmName": f"{prefix}-model-drift",
+        "AlarmDescription": "Credit model: a weekly PSI (score or input) above 0.25 against the "
+                            "training baseline; see GET /v1/ops/model and models/MODEL_CARD.md",
+        "Namespace": env["POWERTOOLS_METRICS_NAMESPACE"], "MetricName": "ModelDriftPSI",
+        "Dimensions": [{"Name": "service", "Value": env["POWERTOOLS_SERVICE_NAME"]}],
+        "Statistic": "Maximum", "Period": 86400, "EvaluationPeriods": 1, "Threshold": ALARM,
+        "ComparisonOperator": "GreaterThanThreshold", "TreatMissingData": "notBreaching"}}
+
+
 def build(stage: str) -> dict[str, Any]:
     apply_stage_env(stage)
     import app as app_module
@@ -125,6 +141,7 @@ def build(stage: str) -> dict[str, Any]:
                 "DependsOn": [queue_logical[source.queue]],
                 "Properties": {"Events": {f"{function}SqsEventSource": {
                     "Properties": {"FunctionResponseTypes": ["ReportBatchItemFailures"]}}}}}
+    resources["ModelDriftAlarm"] = model_drift_alarm(stage, prefix)
     # API Gateway's own refusals (authorizer, IAM, unknown route) in the contract's error body.
     for kind, status, code, message in GATEWAY_RESPONSES:
         resources[f"{camel(kind.lower())}GatewayResponse"] = {

@@ -5,7 +5,7 @@ import json
 import subprocess
 import sys
 import zipfile
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -179,3 +179,51 @@ def test_every_scheduled_function_and_consumer_has_an_explicit_timeout_and_memor
                 period = expression.value * {"MINUTES": 60, "HOURS": 3600, "DAYS": 86400}[expression.unit]
                 assert timeout < period, (name, timeout, period)
     assert function_setting(stage, "close_of_business", "lambda_timeout") >= 300
+
+
+def test_the_model_drift_alarm_watches_the_metric_the_weekly_job_emits(merge):
+    """The weekly monitor (chalicelib.risk.monitor) emits ModelDriftPSI through Powertools'
+    metrics, namespace and `service` dimension from the stage's environment: an alarm on any
+    other name or dimension would never see a data point."""
+    import inspect
+
+    from chalicelib.risk import drift, monitor
+    from infra.stage import stage_env
+    alarm = merge["ModelDriftAlarm"]["Properties"]
+    env = stage_env("local")
+    assert merge["ModelDriftAlarm"]["Type"] == "AWS::CloudWatch::Alarm"
+    assert alarm["MetricName"] == "ModelDriftPSI" and '"ModelDriftPSI"' in inspect.getsource(monitor)
+    assert alarm["Namespace"] == env["POWERTOOLS_METRICS_NAMESPACE"]
+    assert alarm["Dimensions"] == [{"Name": "service", "Value": env["POWERTOOLS_SERVICE_NAME"]}]
+    assert alarm["Threshold"] == drift.ALARM == 0.25
+    assert alarm["ComparisonOperator"] == "GreaterThanThreshold"
+    assert alarm["TreatMissingData"] == "notBreaching"   # a week without data is no alarm
+
+
+def test_the_weekly_model_monitor_fires_on_monday_at_two_in_shanghai():
+    source = _event_functions()["model_monitor"]
+    expression = source.schedule_expression.to_string()
+    sunday = datetime.fromisoformat("2027-01-10T00:00:00+00:00")       # a Sunday
+    fires = next_fire(expression, sunday)
+    assert fires == datetime.fromisoformat("2027-01-10T18:00:00+00:00")  # Monday 02:00 +08:00
+    assert next_fire(expression, fires) - fires == timedelta(days=7)
+
+
+def test_the_model_monitoring_table_and_the_applications_by_day_index_are_deployed(merge):
+    """The weekly job writes one item per model and week, and reads a week of decisions through
+    the applications' by_day index (never a scan): both must exist in the template, and the
+    stage's IAM policy must reach them."""
+    from chalicelib.loans.models import ApplicationRecord
+    from chalicelib.risk.models import ModelMonitorRecord
+    tables = {r["Properties"]["TableName"]: r["Properties"]
+              for r in merge.values() if r.get("Type") == "AWS::DynamoDB::Table"}
+    monitoring = tables[ModelMonitorRecord.Meta.table_name]
+    assert [k["AttributeName"] for k in monitoring["KeySchema"]] == ["model_sha256", "window_end"]
+    indexes = {i["IndexName"]: i for i in tables[ApplicationRecord.Meta.table_name]
+               ["GlobalSecondaryIndexes"]}
+    assert [k["AttributeName"] for k in indexes["by_day"]["KeySchema"]] == ["decided_day", "decided_at"]
+    assert set(indexes["by_day"]["Projection"]["NonKeyAttributes"]) >= {"decision", "status"}
+    tables_statement = next(s for s in policy.policy("prod")["Statement"] if s["Sid"] == "Tables")
+    assert "dynamodb:Query" in tables_statement["Action"] and "dynamodb:PutItem" in tables_statement["Action"]
+    assert "arn:*:dynamodb:*:*:table/lending-prod-*/index/*" in tables_statement["Resource"]
+    assert "model_monitor" in _event_functions()
