@@ -249,11 +249,32 @@ def _get_challenger() -> _Loaded | None:
     return _challenger
 
 
-def shadow_score(inputs: ModelInputs) -> Score | None:
-    """The challenger's score of the same inputs (None: no challenger registered). Raises
-    ModelUnavailable when the registered one is broken; the caller must not let that decide."""
+@dataclass(frozen=True)
+class ShadowScore:
+    probability: float                 # of default, by the challenger
+    model_version: str
+    model_sha256: str
+
+
+def shadow_score(inputs: ModelInputs) -> ShadowScore | None:
+    """The challenger's probability for the same inputs (None: no challenger registered).
+    Raises ModelUnavailable when the registered one is broken; the caller must not let that
+    decide. Only the probability is fetched: no reason is ever given from it, and it runs on
+    every application (issue 15: < 0.2 ms p99)."""
+    import numpy as np
+
     loaded = _get_challenger()
-    return None if loaded is None else _score(loaded, inputs)
+    if loaded is None:
+        return None
+    try:
+        probability = float(loaded.session.run(
+            ["probability"], {"numeric": np.array([inputs.numeric], dtype=np.float32),
+                              "categorical": np.array([inputs.categorical], dtype=np.int64)})[0][0])
+    except Exception as err:
+        raise ModelUnavailable(f"Challenger failed to score: {type(err).__name__}.") from None
+    if not 0.0 <= probability <= 1.0:
+        raise ModelUnavailable("Challenger returned an invalid probability.")
+    return ShadowScore(probability, loaded.card["model_version"], loaded.sha256)
 
 
 def challenger_info() -> dict | None:
