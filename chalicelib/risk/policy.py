@@ -41,7 +41,7 @@ LIMIT_STEP_FEN = 10_000             # credit limits are whole hundreds of CNY
 MODEL_REASONS = 3                   # top features that pushed risk up, per decision
 
 # Risk grade by probability of default: (grade, upper bound exclusive). These are the model
-# card's suggested bounds for credit-additive-gbm-1.1.0; a test keeps the two in step.
+# card's suggested bounds (credit-additive-gbm 1.1.0 and 2.0.0); a test keeps the two in step.
 GRADE_BANDS: tuple[tuple[str, float], ...] = (("A", 0.10), ("B", 0.20), ("C", 0.35), ("D", 0.55),
                                               ("E", float("inf")))
 GRADE_ACTION = {"A": "approved", "B": "approved", "C": "approved", "D": "review", "E": "declined"}
