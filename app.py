@@ -9,6 +9,7 @@ from chalicelib.core import config, system, testclock
 from chalicelib.core.http import http_middleware
 from chalicelib.loans import routes as loans_routes
 from chalicelib.repay import routes as repay_routes
+from chalicelib.risk import routes as risk_routes
 
 app = Chalice(app_name="lending", configure_logs=False)
 # Chalice pins its logger to ERROR when debug is off; Powertools logs through the logger named
@@ -22,5 +23,6 @@ app.register_blueprint(system.bp)
 app.register_blueprint(auth_routes.bp)
 app.register_blueprint(loans_routes.bp)
 app.register_blueprint(repay_routes.bp)
+app.register_blueprint(risk_routes.bp)
 if config.is_local():  # the local stack's test clock; deployed stages have no such route
     app.register_blueprint(testclock.blueprint(lambda: wiring.clock().now()))

@@ -42,6 +42,7 @@ ADVICE: dict[str, str] = {
     "INTERNAL_ERROR": "Nothing was changed. Retry later with the same Idempotency-Key; report the `X-Request-Id` if it persists.",
     "DEPENDENCY_UNAVAILABLE": "Nothing half-done was kept. Retry after `Retry-After` seconds (with the same Idempotency-Key).",
     "RATE_LIMITED": "The gateway throttled you: wait and retry with backoff.",
+    "MODEL_UNAVAILABLE": "Operators: the credit model could not be loaded in this function (see `/health`); applications meanwhile go to review, none is declined for it.",
     # Sign-in and tokens
     "UNAUTHORIZED": "Deployed, the gateway refused the token: refresh it (POST /v1/auth/refresh) or sign in again.",
     "FORBIDDEN": "Deployed, the gateway refused the call (an operator route without an operator's IAM signature).",

@@ -74,7 +74,7 @@ NEEDS: dict[str, Needs] = {
         tables={"applications": (GET, PUT, UPDATE), "auth-sessions": (GET, PUT, UPDATE),
                 "credit-lines": (GET, UPDATE), "declines": (GET, PUT),
                 "idempotency": (GET, PUT, UPDATE, DELETE), "installments": (PUT,), "ledger": (PUT, QUERY),
-                "loans": (GET, BATCH_GET, PUT, UPDATE), "products": (SCAN,),
+                "loans": (GET, BATCH_GET, PUT, UPDATE), "model-monitoring": (QUERY,), "products": (SCAN,),
                 "repayments": (GET, PUT, UPDATE), "users": (GET, QUERY, PUT, UPDATE, DELETE)},
         indexes={"applications/in_review": (QUERY,), "loans/by_status": (QUERY,), "loans/by_user": (QUERY,),
                  "notifications/inbox_by_created": (QUERY,)},
@@ -101,6 +101,10 @@ NEEDS: dict[str, Needs] = {
         indexes={"loans/disburse_due": (QUERY,)},
         send_to=("disbursements",)),
     # Texts the bound phone (opened for the send only); defers a text out of quiet hours.
+    # The credit model's weekly drift check: a week of decisions by day, one result item.
+    "model_monitor": Needs(
+        tables={"model-monitoring": (PUT,)},
+        indexes={"applications/by_day": (QUERY,)}),
     "notification_consumer": Needs(
         tables={"notifications": (GET, PUT, UPDATE), "users": (GET,)},
         send_to=("notifications",),

@@ -12,7 +12,7 @@ import json
 import sys
 from typing import Any
 
-from infra import hardening
+from infra import alarms, hardening
 from infra.stage import apply_stage_env, lambda_functions, lambda_name, logical_id, visibility_timeout
 
 DLQ_RETENTION_SECONDS = 14 * 24 * 3600
@@ -124,6 +124,22 @@ def _logs_may_use(prefix: str) -> dict[str, Any]:
                 + prefix + "-*")}}}}
 
 
+def model_drift_alarm(stage: str, prefix: str) -> dict[str, Any]:
+    """The credit model's weekly drift check (chalicelib.risk.monitor) emits ModelDriftPSI, the
+    largest PSI of the week (score or any input); above 0.25 the population has shifted."""
+    from chalicelib.risk.drift import ALARM
+    from infra.stage import stage_env
+    env = stage_env(stage)
+    return {"Type": "AWS::CloudWatch::Alarm", "Properties": {
+        "AlarmName": f"{prefix}-model-drift",
+        "AlarmDescription": "Credit model: a weekly PSI (score or input) above 0.25 against the "
+                            "training baseline; see GET /v1/ops/model and models/MODEL_CARD.md",
+        "Namespace": env["POWERTOOLS_METRICS_NAMESPACE"], "MetricName": "ModelDriftPSI",
+        "Dimensions": [{"Name": "service", "Value": env["POWERTOOLS_SERVICE_NAME"]}],
+        "Statistic": "Maximum", "Period": 86400, "EvaluationPeriods": 1, "Threshold": ALARM,
+        "ComparisonOperator": "GreaterThanThreshold", "TreatMissingData": "notBreaching"}}
+
+
 def build(stage: str) -> dict[str, Any]:
     apply_stage_env(stage)
     import app as app_module
@@ -197,6 +213,7 @@ def build(stage: str) -> dict[str, Any]:
         entry = resources.setdefault(function, {})
         entry.setdefault("Properties", {})["FunctionName"] = lambda_name(prefix, name)
         entry["DependsOn"] = [*entry.get("DependsOn", []), group]
+    resources["ModelDriftAlarm"] = model_drift_alarm(stage, prefix)
     # API Gateway's own refusals (authorizer, IAM, unknown route) in the contract's error body.
     for kind, status, code, message in GATEWAY_RESPONSES:
         resources[f"{camel(kind.lower())}GatewayResponse"] = {
@@ -211,6 +228,8 @@ def build(stage: str) -> dict[str, Any]:
     # Keys for queues, secrets and logs, the jobs' DLQ, API logging and tracing, and the
     # reasons for what a security scan flags and we do not change.
     hardening.merge(resources, hardening.resources(stage, app_module.app, prefix))
+    # The alarms (every dead-letter queue, the jobs' failures, model drift) and their topic.
+    hardening.merge(resources, alarms.resources(stage, prefix, resources))
     return {"Resources": resources}
 
 

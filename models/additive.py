@@ -55,6 +55,8 @@ class ShapeTables:
     category_counts: list[int]        # per categorical feature: number of documented codes C_j
     categorical_values: list[np.ndarray]  # per categorical feature: C_j codes, then missing
     bias: float
+    # LightGBM reads |x| <= K_ZERO as 0; a model from elsewhere (the scorecard) does not.
+    zero_band: bool = True
 
     @property
     def names(self) -> list[str]:
@@ -160,7 +162,7 @@ def contributions(tables: ShapeTables, X: np.ndarray) -> np.ndarray:
     X = np.asarray(X, dtype=np.float64)
     out = np.empty((len(X), len(tables.names)))
     for j, (t, v) in enumerate(zip(tables.thresholds, tables.numeric_values)):
-        x = zeroed(X[:, j])
+        x = zeroed(X[:, j]) if tables.zero_band else X[:, j]
         idx = (x[:, None] > t[None, :]).sum(axis=1)
         idx[np.isnan(x)] = len(t) + 1
         out[:, j] = v[idx]
@@ -173,7 +175,8 @@ def contributions(tables: ShapeTables, X: np.ndarray) -> np.ndarray:
     return out
 
 
-def to_onnx(tables: ShapeTables, *, model_version: str, doc: str):
+def to_onnx(tables: ShapeTables, *, model_version: str, doc: str,
+            graph_name: str = "credit_additive_model"):
     """The tables as an ONNX graph (opset 17), all arithmetic in double.
 
     Inputs: `numeric` float32 [N, Fn] (NaN = missing), `categorical` int64 [N, Fc] (-1 = missing).
@@ -207,16 +210,18 @@ def to_onnx(tables: ShapeTables, *, model_version: str, doc: str):
         numpy_helper.from_array(np.array([2], dtype=np.int64), "axis2"),
         numpy_helper.from_array(np.array([1], dtype=np.int64), "axis1"),
         numpy_helper.from_array(np.array(0, dtype=np.int64), "zero"),
-        numpy_helper.from_array(np.array(K_ZERO, dtype=np.float64), "k_zero"),
-        numpy_helper.from_array(np.array(0.0, dtype=np.float64), "zero_d"),
     ]
+    if tables.zero_band:
+        inits += [numpy_helper.from_array(np.array(K_ZERO, dtype=np.float64), "k_zero"),
+                  numpy_helper.from_array(np.array(0.0, dtype=np.float64), "zero_d")]
     n = helper.make_node
     nodes = [
         # numeric: step index = number of thresholds strictly below x; NaN -> its own slot
         n("Cast", ["numeric"], ["x_in"], to=TensorProto.DOUBLE),
-        n("Abs", ["x_in"], ["x_abs"]),
-        n("LessOrEqual", ["x_abs", "k_zero"], ["x_tiny"]),
-        n("Where", ["x_tiny", "zero_d", "x_in"], ["x"]),
+        *([n("Abs", ["x_in"], ["x_abs"]),
+           n("LessOrEqual", ["x_abs", "k_zero"], ["x_tiny"]),
+           n("Where", ["x_tiny", "zero_d", "x_in"], ["x"])] if tables.zero_band
+          else [n("Identity", ["x_in"], ["x"])]),
         n("Unsqueeze", ["x", "axis2"], ["x3"]),
         n("Greater", ["x3", "thresholds"], ["above"]),
         n("Cast", ["above"], ["above_i"], to=TensorProto.INT64),
@@ -240,7 +245,7 @@ def to_onnx(tables: ShapeTables, *, model_version: str, doc: str):
         n("Identity", ["bias_value"], ["bias"]),
     ]
     graph = helper.make_graph(
-        nodes, "credit_additive_model",
+        nodes, graph_name,
         [helper.make_tensor_value_info("numeric", TensorProto.FLOAT, ["N", fn]),
          helper.make_tensor_value_info("categorical", TensorProto.INT64, ["N", fc])],
         [helper.make_tensor_value_info("probability", TensorProto.DOUBLE, ["N"]),

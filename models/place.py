@@ -4,8 +4,9 @@
 
 Copies models/credit_model.onnx and models/model_card.json into chalicelib/risk/artifacts/.
 If a different, intact model was there, it first moves to artifacts/retired/<sha256[:16]>/, so
-decisions it made can still be replayed with it (chalicelib.risk.scorer.score_with). Standard
-library only.
+decisions it made can still be replayed with it (chalicelib.risk.scorer.score_with). The
+challenger (models/challenger/) is registered by copying it to artifacts/challenger/; it never
+decides, so the one it replaces is not kept. Standard library only.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 FILES = ("credit_model.onnx", "model_card.json")
+CHALLENGER = "challenger"
 
 
 def _sha(path: Path) -> str:
@@ -43,8 +45,20 @@ def place(source: Path, target: Path) -> str | None:
     return retired
 
 
+def place_challenger(source: Path, target: Path) -> bool:
+    """Register the challenger in source/challenger (if any) as target/challenger."""
+    if not (source / CHALLENGER / FILES[0]).exists():
+        return False
+    (target / CHALLENGER).mkdir(parents=True, exist_ok=True)
+    for name in FILES:
+        shutil.copyfile(source / CHALLENGER / name, target / CHALLENGER / name)
+    return True
+
+
 def main() -> int:
     retired = place(ROOT / "models", ROOT / "chalicelib" / "risk" / "artifacts")
+    if place_challenger(ROOT / "models", ROOT / "chalicelib" / "risk" / "artifacts"):
+        print("registered the challenger in chalicelib/risk/artifacts/challenger/")
     print("placed the model in chalicelib/risk/artifacts/"
           + (f"; retired {retired[:16]} (kept for replaying its decisions)" if retired else ""))
     return 0

@@ -136,6 +136,23 @@ _SUCCESS: dict[tuple[str, str], dict[str, Any]] = {
         "by_status": {"type": "object", "additionalProperties": _COUNTS},
         "by_days_past_due": _obj({bucket: _COUNTS
                                   for bucket in ("0", "1-30", "31-60", "61-90", "90+")})}),
+    # The latest weekly figures (null until the first `model_monitor` run for this model).
+    ("GET", "/v1/ops/model"): _obj({
+        "model_version": _TEXT, "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+        "drift": _obj({"psi": {"type": "number", "minimum": 0, "nullable": True},
+                       "window": {**_TEXT, "nullable": True},
+                       "baseline": {**_TEXT, "nullable": True},
+                       # each input's PSI, the largest of them, the week's scored decisions
+                       "inputs": {"type": "object", "nullable": True,
+                                  "additionalProperties": {"type": "number", "minimum": 0}},
+                       "max_input_psi": {"type": "number", "minimum": 0, "nullable": True},
+                       "scored": {"type": "integer", "minimum": 0, "nullable": True},
+                       "alarm_psi": {"type": "number", "minimum": 0}},
+                      ["psi", "window", "baseline"]),
+        "approval_rate": {"type": "number", "minimum": 0, "maximum": 1, "nullable": True},
+        "challenger": {**_obj({"model_version": _TEXT,
+                               "agreement": {"type": "number", "minimum": 0, "maximum": 1,
+                                             "nullable": True}}), "nullable": True}}),
 }
 
 

@@ -15,7 +15,7 @@ from chalicelib.core.db import condition_failed, transact_connection
 from chalicelib.core.errors import Conflict, Forbidden, NotFound, RuleViolation
 from chalicelib.core.observability import logger, metrics
 from chalicelib.loans import catalog, credit, people, schedules
-from chalicelib.loans.models import ApplicationRecord, DeclineRecord, LoanRecord
+from chalicelib.loans.models import DAY_SHARDS, ApplicationRecord, DeclineRecord, LoanRecord
 from chalicelib.loans.service import LIVE_STATUSES, application_record, iso_utc, shanghai_iso
 from chalicelib.risk import reasons
 from chalicelib.risk.service import ApplicationFacts, decide
@@ -73,6 +73,9 @@ def view(record: ApplicationRecord, lang: str = "zh") -> dict:
         # Decided before operators' reasons were standard (the note was appended to the
         # review's reasons): show what is shown today, never the stored note.
         shown = [{"code": OPERATOR_REASONS[record.status], "message": ""}]
+    # Decisions of policy-1.0.0 named age or marital status, and listed risk reasons on
+    # approvals: the record keeps them (replay), the borrower no longer sees them.
+    shown = reasons.shown(record.status, shown)
     return {"application_id": record.application_id, "status": record.status,
             "credit_limit": record.credit_limit, "apr": record.apr,
             "reasons": reasons.localise(shown, lang),
@@ -126,6 +129,7 @@ def apply(user_id: str, *, product_id: str, amount: int, term_months: int, purpo
                              **_history(user_id, product_id))
     decision = decide(facts)
     application_id = str(uuid.uuid4())
+    decided_day = f"{shanghai_date(now).isoformat()}#{uuid.UUID(application_id).int % DAY_SHARDS}"
 
     def record_of(granted: int, shown: list[dict]) -> ApplicationRecord:
         return ApplicationRecord(
@@ -136,7 +140,8 @@ def apply(user_id: str, *, product_id: str, amount: int, term_months: int, purpo
             reasons=json.dumps(shown, ensure_ascii=False),
             model_version=decision["model_version"], decided_at=iso_utc(now),
             decision=json.dumps(decision, ensure_ascii=False, default=str),
-            review_queue=REVIEW_QUEUE if decision["status"] == "review" else None)
+            review_queue=REVIEW_QUEUE if decision["status"] == "review" else None,
+            decided_day=decided_day)
 
     record = record_of(decision["credit_limit"], decision["reasons"])
     new_record = ApplicationRecord.application_id.does_not_exist()

@@ -61,8 +61,9 @@ class Applicant(ApiModel):
     job_type: Literal["fixed", "freelance", "partime", "others"] = Field(examples=["fixed"])
     job_seniority_years: int = Field(ge=0, le=60, examples=[8])
     home: Literal["owner", "rent", "parents", "priv", "other"] = Field(examples=["owner"])
-    marital_status: Literal["single", "married", "widow", "separated", "divorced"] = Field(
-        examples=["married"])
+    # Accepted, optional, and never read: no decision rests on marital status (contract).
+    marital_status: Literal["single", "married", "widow", "separated", "divorced"] | None = Field(
+        default=None, examples=["married"])
 
 
 class ApplicationBody(ApiModel):
@@ -92,7 +93,9 @@ class ApplicationBody(ApiModel):
 def apply(request: Any, body: ApplicationBody, principal: str) -> dict[str, Any]:
     return applications.apply(principal, product_id=body.product_id, amount=body.amount,
                               term_months=body.term_months, purpose=body.purpose,
-                              applicant=body.applicant.model_dump(), now=_now(), lang=_lang(request),
+                              # marital status is not even stored (data minimisation)
+                              applicant=body.applicant.model_dump(exclude={"marital_status"}),
+                              now=_now(), lang=_lang(request),
                               business_credit_code=body.business_credit_code)
 
 

@@ -10,7 +10,13 @@ application is declined without the model. Then the model's probability of defau
 risk grade, and the grade gives the action, the credit limit and the APR. Without a model no
 one is approved: the application goes to review.
 
-Change any number here -> bump POLICY_VERSION (decisions record the version they were made by).
+Change any number or rule here -> bump POLICY_VERSION (decisions record the version they were
+made by) and keep the older version's behaviour in `decide(version=...)`, so that every stored
+decision still replays as it was made (REPLAYABLE_VERSIONS).
+
+policy-1.1.0 (issue 15): an approval lists no risk reason (only LIMIT_REDUCED when it applies),
+and no reason ever names a personal characteristic. policy-1.0.0 listed the model's reasons on
+approvals too, including the age and marital-status reasons of the models of that time.
 """
 from __future__ import annotations
 
@@ -23,7 +29,8 @@ from chalicelib.core.clock import shanghai_date
 from chalicelib.money.fen import format_rate, parse_rate
 from chalicelib.risk import reasons as R
 
-POLICY_VERSION = "policy-1.0.0"
+POLICY_VERSION = "policy-1.1.0"
+REPLAYABLE_VERSIONS = ("policy-1.0.0", "policy-1.1.0")
 
 MIN_AGE, MAX_AGE = 18, 65
 MAX_LIVE_LOANS = 3                  # a borrower already holding this many loans gets no more credit
@@ -34,7 +41,7 @@ LIMIT_STEP_FEN = 10_000             # credit limits are whole hundreds of CNY
 MODEL_REASONS = 3                   # top features that pushed risk up, per decision
 
 # Risk grade by probability of default: (grade, upper bound exclusive). These are the model
-# card's suggested bounds for credit-additive-gbm-1.1.0; a test keeps the two in step.
+# card's suggested bounds (credit-additive-gbm 1.1.0 and 2.0.0); a test keeps the two in step.
 GRADE_BANDS: tuple[tuple[str, float], ...] = (("A", 0.10), ("B", 0.20), ("C", 0.35), ("D", 0.55),
                                               ("E", float("inf")))
 GRADE_ACTION = {"A": "approved", "B": "approved", "C": "approved", "D": "review", "E": "declined"}
@@ -171,8 +178,13 @@ def hard_rule_failures(inp: PolicyInput) -> list[str]:
     return failed
 
 
-def decide(inp: PolicyInput, score: ModelScore | None, lang: str = "en") -> Decision:
-    """The decision for one application. `score` is None when the model is unavailable."""
+def decide(inp: PolicyInput, score: ModelScore | None, lang: str = "en",
+           version: str = POLICY_VERSION) -> Decision:
+    """The decision for one application. `score` is None when the model is unavailable.
+    `version` is only for replaying a stored decision of an earlier policy."""
+    if version not in REPLAYABLE_VERSIONS:
+        raise ValueError(f"unknown policy version {version!r}")
+    legacy = version == "policy-1.0.0"
     model = {"probability": None, "grade": None, "model_version": None, "model_sha256": None,
              "contributions": {}}
     if score is not None:
@@ -182,24 +194,31 @@ def decide(inp: PolicyInput, score: ModelScore | None, lang: str = "en") -> Deci
 
     failed = hard_rule_failures(inp)
     if failed:
-        return Decision(DECLINED, 0, None, [R.rule_reason(code, lang) for code in failed], **model)
+        return Decision(DECLINED, 0, None, [R.rule_reason(code, lang) for code in failed], **model,
+                        policy_version=version)
     if score is None:
-        return Decision(REVIEW, 0, None, [R.rule_reason("MODEL_UNAVAILABLE", lang)], **model)
+        return Decision(REVIEW, 0, None, [R.rule_reason("MODEL_UNAVAILABLE", lang)], **model,
+                        policy_version=version)
 
     grade = model["grade"]
-    why = R.model_reasons(score.contributions, MODEL_REASONS, lang)
+    # Adverse reasons: what pushed the risk up, most first; never a personal characteristic
+    # (policy-1.0.0 replays its old models' reasons as they were given).
+    why = R.model_reasons(score.contributions, MODEL_REASONS, lang, replaying=legacy)
     action = GRADE_ACTION[grade]
     if action == DECLINED:
-        return Decision(DECLINED, 0, None, [R.rule_reason("RISK_GRADE_DECLINE", lang)] + why, **model)
+        return Decision(DECLINED, 0, None, [R.rule_reason("RISK_GRADE_DECLINE", lang)] + why, **model,
+                        policy_version=version)
 
     limit, apr = limit_for(grade, inp), apr_for(grade, inp)
     suggested = {"suggested_limit": limit, "suggested_apr": apr}
     if action == REVIEW:
         return Decision(REVIEW, 0, None, [R.rule_reason("MANUAL_REVIEW", lang)] + why,
-                        **model, **suggested)
+                        **model, **suggested, policy_version=version)
     if limit - inp.outstanding_principal < inp.product.min_amount:
         return Decision(DECLINED, 0, None, [R.rule_reason("INSUFFICIENT_CREDIT_CAPACITY", lang)] + why,
-                        **model, **suggested)
+                        **model, **suggested, policy_version=version)
+    # An approval lists no risk reason (policy-1.1.0): only what the borrower should know.
+    shown = why if legacy else []
     if limit < inp.outstanding_principal + inp.requested_amount:
-        why = [R.rule_reason("LIMIT_REDUCED", lang)] + why
-    return Decision(APPROVED, limit, apr, why, **model, **suggested)
+        shown = [R.rule_reason("LIMIT_REDUCED", lang)] + shown
+    return Decision(APPROVED, limit, apr, shown, **model, **suggested, policy_version=version)

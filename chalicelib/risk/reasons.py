@@ -3,12 +3,18 @@
 Codes are part of the API (clients and operators key on them): never rename one; add new ones.
 Model reasons name the features whose exact contribution pushed the assessed risk up, largest
 first; rule reasons name the rule that declined or held the application.
+
+No reason names a personal characteristic (contract, "Reasons"): age appears only as the
+eligibility rule (AGE_NOT_ELIGIBLE), marital status never. Models before 2.0.0 took both as
+inputs and their decisions (policy-1.0.0) said so; those two codes live on in
+RETIRED_FEATURE_REASONS only so that such a decision can be replayed exactly, and a borrower
+never sees them again (`shown`).
 """
 from __future__ import annotations
 
 from typing import Iterable, Mapping
 
-from chalicelib.risk.features import FEATURES
+from chalicelib.risk.features import FEATURES, PERSONAL_CHARACTERISTICS
 
 # feature -> (code, English, Chinese)
 FEATURE_REASONS: dict[str, tuple[str, str, str]] = {
@@ -16,7 +22,6 @@ FEATURE_REASONS: dict[str, tuple[str, str, str]] = {
                             "当前工作年限提高了评估风险。"),
     "term_months": ("RISK_LOAN_TERM", "The loan term you asked for raised the assessed risk.",
                     "申请的借款期限提高了评估风险。"),
-    "age_years": ("RISK_AGE", "Your age group raised the assessed risk.", "年龄段提高了评估风险。"),
     "has_records": ("RISK_PAST_OVERDUE", "A past overdue repayment with us raised the assessed risk.",
                     "您在本平台的历史逾期记录提高了评估风险。"),
     "monthly_expenses_cny": ("RISK_EXPENSES", "Your monthly expenses raised the assessed risk.",
@@ -43,12 +48,20 @@ FEATURE_REASONS: dict[str, tuple[str, str, str]] = {
     "debt_to_income": ("RISK_DEBT_TO_INCOME", "Your debt is high compared with your income.",
                        "负债相对于收入偏高。"),
     "home": ("RISK_HOME", "Your housing situation raised the assessed risk.", "居住情况提高了评估风险。"),
-    "marital_status": ("RISK_MARITAL_STATUS", "Your marital status raised the assessed risk.",
-                       "婚姻状况提高了评估风险。"),
     "job_type": ("RISK_JOB_TYPE", "Your type of employment raised the assessed risk.",
                  "就业类型提高了评估风险。"),
 }
 assert set(FEATURE_REASONS) == set(FEATURES), "every model feature needs a reason code"
+assert not set(FEATURE_REASONS) & PERSONAL_CHARACTERISTICS, "no reason names a personal characteristic"
+
+# Only for replaying decisions of policy-1.0.0 (models 1.0.0 and 1.1.0), never for a new one.
+RETIRED_FEATURE_REASONS: dict[str, tuple[str, str, str]] = {
+    "age_years": ("RISK_AGE", "Your age group raised the assessed risk.", "年龄段提高了评估风险。"),
+    "marital_status": ("RISK_MARITAL_STATUS", "Your marital status raised the assessed risk.",
+                       "婚姻状况提高了评估风险。"),
+}
+RETIRED_CODES = frozenset(code for code, _, _ in RETIRED_FEATURE_REASONS.values())
+FEATURE_CODES = frozenset(code for code, _, _ in FEATURE_REASONS.values()) | RETIRED_CODES
 
 # rule code -> (English, Chinese)
 RULE_REASONS: dict[str, tuple[str, str]] = {
@@ -100,8 +113,11 @@ def rule_reason(code: str, lang: str = "en") -> dict[str, str]:
     return {"code": code, "message": _pick(en, zh, lang)}
 
 
-def feature_reason(feature: str, lang: str = "en") -> dict[str, str]:
-    code, en, zh = FEATURE_REASONS[feature]
+def feature_reason(feature: str, lang: str = "en", *, replaying: bool = False) -> dict[str, str]:
+    """A feature's reason. `replaying` also knows the retired personal-characteristic reasons
+    (a policy-1.0.0 decision made by an old model); a new decision never gets one."""
+    table = {**FEATURE_REASONS, **RETIRED_FEATURE_REASONS} if replaying else FEATURE_REASONS
+    code, en, zh = table[feature]
     return {"code": code, "message": _pick(en, zh, lang)}
 
 
@@ -118,16 +134,34 @@ def localise(shown: Iterable[Mapping[str, str]], lang: str) -> list[dict[str, st
     return out
 
 
-def top_risk_features(contributions: Mapping[str, float], limit: int = 3) -> list[str]:
-    """Features whose contribution raised the log-odds of default, largest first (ties by name)."""
-    up = [(value, name) for name, value in contributions.items() if value > 0]
+def top_risk_features(contributions: Mapping[str, float], limit: int = 3,
+                      personal: bool = False) -> list[str]:
+    """Features whose contribution raised the log-odds of default, largest first (ties by name).
+    A personal characteristic is never one (`personal=True` only to replay an old decision)."""
+    up = [(value, name) for name, value in contributions.items()
+          if value > 0 and (personal or name not in PERSONAL_CHARACTERISTICS)]
     up.sort(key=lambda item: (-item[0], item[1]))
     return [name for _, name in up[:limit]]
 
 
-def model_reasons(contributions: Mapping[str, float], limit: int = 3,
-                  lang: str = "en") -> list[dict[str, str]]:
-    return [feature_reason(name, lang) for name in top_risk_features(contributions, limit)]
+def model_reasons(contributions: Mapping[str, float], limit: int = 3, lang: str = "en", *,
+                  replaying: bool = False) -> list[dict[str, str]]:
+    return [feature_reason(name, lang, replaying=replaying)
+            for name in top_risk_features(contributions, limit, personal=replaying)]
+
+
+def shown(status: str, stored: Iterable[Mapping[str, str]]) -> list[Mapping[str, str]]:
+    """What a borrower is shown of a stored decision's reasons, whenever it was made: never a
+    reason naming a personal characteristic, and no risk reason on an approval (decisions of
+    policy-1.0.0 stored both; the record keeps them, the borrower no longer sees them)."""
+    out = []
+    for reason in stored:
+        if reason["code"] in RETIRED_CODES:
+            continue
+        if status == "approved" and reason["code"] in FEATURE_CODES:
+            continue
+        out.append(reason)
+    return out
 
 
 def all_codes() -> Iterable[str]:

@@ -11,7 +11,13 @@ functions that never score do not pay for them at cold start.
 
 Models that decided before the current one stay in `artifacts/retired/<sha256[:16]>/` (placed
 by `make model`), verified the same way, so that every stored decision can be replayed with the
-model that made it (`score_with`); they never decide anything new.
+model that made it (`score_with`); they never decide anything new. A retired model may take
+an earlier input layout (`features.SCHEMAS`): its stored rows are replayed as they were.
+
+A challenger registered in `artifacts/challenger/` (by `make model`; `RISK_CHALLENGER=off`
+unregisters it) takes the same inputs and is verified the same way; `shadow_score` scores an
+application with it next to the champion. It never decides: a missing or broken challenger
+only means no shadow score.
 """
 from __future__ import annotations
 
@@ -30,10 +36,11 @@ from chalicelib.risk import features as F
 from chalicelib.risk.features import ModelInputs, features_from_application
 
 __all__ = ["ModelUnavailable", "Score", "features_from_application", "score", "score_application",
-           "score_with", "model_status", "model_info", "reset"]
+           "score_with", "shadow_score", "challenger_info", "model_status", "model_info", "reset"]
 
 DEFAULT_DIR = Path(__file__).resolve().parent / "artifacts"
 RETIRED = "retired"
+CHALLENGER = "challenger"
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 MODEL_FILE = "credit_model.onnx"
 CARD_FILE = "model_card.json"
@@ -61,12 +68,16 @@ class _Loaded:
     card: dict
     sha256: str
     directory: str
+    features: tuple[str, ...]          # the contribution columns, in input order
 
 
 _lock = threading.Lock()
 _loaded: _Loaded | None = None
 _retired: dict[str, _Loaded] = {}
 _retired_lock = threading.Lock()  # loading an old model for a replay never holds up a decision
+_challenger_lock = threading.Lock()
+_challenger: _Loaded | ModelUnavailable | None = None
+_challenger_known = False          # looked for it already (it may be absent: then None)
 
 
 def artifact_dir() -> Path:
@@ -75,23 +86,32 @@ def artifact_dir() -> Path:
 
 
 def reset() -> None:
-    """Forget the loaded session (tests; a new artifact directory)."""
-    global _loaded
+    """Forget the loaded sessions (tests; a new artifact directory)."""
+    global _loaded, _challenger, _challenger_known
     with _lock:
         _loaded = None
     with _retired_lock:
         _retired.clear()
+    with _challenger_lock:
+        _challenger, _challenger_known = None, False
 
 
-def _check_card(card: dict) -> None:
+def _check_card(card: dict, schemas=F.SCHEMAS[:1]) -> tuple[str, ...]:
+    """The card's feature columns, if they are one of `schemas` (by default only the layout
+    this code builds; a retired model may have an earlier one)."""
     inputs = card.get("inputs", {})
-    if inputs.get("numeric", {}).get("columns") != list(F.NUMERIC_FEATURES):
-        raise ModelUnavailable("The model card's numeric features differ from this code's.")
-    if inputs.get("categorical", {}).get("columns") != list(F.CATEGORICAL_FEATURES):
-        raise ModelUnavailable("The model card's categorical features differ from this code's.")
-    expected = {f: {label: i for i, label in enumerate(labels)} for f, labels in F.CATEGORIES.items()}
-    if card.get("categorical_encodings") != expected:
-        raise ModelUnavailable("The model card's category encodings differ from this code's.")
+    numeric = inputs.get("numeric", {}).get("columns")
+    categorical = inputs.get("categorical", {}).get("columns")
+    for schema_numeric, categories in schemas:
+        if numeric != list(schema_numeric):
+            continue
+        if categorical != list(categories):
+            raise ModelUnavailable("The model card's categorical features differ from this code's.")
+        expected = {f: {label: i for i, label in enumerate(labels)} for f, labels in categories.items()}
+        if card.get("categorical_encodings") != expected:
+            raise ModelUnavailable("The model card's category encodings differ from this code's.")
+        return tuple(schema_numeric) + tuple(categories)
+    raise ModelUnavailable("The model card's numeric features differ from this code's.")
 
 
 def _new_session(blob: bytes) -> Any:
@@ -116,7 +136,7 @@ def _run(session: Any, inputs: ModelInputs) -> tuple[float, float, list[float], 
     return float(probability[0]), float(logit[0]), contributions[0].tolist(), float(bias[0])
 
 
-def _load(directory: Path) -> _Loaded:
+def _load(directory: Path, schemas=F.SCHEMAS[:1]) -> _Loaded:
     try:
         card = json.loads((directory / CARD_FILE).read_text(encoding="utf-8"))
         blob = (directory / MODEL_FILE).read_bytes()
@@ -129,7 +149,7 @@ def _load(directory: Path) -> _Loaded:
     sha = hashlib.sha256(blob).hexdigest()
     if sha != card["artifact"].get("sha256"):
         raise ModelUnavailable("Credit model file does not match its card (SHA-256).")
-    _check_card(card)
+    features = _check_card(card, schemas)
     try:
         session = _new_session(blob)
         check = card["self_check"]
@@ -141,7 +161,7 @@ def _load(directory: Path) -> _Loaded:
         raise ModelUnavailable(f"Credit model failed to load: {type(err).__name__}.") from None
     if not abs(probability - float(check["probability"])) <= SELF_CHECK_TOLERANCE:
         raise ModelUnavailable("Credit model failed its self-check.")
-    return _Loaded(session, card, sha, str(directory))
+    return _Loaded(session, card, sha, str(directory), features)
 
 
 def _get() -> _Loaded:
@@ -167,7 +187,7 @@ def _get_retired(sha256: str) -> _Loaded:
             directory = DEFAULT_DIR / RETIRED / sha256[:16]
             if not directory.is_dir():
                 raise ModelUnavailable(f"No retired credit model with SHA-256 {sha256[:16]}.")
-            loaded = _load(directory)
+            loaded = _load(directory, F.SCHEMAS)
             if loaded.sha256 != sha256:
                 raise ModelUnavailable(f"Retired credit model {sha256[:16]} is another model.")
             _retired[sha256] = loaded
@@ -198,14 +218,98 @@ def _score(loaded: _Loaded, inputs: ModelInputs) -> Score:
     if not (0.0 <= probability <= 1.0) or math.isnan(logit):
         raise ModelUnavailable("Credit model returned an invalid probability.")
     return Score(probability=probability, logit=logit, bias=bias,
-                 contributions=dict(zip(F.FEATURES, contributions)),
+                 contributions=dict(zip(loaded.features, contributions)),
                  model_version=loaded.card["model_version"], model_sha256=loaded.sha256)
 
 
-def score_application(applicant: Mapping[str, Any], amount: int, term_months: int, age: int,
+def score_application(applicant: Mapping[str, Any], amount: int, term_months: int,
                       has_records: bool) -> tuple[ModelInputs, Score]:
-    inputs = features_from_application(applicant, amount, term_months, age, has_records)
+    inputs = features_from_application(applicant, amount, term_months, has_records)
     return inputs, score(inputs)
+
+
+def _get_challenger() -> _Loaded | None:
+    """The registered challenger, loaded once per container; None when none is registered.
+    A broken one raises ModelUnavailable (remembered until `reset`, so it costs nothing after)."""
+    global _challenger, _challenger_known
+    if not _challenger_known:
+        with _challenger_lock:
+            if not _challenger_known:
+                directory = artifact_dir() / CHALLENGER
+                if os.environ.get("RISK_CHALLENGER", "on").lower() == "off" or not directory.is_dir():
+                    _challenger = None
+                else:
+                    try:
+                        _challenger = _load(directory)
+                    except ModelUnavailable as err:
+                        _challenger = err
+                _challenger_known = True
+    if isinstance(_challenger, ModelUnavailable):
+        raise _challenger
+    return _challenger
+
+
+@dataclass(frozen=True)
+class ShadowScore:
+    probability: float                 # of default, by the challenger
+    model_version: str
+    model_sha256: str
+
+
+def shadow_score(inputs: ModelInputs) -> ShadowScore | None:
+    """The challenger's probability for the same inputs (None: no challenger registered).
+    Raises ModelUnavailable when the registered one is broken; the caller must not let that
+    decide. Only the probability is fetched: no reason is ever given from it, and it runs on
+    every application (issue 15: < 0.2 ms p99)."""
+    import numpy as np
+
+    loaded = _get_challenger()
+    if loaded is None:
+        return None
+    try:
+        probability = float(loaded.session.run(
+            ["probability"], {"numeric": np.array([inputs.numeric], dtype=np.float32),
+                              "categorical": np.array([inputs.categorical], dtype=np.int64)})[0][0])
+    except Exception as err:
+        raise ModelUnavailable(f"Challenger failed to score: {type(err).__name__}.") from None
+    if not 0.0 <= probability <= 1.0:
+        raise ModelUnavailable("Challenger returned an invalid probability.")
+    return ShadowScore(probability, loaded.card["model_version"], loaded.sha256)
+
+
+def challenger_info() -> dict | None:
+    """Version and hash of the registered challenger, or None (absent, switched off, broken)."""
+    try:
+        loaded = _get_challenger()
+    except ModelUnavailable:
+        return None
+    return None if loaded is None else {"model_version": loaded.card["model_version"],
+                                        "model_sha256": loaded.sha256}
+
+
+def read_card() -> dict:
+    """The current model's card as a file, without loading the model (the monitoring job, which
+    never scores, needs its hash and baseline only; decisions record the verified hash)."""
+    try:
+        return json.loads((artifact_dir() / CARD_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise ModelUnavailable(f"Credit model card unreadable: {type(err).__name__}.") from None
+
+
+def read_challenger_card() -> dict | None:
+    """The registered challenger's card as a file (None when none is registered)."""
+    path = artifact_dir() / CHALLENGER / CARD_FILE
+    if os.environ.get("RISK_CHALLENGER", "on").lower() == "off" or not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def current_card() -> dict:
+    """The current model's card as loaded and verified (loads the model if needed)."""
+    return _get().card
 
 
 def model_info() -> dict:

@@ -3,6 +3,11 @@
 Joins the model (`scorer`) and the versioned policy (`policy`). A missing, corrupt or swapped
 model never approves anyone: the policy then answers `review`, and /health says why.
 Everything needed to replay a decision is returned with it (`replay()` does so).
+
+The challenger, when one is registered, scores the same inputs in shadow: its probability,
+grade and whether its grade's action agrees with the champion's go into the stored decision
+under `challenger` (the weekly monitor reports the agreement). It never changes the decision,
+and a broken challenger only means no shadow score.
 """
 from __future__ import annotations
 
@@ -52,20 +57,50 @@ def decide(facts: ApplicationFacts) -> dict:
     """Score (if the applicant can be scored) and apply the policy. The answer holds the
     decision and what it was made from: policy input, model inputs, probability, versions."""
     from chalicelib.risk import policy, scorer
+    from chalicelib.risk.features import features_from_application
     inputs = score = None
+    # Age is no model input (it only decides eligibility); an applicant without a verified age
+    # is declined by the policy's rule, so there is nothing to score.
     if facts.age is not None:
+        inputs = features_from_application(facts.applicant, facts.amount, facts.term_months,
+                                            facts.ever_overdue)
         try:
-            inputs, score = scorer.score_application(facts.applicant, facts.amount, facts.term_months,
-                                                     facts.age, facts.ever_overdue)
+            score = scorer.score(inputs)
         except scorer.ModelUnavailable as err:
             metrics.add_metric(name="ModelUnavailable", unit="Count", value=1)
             logger.error("credit model unavailable: no approvals", extra={"why": err.message})
+            inputs = None
     policy_input = _policy_input(facts)
     decision = policy.decide(policy_input, score, facts.lang)
     return {**decision.to_dict(), "lang": facts.lang, "policy_input": policy_input.to_dict(),
             "model_inputs": None if inputs is None else {
                 "numeric": [None if math.isnan(v) else v for v in inputs.numeric],
-                "categorical": list(inputs.categorical)}}
+                "categorical": list(inputs.categorical)},
+            "challenger": None if inputs is None else _shadow(inputs, policy_input, decision)}
+
+
+def _shadow(inputs: Any, policy_input: Any, decision: Any) -> dict | None:
+    """The challenger's view of the same application, for the record; never the decision's."""
+    from chalicelib.risk import policy, scorer
+    try:
+        shadow = scorer.shadow_score(inputs)
+    except scorer.ModelUnavailable as err:
+        metrics.add_metric(name="ChallengerUnavailable", unit="Count", value=1)
+        logger.warning("challenger unavailable: no shadow score", extra={"why": err.message})
+        return None
+    if shadow is None:
+        return None
+    grade = policy.grade_of(shadow.probability)
+    return {"model_version": shadow.model_version, "model_sha256": shadow.model_sha256,
+            "probability": shadow.probability, "grade": grade,
+            "action": policy.GRADE_ACTION[grade],
+            # the same action (approve / review / decline) as the champion's grade gives
+            "agrees": decision.grade is not None
+            and policy.GRADE_ACTION[grade] == policy.GRADE_ACTION[decision.grade],
+            "same_grade": grade == decision.grade,
+            # the champion's grade decided (no hard rule declined first)
+            "reached_model": decision.grade is not None
+            and not policy.hard_rule_failures(policy_input)}
 
 
 class ReplayMismatch(Exception):
@@ -78,8 +113,9 @@ def replay(stored: dict) -> dict:
     policy version is not available: the answer could differ."""
     from chalicelib.risk import policy, scorer
     from chalicelib.risk.features import ModelInputs
-    if stored.get("policy_version") != policy.POLICY_VERSION:
-        raise ReplayMismatch(f"policy {stored.get('policy_version')} is not {policy.POLICY_VERSION}")
+    version = stored.get("policy_version")
+    if version not in policy.REPLAYABLE_VERSIONS:
+        raise ReplayMismatch(f"policy {version} is not one of {policy.REPLAYABLE_VERSIONS}")
     score = None
     if stored.get("model_inputs") is not None:
         inputs = ModelInputs(numeric=tuple(float("nan") if v is None else v
@@ -90,7 +126,7 @@ def replay(stored: dict) -> dict:
         except scorer.ModelUnavailable as err:
             raise ReplayMismatch(f"model sha256 {stored.get('model_sha256')}: {err.message}") from None
     decision = policy.decide(policy.PolicyInput.from_dict(stored["policy_input"]), score,
-                             stored.get("lang", "zh"))
+                             stored.get("lang", "zh"), version=version)
     return decision.to_dict()
 
 

@@ -253,6 +253,7 @@ def test_real_successes_match_the_document(stack, borrowers):
     assert api.call("POST", "/v1/auth/refresh", body={
         "refresh_token": b["tokens"]["refresh_token"]}).status_code == 200
     for template, path in [("/v1/ops/reviews", None), ("/v1/ops/portfolio", None),
+                           ("/v1/ops/model", None),
                            ("/v1/ops/loans/{loan_id}", f"/v1/ops/loans/{loan}")]:
         assert ops.call("GET", template, path).status_code == 200, template
 

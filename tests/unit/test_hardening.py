@@ -27,13 +27,14 @@ EXPECTED_SKIPS = {
        for check in ("CKV_AWS_117", "CKV_AWS_173", "CKV_AWS_116", "CKV_AWS_115")},
     **{(fn, check): None for fn in ("NotificationConsumer", "DisbursementConsumer")
        for check in ("CKV_AWS_117", "CKV_AWS_173", "CKV_AWS_116", "CKV_AWS_115")},
-    **{(fn, check): None for fn in ("DisbursementSweep", "CloseOfBusiness", "Reminders", "RepaymentReconciler")
+    **{(fn, check): None for fn in ("DisbursementSweep", "CloseOfBusiness", "Reminders", "RepaymentReconciler",
+                                    "ModelMonitor")
        for check in ("CKV_AWS_117", "CKV_AWS_173")},
     ("RestAPI", "CKV_AWS_120"): None,
     # sns:Publish of an SMS names no resource (infra/IAM.md)
     ("ApiHandlerRole", "CKV_AWS_111"): None, ("NotificationConsumerRole", "CKV_AWS_111"): None,
 }
-JOBS = {"DisbursementSweep", "CloseOfBusiness", "Reminders", "RepaymentReconciler"}
+JOBS = {"DisbursementSweep", "CloseOfBusiness", "Reminders", "RepaymentReconciler", "ModelMonitor"}
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import re
 import subprocess
 import sys
 import zipfile
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -349,3 +349,85 @@ def test_make_package_fails_when_a_role_lacks_its_own_policy():
     problems = policy_drift(packaged, "prod")
     assert "two functions share a role" in problems
     assert any(p.startswith("reminders: its role's policy is not policies/prod/reminders.json") for p in problems)
+
+
+def test_the_model_drift_alarm_watches_the_metric_the_weekly_job_emits(merge):
+    """The weekly monitor (chalicelib.risk.monitor) emits ModelDriftPSI through Powertools'
+    metrics, namespace and `service` dimension from the stage's environment: an alarm on any
+    other name or dimension would never see a data point."""
+    import inspect
+
+    from chalicelib.risk import drift, monitor
+    from infra.stage import stage_env
+    alarm = merge["ModelDriftAlarm"]["Properties"]
+    env = stage_env("local")
+    assert merge["ModelDriftAlarm"]["Type"] == "AWS::CloudWatch::Alarm"
+    assert alarm["MetricName"] == "ModelDriftPSI" and '"ModelDriftPSI"' in inspect.getsource(monitor)
+    assert alarm["Namespace"] == env["POWERTOOLS_METRICS_NAMESPACE"]
+    assert alarm["Dimensions"] == [{"Name": "service", "Value": env["POWERTOOLS_SERVICE_NAME"]}]
+    assert alarm["Threshold"] == drift.ALARM == 0.25
+    assert alarm["ComparisonOperator"] == "GreaterThanThreshold"
+    assert alarm["TreatMissingData"] == "notBreaching"   # a week without data is no alarm
+
+
+def test_the_weekly_model_monitor_fires_on_monday_at_two_in_shanghai():
+    source = _event_functions()["model_monitor"]
+    expression = source.schedule_expression.to_string()
+    sunday = datetime.fromisoformat("2027-01-10T00:00:00+00:00")       # a Sunday
+    fires = next_fire(expression, sunday)
+    assert fires == datetime.fromisoformat("2027-01-10T18:00:00+00:00")  # Monday 02:00 +08:00
+    assert next_fire(expression, fires) - fires == timedelta(days=7)
+
+
+def test_the_model_monitoring_table_and_the_applications_by_day_index_are_deployed(merge):
+    """The weekly job writes one item per model and week, and reads a week of decisions through
+    the applications' by_day index (never a scan): both must exist in the template, and the
+    stage's IAM policy must reach them."""
+    from chalicelib.loans.models import ApplicationRecord
+    from chalicelib.risk.models import ModelMonitorRecord
+    tables = {r["Properties"]["TableName"]: r["Properties"]
+              for r in merge.values() if r.get("Type") == "AWS::DynamoDB::Table"}
+    monitoring = tables[ModelMonitorRecord.Meta.table_name]
+    assert [k["AttributeName"] for k in monitoring["KeySchema"]] == ["model_sha256", "window_end"]
+    indexes = {i["IndexName"]: i for i in tables[ApplicationRecord.Meta.table_name]
+               ["GlobalSecondaryIndexes"]}
+    assert [k["AttributeName"] for k in indexes["by_day"]["KeySchema"]] == ["decided_day", "decided_at"]
+    assert set(indexes["by_day"]["Projection"]["NonKeyAttributes"]) >= {"decision", "status"}
+    statements = policy.policy("prod", "model_monitor")["Statement"]
+    writes = next(s for s in statements if s["Sid"] == "TableModelMonitoring")
+    assert writes["Action"] == ["dynamodb:PutItem"]
+    assert writes["Resource"]["Fn::Sub"].endswith("table/lending-prod-model-monitoring")
+    reads = next(s for s in statements if s["Sid"] == "Indexes")
+    assert reads["Action"] == ["dynamodb:Query"]
+    assert [r["Fn::Sub"].rsplit(":", 1)[-1] for r in reads["Resource"]] == [
+        "table/lending-prod-applications/index/by_day"]
+    assert "model_monitor" in _event_functions()
+
+
+def test_every_dead_letter_queue_and_job_failure_pages_the_alarm_topic(merge):
+    """A message in a DLQ is a disbursement, a text or a day's job that failed every retry: an
+    alarm on each (the consumers' and the jobs'), and on the failures the jobs count, all
+    notifying one encrypted topic CloudWatch may publish to (its key policy included)."""
+    from chalicelib.core.resources import QUEUES
+    from infra import alarms
+    dlqs = {logical for logical, r in merge.items() if r.get("Type") == "AWS::SQS::Queue"
+            and r["Properties"]["QueueName"].endswith("-dlq")}
+    assert len(dlqs) == len(QUEUES) + 1 and "JobsDeadLetterQueue" in dlqs
+    all_alarms = {k: r["Properties"] for k, r in merge.items() if r.get("Type") == "AWS::CloudWatch::Alarm"}
+    watched = {a["Dimensions"][0]["Value"]["Fn::GetAtt"][0] for a in all_alarms.values()
+               if a.get("Namespace") == "AWS/SQS"}
+    assert watched == dlqs
+    for metric in ("CloseOfBusinessLoanFailed", "RepaymentReconcileFailed", "DisbursementFailed",
+                   "ModelDriftPSI"):
+        assert any(a["MetricName"] == metric for a in all_alarms.values()), metric
+    # each page names a metric the code emits (a typo would be an alarm that never fires)
+    sources = "\n".join(p.read_text() for p in (ROOT / "chalicelib").rglob("*.py"))
+    for metric in alarms.PAGES:
+        assert f'"{metric}"' in sources, metric
+    for name, a in all_alarms.items():
+        assert a["AlarmActions"] == [{"Ref": "AlarmTopic"}], name
+    topic = merge["AlarmTopic"]["Properties"]
+    assert topic["KmsMasterKeyId"] == {"Ref": "AlarmKey"}
+    grants = merge["AlarmKey"]["Properties"]["KeyPolicy"]["Statement"]
+    assert any(g.get("Principal") == {"Service": "cloudwatch.amazonaws.com"}
+               and {"kms:Decrypt", "kms:GenerateDataKey*"} <= set(g["Action"]) for g in grants)

@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import pytest
 
 from chalicelib.core.observability import metrics
-from chalicelib.risk import scorer, service
+from chalicelib.risk import policy, scorer, service
 from chalicelib.risk.features import NUMERIC_FEATURES
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,7 +46,7 @@ def test_a_good_application_is_approved_and_records_what_was_scored():
     decision = service.decide(facts())
     assert decision["status"] == "approved" and decision["credit_limit"] == 6000000
     assert decision["apr"] == "0.0720"
-    assert decision["model_version"] == "credit-additive-gbm-1.1.0"
+    assert decision["model_version"] == "credit-additive-gbm-2.0.0" and decision["reasons"] == []
     assert len(decision["model_sha256"]) == 64 and decision["policy_version"]
     income = decision["model_inputs"]["numeric"][NUMERIC_FEATURES.index("monthly_income_cny")]
     assert income == 15000.0
@@ -62,7 +62,9 @@ def test_an_overdue_history_reaches_the_model_as_records():
 
 
 def decision_part(stored: dict) -> dict:
-    return {k: v for k, v in stored.items() if k not in ("lang", "policy_input", "model_inputs")}
+    """What replay recomputes: the decision, not its inputs nor the challenger's shadow score."""
+    return {k: v for k, v in stored.items()
+            if k not in ("lang", "policy_input", "model_inputs", "challenger")}
 
 
 def test_replaying_a_stored_decision_gives_the_same_decision():
@@ -103,19 +105,43 @@ def test_cool_down_after_a_decline_for_this_product():
     assert [r["code"] for r in decision["reasons"]] == ["REAPPLY_COOL_DOWN"]
 
 
-def test_a_decision_made_by_a_retired_model_replays_with_that_model(monkeypatch):
-    retired = sorted((ROOT / "chalicelib" / "risk" / "artifacts" / "retired").iterdir())[0]
-    monkeypatch.setenv("RISK_MODEL_DIR", str(retired))     # the model as it was when it decided
+def test_the_challenger_scores_in_shadow_and_never_decides(monkeypatch):
+    challenger = scorer.challenger_info()
+    assert challenger and challenger["model_version"].startswith("credit-woe-scorecard-")
+    # a good applicant, and a riskier one whose amount still passes the hard rules
+    for applicant, amount in ((GOOD, 5000000), ({**GOOD, "monthly_income": 600000, "job_seniority_years": 0,
+                                                 "home": "rent", "job_type": "partime"}, 2000000)):
+        with_shadow = service.decide(facts(applicant=applicant, amount=amount))
+        shadow = with_shadow["challenger"]
+        assert shadow["model_sha256"] == challenger["model_sha256"]
+        assert 0 < shadow["probability"] < 1 and shadow["probability"] != with_shadow["probability"]
+        assert shadow["agrees"] == (shadow["action"] == policy.GRADE_ACTION[with_shadow["grade"]])
+        assert shadow["reached_model"] is True
+        monkeypatch.setenv("RISK_CHALLENGER", "off")
+        scorer.reset()
+        without = service.decide(facts(applicant=applicant, amount=amount))
+        monkeypatch.delenv("RISK_CHALLENGER")
+        scorer.reset()
+        assert without["challenger"] is None
+        assert decision_part(without) == decision_part(with_shadow)
+
+
+def test_a_broken_challenger_changes_no_decision_and_is_counted(tmp_path, monkeypatch):
+    copy = tmp_path / "artifacts"
+    shutil.copytree(ROOT / "chalicelib" / "risk" / "artifacts", copy)
+    (copy / "challenger" / "credit_model.onnx").write_bytes(b"not a model")
+    expected = service.decide(facts())
+    monkeypatch.setenv("RISK_MODEL_DIR", str(copy))
     scorer.reset()
-    stored = json.loads(json.dumps(service.decide(facts(term_months=24, applicant={
-        **GOOD, "monthly_income": 600000, "job_seniority_years": 1, "home": "rent"}))))
-    monkeypatch.delenv("RISK_MODEL_DIR")                   # a new model is deployed
-    scorer.reset()
-    assert scorer.model_info()["model_sha256"] != stored["model_sha256"]
-    today = service.decide(facts(term_months=24, applicant={
-        **GOOD, "monthly_income": 600000, "job_seniority_years": 1, "home": "rent"}))
-    assert today["probability"] != stored["probability"]  # the models do differ on this applicant
-    assert json.loads(json.dumps(service.replay(stored))) == decision_part(stored)
+    decision = service.decide(facts())
+    assert decision["challenger"] is None and decision_part(decision) == decision_part(expected)
+    assert metrics.metric_set["ChallengerUnavailable"]["Value"] == [1.0]
+    assert scorer.challenger_info() is None
+
+
+def test_a_hard_rule_decline_is_not_counted_as_reaching_the_model():
+    decision = service.decide(facts(overdue_loans=1, live_loans=1))
+    assert decision["status"] == "declined" and decision["challenger"]["reached_model"] is False
 
 
 def test_replay_refuses_a_model_that_is_neither_current_nor_retired():

@@ -1,0 +1,90 @@
+"""Who is paged, and for what: the stage's alarms and the topic they notify.
+
+Every alarm sends to one SNS topic, `<prefix>-alarms`; the on-call rota subscribes to it (an
+e-mail, a pager webhook or AWS Chatbot: `aws sns subscribe --topic-arn <AlarmTopic> ...`, see
+the README). The topic is encrypted with its own key, whose policy lets CloudWatch use it: an
+alarm cannot publish to a topic under a customer managed key otherwise (Amazon SNS Developer
+Guide, "Configure AWS KMS permissions for AWS services").
+
+What pages:
+- a message in any dead-letter queue (a consumer's, or the jobs' asynchronous DLQ): a
+  disbursement, a notification or a scheduled job failed all its retries and waits for a person;
+- a job that left work undone after its passes (`CloseOfBusinessLoanFailed`,
+  `RepaymentReconcileFailed`, emitted by `chalicelib.core.jobs` on every run, 0 when clean);
+- money that did not move (`DisbursementFailed`), a missing partner setting
+  (`PartnerSettingsMissing`), the credit model failing to load (`ModelUnavailable`);
+- the credit model's drift: the weekly PSI above 0.25 (`ModelDriftPSI`, chalicelib.risk.monitor).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+TOPIC = "AlarmTopic"
+
+# The application's own metrics that page, with why (namespace and `service` dimension are the
+# stage's Powertools settings). Each is emitted only when something went wrong, or as 0 on a
+# clean run, so "any data point above 0 in 5 minutes" is the condition.
+PAGES: dict[str, str] = {
+    "CloseOfBusinessLoanFailed": "Close of business left loans unprocessed after its passes; "
+                                 "Lambda retries the day, the jobs DLQ holds it if that fails too",
+    "RepaymentReconcileFailed": "Repayment intents a dead function left open could not be settled "
+                                "(posted or refunded); a borrower's money may be in limbo",
+    "DisbursementFailed": "A payout to a borrower's card was refused; the loan waits for an operator",
+    "PartnerSettingsMissing": "A partner's settings (secret) are missing or empty: that path is down "
+                              "until an operator sets them (make check-secrets)",
+    "ModelUnavailable": "The credit model could not be loaded: every application goes to manual review",
+}
+
+
+def _alarm(name: str, description: str, **metric: Any) -> dict[str, Any]:
+    return {"Type": "AWS::CloudWatch::Alarm", "Properties": {
+        "AlarmName": name, "AlarmDescription": description,
+        "Statistic": "Maximum", "Period": 300, "EvaluationPeriods": 1, "Threshold": 0,
+        "ComparisonOperator": "GreaterThanThreshold", "TreatMissingData": "notBreaching",
+        **metric, "AlarmActions": [{"Ref": TOPIC}], "OKActions": [{"Ref": TOPIC}]}}
+
+
+def resources(stage: str, prefix: str, template: dict[str, Any]) -> dict[str, Any]:
+    """The topic, its key, and an alarm on every dead-letter queue of `template` (the merge
+    template's Resources so far) and on each metric of PAGES; the model drift alarm, already
+    in `template`, gets the topic as its action."""
+    from infra.stage import stage_env
+    from infra.template import _key
+
+    env = stage_env(stage)
+    service = [{"Name": "service", "Value": env["POWERTOOLS_SERVICE_NAME"]}]
+    out: dict[str, Any] = {
+        "AlarmKey": _key(f"{prefix}: the alarm topic", {
+            "Sid": "CloudWatchAlarmsPublish", "Effect": "Allow",
+            "Principal": {"Service": "cloudwatch.amazonaws.com"},
+            "Action": ["kms:Decrypt", "kms:GenerateDataKey*"], "Resource": "*",
+            "Condition": {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}}),
+        TOPIC: {"Type": "AWS::SNS::Topic", "Properties": {
+            "TopicName": f"{prefix}-alarms", "DisplayName": f"{prefix} alarms",
+            "KmsMasterKeyId": {"Ref": "AlarmKey"}}},
+        "AlarmTopicPolicy": {"Type": "AWS::SNS::TopicPolicy", "Properties": {
+            "Topics": [{"Ref": TOPIC}],
+            "PolicyDocument": {"Version": "2012-10-17", "Statement": [{
+                "Sid": "CloudWatchAlarmsOfThisAccount", "Effect": "Allow",
+                "Principal": {"Service": "cloudwatch.amazonaws.com"}, "Action": "sns:Publish",
+                "Resource": {"Ref": TOPIC},
+                "Condition": {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}}]}}},
+    }
+    for logical, resource in sorted(template.items()):
+        if resource.get("Type") == "AWS::SQS::Queue" and \
+                str(resource["Properties"].get("QueueName", "")).endswith("-dlq"):
+            name = resource["Properties"]["QueueName"]
+            out[logical + "Alarm"] = _alarm(
+                f"{name}-not-empty",
+                f"{name} holds a message that failed every retry: read it, fix the cause, redrive "
+                "it (docs/OPERATIONS.md)",
+                Namespace="AWS/SQS", MetricName="ApproximateNumberOfMessagesVisible",
+                Dimensions=[{"Name": "QueueName", "Value": {"Fn::GetAtt": [logical, "QueueName"]}}])
+    for metric, why in PAGES.items():
+        out[metric + "Alarm"] = _alarm(
+            f"{prefix}-{metric}", why, Namespace=env["POWERTOOLS_METRICS_NAMESPACE"],
+            MetricName=metric, Dimensions=service)
+    if "ModelDriftAlarm" in template:
+        out["ModelDriftAlarm"] = {"Properties": {"AlarmActions": [{"Ref": TOPIC}],
+                                                 "OKActions": [{"Ref": TOPIC}]}}
+    return out
