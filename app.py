@@ -7,6 +7,7 @@ from chalicelib.auth import routes as auth_routes  # first: registers authentica
 from chalicelib import wiring
 from chalicelib.core import config, system, testclock
 from chalicelib.core.http import http_middleware
+from chalicelib.ledger import routes as ledger_routes
 from chalicelib.loans import routes as loans_routes
 from chalicelib.repay import routes as repay_routes
 from chalicelib.risk import routes as risk_routes
@@ -24,5 +25,6 @@ app.register_blueprint(auth_routes.bp)
 app.register_blueprint(loans_routes.bp)
 app.register_blueprint(repay_routes.bp)
 app.register_blueprint(risk_routes.bp)
+app.register_blueprint(ledger_routes.bp)
 if config.is_local():  # the local stack's test clock; deployed stages have no such route
     app.register_blueprint(testclock.blueprint(lambda: wiring.clock().now()))

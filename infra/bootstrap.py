@@ -72,6 +72,23 @@ def create_keys_and_secrets() -> dict[str, str]:
     return values
 
 
+def create_anchor_bucket() -> str:
+    """The ledger anchors' bucket, with Object Lock: every object kept in compliance mode for the
+    stage's retention (the merge template's `LedgerAnchorBucket` when deployed)."""
+    s3 = aws.client("s3")
+    name = config.anchor_bucket()
+    try:
+        kwargs = {} if config.region() == "us-east-1" else {
+            "CreateBucketConfiguration": {"LocationConstraint": config.region()}}
+        s3.create_bucket(Bucket=name, ObjectLockEnabledForBucket=True, **kwargs)
+    except (s3.exceptions.BucketAlreadyOwnedByYou, s3.exceptions.BucketAlreadyExists):
+        return name
+    s3.put_object_lock_configuration(Bucket=name, ObjectLockConfiguration={
+        "ObjectLockEnabled": "Enabled",
+        "Rule": {"DefaultRetention": {"Mode": "COMPLIANCE", "Days": config.anchor_retention_days()}}})
+    return name
+
+
 def seed() -> int:
     from chalicelib.loans.catalog import seed_products
     return seed_products()
@@ -85,8 +102,10 @@ def bootstrap(stage: str, *, local_visibility: int | None = None) -> dict:
         testclock.create_table()
     queues = create_queues(stage, local_visibility=local_visibility)
     secret_values = create_keys_and_secrets()
+    bucket = create_anchor_bucket()
     products = seed()
-    return {"tables": tables, "queues": queues, "secrets": secret_values, "products": products}
+    return {"tables": tables, "queues": queues, "secrets": secret_values, "products": products,
+            "anchor_bucket": bucket}
 
 
 @contextmanager

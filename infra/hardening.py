@@ -66,6 +66,11 @@ SMS_TO_A_PHONE = ("CKV_AWS_111", "sns:Publish of an SMS to a phone number (Phone
                   "resource ARN: IAM authorizes it against `*` (infra/IAM.md, TextMessages). Every "
                   "other write of this role names its resource.")
 
+ANCHOR_ACCESS_LOG = ("CKV_AWS_18", "The ledger anchor bucket takes one object a day, written once by close "
+                     "of business under Object Lock (compliance mode): no object can be changed or "
+                     "deleted by anyone, so server access logs (another bucket, its own retention) "
+                     "would record reads only; the record's integrity is the lock's, not a log's.")
+
 SKIPS: dict[str, tuple[tuple[str, str], ...]] = {
     "api": (VPC, ENVIRONMENT, SYNCHRONOUS_DLQ, API_CONCURRENCY),
     "authorizer": (VPC, ENVIRONMENT, SYNCHRONOUS_DLQ, API_CONCURRENCY),

@@ -112,6 +112,8 @@ def arn_of(logical: str, resources: dict[str, Any]) -> str:
         return f"arn:{PARTITION}:sqs:{REGION}:{ACCOUNT}:{props['QueueName']}"
     if kind == "AWS::SecretsManager::Secret":
         return f"arn:{PARTITION}:secretsmanager:{REGION}:{ACCOUNT}:secret:{props['Name']}-{SECRET_SUFFIX}"
+    if kind == "AWS::S3::Bucket":
+        return f"arn:{PARTITION}:s3:::{resolve(props['BucketName'], resources)}"
     if kind == "AWS::Logs::LogGroup":
         return f"arn:{PARTITION}:logs:{REGION}:{ACCOUNT}:log-group:{props['LogGroupName']}:*"
     raise KeyError(f"no ARN for {kind} {logical}")
@@ -373,6 +375,21 @@ def requests_for(call: dict[str, Any], recording: dict[str, Any], dep: Deploymen
         if target.get("PhoneNumber"):
             return [Request("sns:Publish", "*", (), "sns.Publish to a phone number (no resource ARN)")]
         return [Request(f"sns:{operation}", str(target.get("TargetArn") or target.get("TopicArn")), (), why)]
+    if service == "s3":
+        # The anchor bucket (chalicelib.ledger.anchors) is the only one the functions use; the
+        # deployed name carries the account id (infra.template.anchor_bucket_name).
+        bucket = str(target.get("Bucket"))
+        if bucket.startswith(f"{recording['resource_prefix']}-ledger-anchors"):  # tests: one per world
+            deployed = [r for r in res.values() if r.get("Type") == "AWS::S3::Bucket"
+                        and "ledger-anchors" in json.dumps(r["Properties"].get("BucketName"))]
+            if deployed:
+                bucket = resolve(deployed[0]["Properties"]["BucketName"], res)
+        action = {"HeadObject": "GetObject"}.get(operation, operation)
+        out.append(Request(f"s3:{action}", f"arn:{PARTITION}:s3:::{bucket}/{target.get('Key', '')}", (), why))
+        if action == "GetObject":  # AWS answers a missing key 403 instead of 404 without it
+            out.append(Request("s3:ListBucket", f"arn:{PARTITION}:s3:::{bucket}", (),
+                               f"{why}: a missing object is 404 (not 403) only with s3:ListBucket"))
+        return out
     return [Request(f"{service}:{operation}", "*", (), f"{why} (a service the check does not model)")]
 
 

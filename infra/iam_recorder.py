@@ -65,6 +65,8 @@ def _target(service: str, operation: str, params: dict[str, Any]) -> dict[str, A
     if service == "sns":
         return {k: params[k] for k in ("TargetArn", "TopicArn") if k in params} | \
             ({"PhoneNumber": True} if "PhoneNumber" in params else {})
+    if service == "s3":
+        return {k: params[k] for k in ("Bucket", "Key") if k in params}
     return {"parameters": sorted(params)}
 
 

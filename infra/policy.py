@@ -63,6 +63,7 @@ class Needs:
     write_secrets: Sequence[str] = ()  # secrets it writes (PutSecretValue)
     personal_data: Sequence[str] = ()  # KMS actions it calls on the personal-data key
     text_messages: bool = False  # SMS through SNS
+    anchor_objects: Sequence[str] = ()  # S3 actions on the ledger anchors' objects (GetObject, PutObject)
 
 
 # What each function calls, as the IAM coverage test records it (tests/test_iam_coverage.py
@@ -73,8 +74,9 @@ NEEDS: dict[str, Needs] = {
     "api_handler": Needs(
         tables={"applications": (GET, PUT, UPDATE), "auth-sessions": (GET, PUT, UPDATE),
                 "credit-lines": (GET, UPDATE), "declines": (GET, PUT),
-                "idempotency": (GET, PUT, UPDATE, DELETE), "installments": (PUT,), "ledger": (PUT, QUERY),
-                "loans": (GET, BATCH_GET, PUT, UPDATE), "model-monitoring": (QUERY,), "products": (SCAN,),
+                "idempotency": (GET, PUT, UPDATE, DELETE), "installments": (PUT,), "ledger": (PUT, QUERY, SCAN),
+                "ledger-anchors": (GET, BATCH_GET, SCAN), "ledger-proofs": (QUERY,),
+                "loans": (GET, BATCH_GET, PUT, UPDATE, SCAN), "model-monitoring": (QUERY,), "products": (SCAN,),
                 "repayments": (GET, PUT, UPDATE), "users": (GET, QUERY, PUT, UPDATE, DELETE)},
         indexes={"applications/in_review": (QUERY,), "loans/by_status": (QUERY,), "loans/by_user": (QUERY,),
                  "notifications/inbox_by_created": (QUERY,)},
@@ -82,14 +84,18 @@ NEEDS: dict[str, Needs] = {
         read_secrets=("hmac", "jwt", "jwks", "wechat", "realname", "wallet", "ops"),
         write_secrets=("jwt", "jwks"),
         personal_data=("GenerateDataKey", "Decrypt"),
-        text_messages=True),
+        text_messages=True,
+        anchor_objects=("GetObject",)),  # POST /v1/ops/ledger/verify reads the locked copies
     # API Gateway's token check: the public halves of the signing keys and the session.
     "bearer_authorizer": Needs(
         tables={"auth-sessions": (GET,)},
         read_secrets=("jwks",)),
+    # Overdue marks and penalties, then the day just ended anchored (chalicelib.ledger.anchors).
     "close_of_business": Needs(
-        tables={"installments": (PUT,), "ledger": (PUT,), "loans": (GET, UPDATE)},
-        indexes={"installments/open_by_due_date": (QUERY,)}),
+        tables={"installments": (PUT,), "ledger": (PUT,), "loans": (GET, UPDATE),
+                "ledger-anchors": (GET, PUT, BATCH_GET), "ledger-proofs": (BATCH_WRITE,)},
+        indexes={"installments/open_by_due_date": (QUERY,), "ledger/by_day": (QUERY,)},
+        anchor_objects=("GetObject", "PutObject")),
     # Pays a loan out to the borrower's card (opened for the bank only), then tells them.
     "disbursement_consumer": Needs(
         tables={"credit-lines": (UPDATE,), "installments": (PUT,), "ledger": (PUT,), "loans": (GET, UPDATE),
@@ -301,6 +307,15 @@ def policy(stage: str, function: str) -> dict[str, Any]:
         statements.append({"Sid": "PersonalDataKey", "Effect": "Allow",
                            "Action": sorted(f"kms:{a}" for a in needs.personal_data),
                            "Resource": keys.personal_data})
+    if needs.anchor_objects:
+        from infra.template import anchor_bucket_name
+        bucket = anchor_bucket_name(prefix)["Fn::Sub"]
+        statements.append({"Sid": "AnchorObjects", "Effect": "Allow",
+                           "Action": sorted(f"s3:{a}" for a in needs.anchor_objects),
+                           "Resource": {"Fn::Sub": f"arn:${{AWS::Partition}}:s3:::{bucket}/anchors/*"}})
+        if "GetObject" in needs.anchor_objects:  # else a missing day's object answers 403, not 404
+            statements.append({"Sid": "AnchorBucketList", "Effect": "Allow", "Action": ["s3:ListBucket"],
+                               "Resource": {"Fn::Sub": f"arn:${{AWS::Partition}}:s3:::{bucket}"}})
     if needs.text_messages:
         statements.append({"Sid": "TextMessages", "Effect": "Allow", "Action": ["sns:Publish"], "Resource": "*"})
     return {"Version": "2012-10-17", "Statement": statements}

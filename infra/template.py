@@ -140,6 +140,48 @@ def model_drift_alarm(stage: str, prefix: str) -> dict[str, Any]:
         "ComparisonOperator": "GreaterThanThreshold", "TreatMissingData": "notBreaching"}}
 
 
+ANCHOR_BUCKET_USERS = ("api_handler", "close_of_business")  # chalicelib.ledger: write, check
+
+
+def anchor_bucket_name(prefix: str) -> dict[str, str]:
+    """Bucket names are global: the account id keeps two deployments of one prefix apart."""
+    return {"Fn::Sub": f"{prefix}-ledger-anchors-${{AWS::AccountId}}"}
+
+
+def anchor_bucket(stage: str, prefix: str, app: Any) -> dict[str, Any]:
+    """The ledger anchors' bucket (chalicelib.ledger.anchors): Object Lock in compliance mode,
+    so no one, the account's administrators included, can overwrite or delete a day's anchor
+    before its retention (`ANCHOR_RETENTION_DAYS` of the stage) ends; versioned (Object Lock
+    needs it), private, TLS only. The functions that use it learn its name from ANCHOR_BUCKET."""
+    from infra.stage import stage_env
+    name = anchor_bucket_name(prefix)
+    out: dict[str, Any] = {
+        "LedgerAnchorBucket": {
+            "Type": "AWS::S3::Bucket", "DeletionPolicy": "Retain", "UpdateReplacePolicy": "Retain",
+            "Metadata": hardening._skip(hardening.ANCHOR_ACCESS_LOG),
+            "Properties": {
+                "BucketName": name, "ObjectLockEnabled": True,
+                "ObjectLockConfiguration": {"ObjectLockEnabled": "Enabled", "Rule": {"DefaultRetention": {
+                    "Mode": "COMPLIANCE", "Days": int(stage_env(stage)["ANCHOR_RETENTION_DAYS"])}}},
+                "VersioningConfiguration": {"Status": "Enabled"},
+                "BucketEncryption": {"ServerSideEncryptionConfiguration": [
+                    {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]},
+                "PublicAccessBlockConfiguration": {"BlockPublicAcls": True, "BlockPublicPolicy": True,
+                                                   "IgnorePublicAcls": True, "RestrictPublicBuckets": True},
+                "OwnershipControls": {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}}},
+        "LedgerAnchorBucketPolicy": {"Type": "AWS::S3::BucketPolicy", "Properties": {
+            "Bucket": {"Ref": "LedgerAnchorBucket"},
+            "PolicyDocument": {"Version": "2012-10-17", "Statement": [{
+                "Sid": "TlsOnly", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
+                "Resource": [{"Fn::GetAtt": ["LedgerAnchorBucket", "Arn"]},
+                             {"Fn::Sub": "${LedgerAnchorBucket.Arn}/*"}],
+                "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]}}},
+    }
+    for function in ANCHOR_BUCKET_USERS:
+        out[logical_id(function)] = {"Properties": {"Environment": {"Variables": {"ANCHOR_BUCKET": name}}}}
+    return out
+
+
 def build(stage: str) -> dict[str, Any]:
     apply_stage_env(stage)
     import app as app_module
@@ -214,6 +256,7 @@ def build(stage: str) -> dict[str, Any]:
         entry.setdefault("Properties", {})["FunctionName"] = lambda_name(prefix, name)
         entry["DependsOn"] = [*entry.get("DependsOn", []), group]
     resources["ModelDriftAlarm"] = model_drift_alarm(stage, prefix)
+    hardening.merge(resources, anchor_bucket(stage, prefix, app_module.app))
     # API Gateway's own refusals (authorizer, IAM, unknown route) in the contract's error body.
     for kind, status, code, message in GATEWAY_RESPONSES:
         resources[f"{camel(kind.lower())}GatewayResponse"] = {

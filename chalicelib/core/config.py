@@ -47,3 +47,15 @@ def operator_role_arns() -> tuple[str, ...]:
     per stage for the API function in `.chalice/config.json`; comma- or space-separated)."""
     raw = os.environ.get("OPERATOR_ROLE_ARNS", "")
     return tuple(arn for arn in raw.replace(",", " ").split() if arn)
+
+
+def anchor_bucket() -> str:
+    """The S3 bucket (Object Lock, compliance mode) holding each day's ledger anchor. Deployed,
+    the merge template names it `<prefix>-ledger-anchors-<account>` (bucket names are global)
+    and sets `ANCHOR_BUCKET`; the local stack's is `<prefix>-ledger-anchors`."""
+    return os.environ.get("ANCHOR_BUCKET") or f"{resource_prefix()}-ledger-anchors"
+
+
+def anchor_retention_days() -> int:
+    """How long S3 keeps each anchor undeletable (compliance mode), per stage."""
+    return int(os.environ.get("ANCHOR_RETENTION_DAYS", "1"))

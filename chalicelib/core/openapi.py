@@ -31,6 +31,7 @@ _RATE = {"type": "string", "pattern": r"^\d+\.\d+$"}
 _STAMP = {"type": "string", "format": "date-time"}
 _DATE = {"type": "string", "format": "date"}
 _TEXT = {"type": "string"}
+_HASH = {"type": "string", "pattern": "^[0-9a-f]{64}$"}
 
 
 def _obj(props: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:
@@ -136,6 +137,27 @@ _SUCCESS: dict[tuple[str, str], dict[str, Any]] = {
         "by_status": {"type": "object", "additionalProperties": _COUNTS},
         "by_days_past_due": _obj({bucket: _COUNTS
                                   for bucket in ("0", "1-30", "31-60", "61-90", "90+")})}),
+    ("GET", "/v1/loans/{loan_id}/statement"): _obj({
+        "loan_id": _TEXT,
+        "entries": {"type": "array", "items": _obj({
+            "seq": {"type": "integer", "minimum": 1}, "entry_id": _TEXT, "at": _STAMP,
+            "kind": {"type": "string", "enum": ["disbursement", "repayment", "penalty"]},
+            "amount": _FEN,
+            "lines": {"type": "array", "items": _obj({"account": _TEXT, "debit": _FEN, "credit": _FEN})},
+            "prev_hash": _HASH, "hash": _HASH})},
+        "head": {**_HASH, "nullable": True},
+        "anchors": {"type": "array", "items": _obj({
+            "date": _DATE, "root": _HASH, "head": _HASH, "seq": {"type": "integer", "minimum": 1},
+            "proof": {"type": "array", "items": _obj({
+                "side": {"type": "string", "enum": ["left", "right"]}, "hash": _HASH})}})}}),
+    ("GET", "/v1/ops/ledger/anchors/{date}"): _obj({
+        "date": _DATE, "root": _HASH, "loans": {"type": "integer", "minimum": 0},
+        "entries": {"type": "integer", "minimum": 0}}),
+    ("POST", "/v1/ops/ledger/verify"): _obj({
+        "checked": {"type": "integer", "minimum": 0},
+        "broken": {"type": "array", "items": _obj({
+            "loan_id": {**_TEXT, "nullable": True}, "entry_id": {**_TEXT, "nullable": True},
+            "why": _TEXT})}}),
     # The latest weekly figures (null until the first `model_monitor` run for this model).
     ("GET", "/v1/ops/model"): _obj({
         "model_version": _TEXT, "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},

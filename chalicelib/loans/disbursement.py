@@ -106,13 +106,13 @@ def _activate(loan: LoanRecord, now: datetime, reference: str) -> str:
     entry = ledger.disbursement(loan.loan_id, loan.principal)
     try:
         with TransactWrite(connection=transact_connection()) as tx:
+            chain = LedgerEntryRecord.append(tx, loan, [entry], iso_utc(now))
             tx.update(loan, actions=[LoanRecord.status.set("active"),
                                      LoanRecord.disburse_shard.remove(),
                                      LoanRecord.disbursed_at.set(iso_utc(now)),
                                      LoanRecord.payout_reference.set(reference),
-                                     LoanRecord.state.set(state)],
+                                     LoanRecord.state.set(state), *chain],
                       condition=LoanRecord.status == "disbursing")
-            LedgerEntryRecord.append(tx, loan.loan_id, entry, iso_utc(now))
             for item in schedules.index_items(loan.loan_id, loan.user_id, loan.product_id, state):
                 tx.save(item)
     except TransactWriteError as err:

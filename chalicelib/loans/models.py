@@ -204,6 +204,11 @@ class LoanRecord(Model):
     created_at = UnicodeAttribute()
     closed_at = UnicodeAttribute(null=True)
     state = UnicodeAttribute()  # JSON: the schedule engine's state (preview until disbursed)
+    # The head of the loan's ledger chain: its entry count, last hash and last entry id
+    # (moved in the same transaction as every entry posted; chalicelib.money.chain).
+    ledger_seq = IntAttribute(null=True)
+    ledger_head = UnicodeAttribute(null=True)
+    ledger_head_entry = UnicodeAttribute(null=True)
     version = VersionAttribute()
 
     by_user = LoansByUser()
@@ -211,10 +216,35 @@ class LoanRecord(Model):
     disburse_due = LoansDueForDisbursement()
 
 
+class LedgerByDay(GlobalSecondaryIndex):
+    """The entries of one Asia/Shanghai day, spread over LEDGER_DAY_SHARDS shards by loan
+    (`day_shard` = "YYYY-MM-DD#s"): the day's anchor reads the entries of that day only, never
+    the book, and takes each loan's last one (its chain's head that day)."""
+
+    class Meta:
+        index_name = "by_day"
+        projection = IncludeProjection(["seq", "hash"])
+
+    day_shard = UnicodeAttribute(hash_key=True)
+    loan_id = UnicodeAttribute(range_key=True)
+
+
+LEDGER_DAY_SHARDS = 8
+
+
+def ledger_shard(loan_id: str) -> int:
+    import zlib
+    return zlib.crc32(loan_id.encode()) % LEDGER_DAY_SHARDS
+
+
 @register_table
 class LedgerEntryRecord(Model):
-    """One balanced journal entry (append-only). `entry_id` is derived from its cause, so a
-    retried posting of the same cause cannot be written twice."""
+    """One balanced journal entry, a link of its loan's hash chain (chalicelib.money.chain).
+    Append-only: written by a conditional put and never updated or deleted (the functions'
+    IAM policies grant neither); a correction is a new entry. `entry_id` is derived from its
+    cause, so a retried posting of the same cause cannot be written twice; `seq`, `prev_hash`
+    and `hash` chain it to the loan's previous entry, whose id `prev_entry_id` keeps (not
+    hashed: it only names a deleted entry)."""
 
     class Meta(BaseMeta):
         table_name = config.table_name("ledger")
@@ -225,10 +255,44 @@ class LedgerEntryRecord(Model):
     cause_id = UnicodeAttribute()
     lines = UnicodeAttribute()  # JSON [{account, debit, credit}] in fen
     posted_at = UnicodeAttribute()
+    seq = IntAttribute(null=True)  # null only on entries posted before the chain existed
+    prev_hash = UnicodeAttribute(null=True)
+    hash = UnicodeAttribute(null=True)
+    prev_entry_id = UnicodeAttribute(null=True)
+    day_shard = UnicodeAttribute(null=True)
+
+    by_day = LedgerByDay()
+
+    def link(self) -> Any:
+        """This entry as a `chain.Link` (its `at` as the API shows it, +08:00)."""
+        from chalicelib.core.clock import shanghai_iso
+        from chalicelib.money import chain
+        return chain.Link(self.loan_id, self.seq or 0, self.entry_id, shanghai_iso(self.posted_at),
+                          self.cause, tuple(json.loads(self.lines)), self.prev_hash or "", self.hash or "",
+                          self.prev_entry_id)
 
     @classmethod
-    def append(cls, tx: TransactWrite, loan_id: str, entry: Any, posted_at: str) -> None:
-        """Add a `ledger.JournalEntry` to transaction `tx`, only if its id is not posted yet."""
-        tx.save(cls(loan_id=loan_id, entry_id=entry.entry_id, cause=entry.cause,
-                    cause_id=entry.cause_id, lines=json.dumps(entry.to_json()), posted_at=posted_at),
-                condition=cls.entry_id.does_not_exist())
+    def append(cls, tx: TransactWrite, loan: "LoanRecord", entries: list[Any], posted_at: str) -> list[Any]:
+        """Add `ledger.JournalEntry`s to transaction `tx` as the next links of `loan`'s chain,
+        each only if its id is not posted yet; returns the actions that move the loan's head,
+        for the loan's own update in the same transaction (whose version condition keeps two
+        writers from extending the chain from the same head)."""
+        from chalicelib.core.clock import parse_instant, shanghai_date, shanghai_iso
+        from chalicelib.money import chain
+        seq, head, head_entry = loan.ledger_seq or 0, loan.ledger_head or chain.GENESIS, loan.ledger_head_entry
+        day = shanghai_date(parse_instant(posted_at)).isoformat()
+        for entry in entries:
+            seq += 1
+            lines = entry.to_json()
+            link = chain.link(loan.loan_id, seq, entry.entry_id, shanghai_iso(posted_at), entry.cause,
+                              lines, head, head_entry)
+            tx.save(cls(loan_id=loan.loan_id, entry_id=entry.entry_id, cause=entry.cause,
+                        cause_id=entry.cause_id, lines=json.dumps(lines), posted_at=posted_at,
+                        seq=seq, prev_hash=head, hash=link.hash, prev_entry_id=head_entry,
+                        day_shard=f"{day}#{ledger_shard(loan.loan_id)}"),
+                    condition=cls.entry_id.does_not_exist())
+            head, head_entry = link.hash, entry.entry_id
+        if not entries:
+            return []
+        return [LoanRecord.ledger_seq.set(seq), LoanRecord.ledger_head.set(head),
+                LoanRecord.ledger_head_entry.set(head_entry)]

@@ -49,8 +49,11 @@ def _sha(text: str) -> str:
 def canonical(loan_id: str, seq: int, entry_id: str, at: str, kind: str,
               lines: Sequence[dict]) -> str:
     """The entry's canonical JSON (see the module's docstring)."""
-    clean = [{"account": str(l["account"]), "credit": int(l["credit"]), "debit": int(l["debit"])}
-             for l in lines]
+    clean = [{"account": l["account"], "credit": l["credit"], "debit": l["debit"]} for l in lines]
+    for l in clean:  # exactly what is stored: no conversion may make two contents hash alike
+        if not isinstance(l["account"], str) or any(
+                type(l[k]) is not int or l[k] < 0 for k in ("credit", "debit")):
+            raise ValueError(f"entry {entry_id}: a line is not an account with integer fen")
     amount = sum(l["debit"] for l in clean)
     if amount != sum(l["credit"] for l in clean):
         raise ValueError(f"entry {entry_id} does not balance")

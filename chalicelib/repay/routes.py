@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from chalice import Blueprint, Cron, Rate
@@ -16,8 +16,9 @@ from chalicelib.core.errors import BadRequest
 from chalicelib.core.events import partial_batch
 from chalicelib.core.http import ApiModel, route
 from chalicelib.core.idempotency import money_key
-from chalicelib.core.observability import observed
+from chalicelib.core.observability import logger, metrics, observed
 from chalicelib.core.resources import queue_spec
+from chalicelib.ledger import anchors
 from chalicelib.repay import notifications, service
 
 bp = Blueprint(__name__)
@@ -77,8 +78,18 @@ def close_of_business(event: Any) -> dict[str, Any]:
     Loans that fail are retried, then reported by raising once the others are done, so that
     Lambda retries the event (see `chalicelib.core.jobs`)."""
     at = parse_instant(event.time)
-    return jobs.raise_if_incomplete("close of business", service.close_of_business(shanghai_date(at), at),
-                                    "failed_loans")
+    business_date = shanghai_date(at)
+    summary = service.close_of_business(business_date, at)
+    # The day just ended is anchored (docs/LEDGER.md); its own failure fails the run too, so
+    # Lambda retries it: every step of both is idempotent.
+    try:
+        summary["anchored"] = [a["date"] for a in anchors.anchor_through(business_date - timedelta(days=1), at)
+                               if a["written"]]
+    except Exception:  # noqa: BLE001
+        logger.exception("ledger anchoring failed", extra={"business_date": business_date.isoformat()})
+        metrics.add_metric(name="LedgerAnchorFailed", unit="Count", value=1)
+        summary["failed_loans"] = [*summary.get("failed_loans", []), f"anchor:{business_date - timedelta(days=1)}"]
+    return jobs.raise_if_incomplete("close of business", summary, "failed_loans")
 
 
 @bp.schedule(Cron(0, 1, "*", "*", "?", "*"))

@@ -220,8 +220,8 @@ def _post_repayment(loan: LoanRecord, repayment_id: str, amount: int, result, to
                            LoanRecord.outstanding_principal.set(result.state.outstanding_principal)]
                 if closed:
                     actions.append(LoanRecord.closed_at.set(iso_utc(now)))
+                actions += LedgerEntryRecord.append(tx, loan, [entry], iso_utc(now))
                 tx.update(loan, actions=actions, condition=LoanRecord.status.is_in(*REPAYABLE))
-                LedgerEntryRecord.append(tx, loan.loan_id, entry, iso_utc(now))
                 if result.allocation.principal:
                     tx.update(CreditLineRecord(user_id=user_id),
                               actions=[CreditLineRecord.drawn.add(-result.allocation.principal)])
@@ -397,12 +397,12 @@ def _close_loan(loan_id: str, business_date: date, now: datetime, posted: Counte
         state_json = json.dumps(result.state.to_dict())
         try:
             with TransactWrite(connection=transact_connection()) as tx:
-                tx.update(loan, actions=[LoanRecord.state.set(state_json), LoanRecord.status.set(status)],
+                entries = [ledger.penalty_accrual(loan_id, posting.installment, posting.day.isoformat(),
+                                                  posting.amount) for posting in result.posted]
+                chain = LedgerEntryRecord.append(tx, loan, entries, iso_utc(now))
+                tx.update(loan, actions=[LoanRecord.state.set(state_json), LoanRecord.status.set(status),
+                                         *chain],
                           condition=LoanRecord.status.is_in(*REPAYABLE))
-                for posting in result.posted:
-                    entry = ledger.penalty_accrual(loan_id, posting.installment, posting.day.isoformat(),
-                                                   posting.amount)
-                    LedgerEntryRecord.append(tx, loan_id, entry, iso_utc(now))
                 for item in _index_updates(loan, state_json):
                     tx.save(item)
         except TransactWriteError as err:

@@ -171,6 +171,7 @@ FOREIGN = [
     ("GET", "/v1/applications/{application_id}", "application_id", None),
     ("GET", "/v1/loans/{loan_id}", "loan_id", None),
     ("GET", "/v1/loans/{loan_id}/payoff", "loan_id", None),
+    ("GET", "/v1/loans/{loan_id}/statement", "loan_id", None),
     ("POST", "/v1/loans/{loan_id}/repayments", "loan_id", {"amount": 10_000}),
     ("POST", "/v1/loans/{loan_id}/cancel", "scheduled_loan_id", None),
     ("GET", "/v1/me/bank-cards/{card_id}", "card_id", None),
@@ -242,7 +243,8 @@ def test_real_successes_match_the_document(stack, borrowers):
                            ("/v1/applications/{application_id}",
                             f"/v1/applications/{b['application_id']}"),
                            ("/v1/me/bank-cards/{card_id}", f"/v1/me/bank-cards/{b['card_id']}"),
-                           ("/v1/loans/{loan_id}/payoff", f"/v1/loans/{loan}/payoff")]:
+                           ("/v1/loans/{loan_id}/payoff", f"/v1/loans/{loan}/payoff"),
+                           ("/v1/loans/{loan_id}/statement", f"/v1/loans/{loan}/statement")]:
         assert api.call("GET", template, path).status_code == 200, template
     repaid = api.call("POST", "/v1/loans/{loan_id}/repayments", f"/v1/loans/{loan}/repayments",
                       {"amount": 10_000}, headers=with_key({}))
@@ -256,6 +258,8 @@ def test_real_successes_match_the_document(stack, borrowers):
                            ("/v1/ops/model", None),
                            ("/v1/ops/loans/{loan_id}", f"/v1/ops/loans/{loan}")]:
         assert ops.call("GET", template, path).status_code == 200, template
+    verified = ops.call("POST", "/v1/ops/ledger/verify", body={"loan_id": loan})
+    assert verified.status_code == 200 and verified.json()["broken"] == [], verified.text
 
 
 def test_rate_limited_answers_carry_retry_after_as_documented(stack):

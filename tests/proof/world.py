@@ -18,14 +18,15 @@ import pytest
 
 import tests.conftest  # noqa: F401  - stage env, fake credentials, moto, app (a no-op under pytest)
 from chalicelib import wiring
-from chalicelib.core import aws, idempotency
+from chalicelib.core import aws, config, idempotency
 from chalicelib.core.clock import SHANGHAI, FixedClock
 from chalicelib.core.db import TABLES
 from chalicelib.core.http import AUTHENTICATORS
 from chalicelib.loans import catalog, credit, schedules
-from chalicelib.money import ledger
+from chalicelib.money import chain, ledger
 from chalicelib.loans.models import CreditLineRecord, LedgerEntryRecord, LoanRecord, ProductRecord
 from chalicelib.loans.payout import SandboxPayout
+from infra.bootstrap import create_anchor_bucket
 from chalicelib.repay.collection import SandboxCollector
 from chalicelib.repay.models import InstallmentRecord
 from infra.lambda_events import scheduled_event, sqs_event, sqs_record
@@ -125,6 +126,9 @@ def install_seams(patch: pytest.MonkeyPatch) -> None:
     patch.setitem(AUTHENTICATORS, "bearer", _header_user)
 
 
+_buckets = 0
+
+
 def wipe_account() -> None:
     """Empty every table but the products and purge the queues: a fresh account in
     milliseconds instead of a new moto backend and bootstrap per example."""
@@ -135,6 +139,12 @@ def wipe_account() -> None:
         with model.batch_write() as batch:
             for item in model.scan(attributes_to_get=keys):
                 batch.delete(item)
+    # The anchors' bucket keeps every object under Object Lock, so it cannot be emptied: each
+    # example gets a bucket of its own (the code finds it by ANCHOR_BUCKET, as when deployed).
+    global _buckets
+    _buckets += 1
+    os.environ["ANCHOR_BUCKET"] = f"{config.resource_prefix()}-ledger-anchors-w{_buckets}"
+    create_anchor_bucket()
     sqs = aws.client("sqs")
     for key in ("disbursements", "notifications"):  # PurgeQueue allows one call a minute
         url = aws.queue_url(key)
@@ -355,6 +365,11 @@ def check_invariants(world: World, settled: bool = False) -> None:
         totals = ledger.balances(lines)
         if sum(totals.values()) != 0:
             bad(f"{lid}: ledger does not balance {totals}")
+        # The hash chain (issue 16): unbroken from GENESIS, ending at the loan's recorded head.
+        for found in chain.check_chain(loan.loan_id, [e.link() for e in entries],
+                                       length=loan.ledger_seq or 0, head=loan.ledger_head,
+                                       head_entry=loan.ledger_head_entry):
+            bad(f"{lid}: ledger chain: {found.entry_id}: {found.why}")
         if loan.outstanding_principal < 0:
             bad(f"{lid}: outstanding {loan.outstanding_principal} < 0")
         state = schedules.load(loan.state)
@@ -396,6 +411,14 @@ def check_invariants(world: World, settled: bool = False) -> None:
                 bad(f"{lid}: {loan.status} loan has ledger entries {[e.entry_id for e in entries]}")
             if loan.status in ("cancelled", "failed") and loan.outstanding_principal != 0:
                 bad(f"{lid}: {loan.status} with outstanding {loan.outstanding_principal}")
+    # The anchors: each day's record equals its locked copy, whose leaves are still the heads
+    # of that day's chains.
+    from chalicelib.ledger import audit
+    from chalicelib.ledger.models import AnchorRecord
+    heads = audit._heads_by_day(e for entries in ledger_of.values() for e in entries)
+    for anchor in AnchorRecord.scan(consistent_read=True):
+        for found in audit._check_anchor(anchor, heads.get(anchor.date, {})):
+            bad(f"anchor {anchor.date}: {str(found['loan_id'])[:8]} {found['entry_id']}: {found['why']}")
     # The credit line: `drawn` is the principal not yet repaid of live loans, to the fen.
     for user in world.users:
         record = lines_of.get(user)

@@ -33,7 +33,8 @@ def test_the_matrix_covers_the_object_routes():
     assert {rid(r) for r in ID_ROUTES} >= {
         "GET /v1/me/bank-cards/{card_id}", "GET /v1/applications/{application_id}",
         "GET /v1/loans/{loan_id}", "POST /v1/loans/{loan_id}/cancel",
-        "GET /v1/loans/{loan_id}/payoff", "POST /v1/loans/{loan_id}/repayments"}
+        "GET /v1/loans/{loan_id}/payoff", "POST /v1/loans/{loan_id}/repayments",
+        "GET /v1/loans/{loan_id}/statement"}
     assert {(rid(r), p) for r, p in BODY_ID_FIELDS} >= {
         ("POST /v1/loans", ("application_id",)), ("POST /v1/loans", ("bank_card_id",))}
 
