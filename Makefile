@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | sha1sum | cut -c1-12)
 STAGE ?= prod
 
-.PHONY: venv run jobs test fuzz docs soak package check-secrets policies iam-check bench model clean
+.PHONY: venv run jobs test fuzz docs soak package check-secrets verify-ledger policies iam-check bench model clean
 
 venv: $(STAMP)
 
@@ -61,6 +61,9 @@ package: venv $(CHECKOV_STAMP)  ## chalice package + merge template into build/$
 
 check-secrets: venv  ## after a deploy: the partner settings still to fill in STAGE's secrets (names only)
 	$(BIN)/python -m infra.readiness --stage $(STAGE)
+
+verify-ledger: venv  ## walk every ledger chain and anchor of the running local stack (or STAGE=dev|prod; LOAN=<id> for one)
+	$(BIN)/python -m infra.verify_ledger --stage $(if $(filter file,$(origin STAGE)),local,$(STAGE)) $(if $(LOAN),--loan $(LOAN))
 
 policies: venv  ## regenerate .chalice/policies/<stage>/<function>.json (one IAM policy per function)
 	$(BIN)/python -m infra.policy

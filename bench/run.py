@@ -29,7 +29,7 @@ JSON_OUT = ROOT / "build" / "bench.json"
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 PARTS = {"package": None, "cold_start": "bench.cold_start", "risk": "bench.risk_bench",
          "sweep": "bench.sweep_bench", "jobs": "bench.jobs_bench", "http": "bench.http_bench",
-         "longrun": "bench.longrun_bench"}
+         "longrun": "bench.longrun_bench", "ledger": "bench.ledger_bench"}
 ZIP = ROOT / "build" / "prod" / "deployment.zip"
 MET, NOT_MET, NO_TARGET = "met", "**not met**", "—"
 
@@ -156,6 +156,21 @@ def job_rows(s: dict, j: dict) -> list[dict]:
     ]
 
 
+def ledger_rows(l: dict) -> list[dict]:
+    out = []
+    for name, label in (("typical_day", "a typical day"), ("worst_day", "the worst day")):
+        d = l[name]
+        out.append(row(f"ledger anchor of {label}: {d['changed']:,} of {d['loans']:,} active loans changed",
+                       f"{d['items_read']:,} items read in {d['read_calls']} queries, {d['items_written']:,} "
+                       f"written + {d['s3_puts']} S3 object; {d['ms'] / 1000:.1f} s in moto",
+                       "reads = that day's entries only (issue 16)", d["items_read"] == d["entries_that_day"]))
+    s = l["statement"]
+    out.append(row(f"statement of a 12-installment loan after a year ({s['entries']} entries, "
+                   f"{s['anchored_days']} anchored days), in process on moto", p50_p99(s, digits=1),
+                   "— (issue 16 asks for the figure)"))
+    return out
+
+
 def package_rows(p: dict) -> list[dict]:
     return [row("deployment package (`make package`)",
                 f"{p['zipped_mib']:.1f} MiB zipped, {p['unzipped_mib']:.1f} MiB unzipped",
@@ -174,6 +189,8 @@ def rows(parts: dict[str, dict]) -> list[dict]:
         out += cold_rows(parts["cold_start"])
     if "sweep" in parts and "jobs" in parts:
         out += job_rows(parts["sweep"], parts["jobs"])
+    if "ledger" in parts:
+        out += ledger_rows(parts["ledger"])
     if "package" in parts:
         out += package_rows(parts["package"])
     return out

@@ -95,6 +95,7 @@ ADVICE: dict[str, str] = {
     "LOAN_OVERDUE": "An overdue loan blocks new draws: repay it first.",
     "TOO_MANY_LOANS": "At most 3 live loans: repay one first.",
     "LOAN_NOT_FOUND": "Use a `loan_id` of this user (another user's is not found either).",
+    "ANCHOR_NOT_FOUND": "Operators: that day is not anchored yet; close of business anchors the day before each morning (00:05 Beijing), catching up missed days.",
     "LOAN_NOT_CANCELLABLE": "Only a `scheduled` loan (not yet paid out) can be cancelled; repay it instead.",
     "APPLICATION_NOT_IN_REVIEW": "Only applications in `review` take an operator's decision (someone may have decided it already).",
     "CREDIT_LIMIT_REQUIRED": "An approval needs `credit_limit` (fen, above zero).",

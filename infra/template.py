@@ -148,7 +148,7 @@ def anchor_bucket_name(prefix: str) -> dict[str, str]:
     return {"Fn::Sub": f"{prefix}-ledger-anchors-${{AWS::AccountId}}"}
 
 
-def anchor_bucket(stage: str, prefix: str, app: Any) -> dict[str, Any]:
+def anchor_bucket(stage: str, prefix: str) -> dict[str, Any]:
     """The ledger anchors' bucket (chalicelib.ledger.anchors): Object Lock in compliance mode,
     so no one, the account's administrators included, can overwrite or delete a day's anchor
     before its retention (`ANCHOR_RETENTION_DAYS` of the stage) ends; versioned (Object Lock
@@ -256,7 +256,7 @@ def build(stage: str) -> dict[str, Any]:
         entry.setdefault("Properties", {})["FunctionName"] = lambda_name(prefix, name)
         entry["DependsOn"] = [*entry.get("DependsOn", []), group]
     resources["ModelDriftAlarm"] = model_drift_alarm(stage, prefix)
-    hardening.merge(resources, anchor_bucket(stage, prefix, app_module.app))
+    hardening.merge(resources, anchor_bucket(stage, prefix))
     # API Gateway's own refusals (authorizer, IAM, unknown route) in the contract's error body.
     for kind, status, code, message in GATEWAY_RESPONSES:
         resources[f"{camel(kind.lower())}GatewayResponse"] = {

@@ -92,6 +92,7 @@ ZH: dict[str, str] = {
     "LOAN_OVERDUE": "您有逾期的借款，请先还清再借。",
     "TOO_MANY_LOANS": "您已经有 {max_loans} 笔借款，请先还清一笔再借。|您的借款笔数已达上限，请先还清一笔再借。",
     "LOAN_NOT_FOUND": "没有这笔借款。",
+    "ANCHOR_NOT_FOUND": "那一天还没有锚定（每天凌晨的日终处理会锚定前一天）。",
     "LOAN_NOT_CANCELLABLE": "只有还未放款（scheduled）的借款可以取消。",
     "LOAN_BUSY": "这笔借款正在处理另一项操作，您的付款已退回，请稍后重试。",
     "APPLICATION_NOT_IN_REVIEW": "只有审核中的申请可以由运营决定。",

@@ -431,3 +431,40 @@ def test_every_dead_letter_queue_and_job_failure_pages_the_alarm_topic(merge):
     grants = merge["AlarmKey"]["Properties"]["KeyPolicy"]["Statement"]
     assert any(g.get("Principal") == {"Service": "cloudwatch.amazonaws.com"}
                and {"kms:Decrypt", "kms:GenerateDataKey*"} <= set(g["Action"]) for g in grants)
+
+
+def test_no_function_may_update_or_delete_a_ledger_entry():
+    """The ledger is append-only (issue 16): its entries are written by conditional puts, and
+    no function's policy grants UpdateItem, DeleteItem or BatchWriteItem (which deletes too)
+    on the ledger table, in any stage."""
+    for stage in ("local", "dev", "prod"):
+        for function in policy.NEEDS:
+            for statement in policy.policy(stage, function)["Statement"]:
+                resources = statement["Resource"] if isinstance(statement["Resource"], list) \
+                    else [statement["Resource"]]
+                texts = [json.dumps(r) for r in resources]
+                if any(t.endswith('-ledger"}') or "-ledger/index" in t for t in texts):
+                    assert not {"dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem",
+                                "dynamodb:PartiQLUpdate", "dynamodb:PartiQLDelete"} & set(statement["Action"]), \
+                        (stage, function, statement)
+    writers = {f for f, needs in policy.NEEDS.items() if "ledger" in needs.tables}
+    assert writers >= {"api_handler", "close_of_business", "disbursement_consumer"}
+    assert all(set(policy.NEEDS[f].tables["ledger"]) <= {"PutItem", "Query", "Scan", "GetItem"} for f in writers)
+
+
+def test_the_anchor_bucket_keeps_every_day_in_compliance_mode_for_the_stages_retention(merge):
+    bucket = merge["LedgerAnchorBucket"]["Properties"]
+    assert bucket["ObjectLockEnabled"] is True
+    rule = bucket["ObjectLockConfiguration"]["Rule"]["DefaultRetention"]
+    assert rule == {"Mode": "COMPLIANCE", "Days": 1}  # the local stage's; prod keeps ten years
+    assert template.anchor_bucket("prod", "lending-prod")["LedgerAnchorBucket"]["Properties"][
+        "ObjectLockConfiguration"]["Rule"]["DefaultRetention"]["Days"] == 3650
+    assert bucket["VersioningConfiguration"] == {"Status": "Enabled"}
+    assert all(bucket["PublicAccessBlockConfiguration"].values())
+    for function in ("APIHandler", "CloseOfBusiness"):
+        assert merge[function]["Properties"]["Environment"]["Variables"]["ANCHOR_BUCKET"] == \
+            bucket["BucketName"]
+    statements = {s["Sid"]: s for s in policy.policy("prod", "close_of_business")["Statement"]}
+    assert statements["AnchorObjects"]["Action"] == ["s3:GetObject", "s3:PutObject"]
+    assert statements["AnchorObjects"]["Resource"]["Fn::Sub"].endswith(
+        "lending-prod-ledger-anchors-${AWS::AccountId}/anchors/*")
