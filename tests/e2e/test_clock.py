@@ -22,8 +22,8 @@ import pytest
 
 from chalicelib.core.clock import SHANGHAI
 from tests.e2e.conftest import ROOT, serving, wait_for
-from tests.journeys import (GOOD_APPLICANT, HttpApi, card_ending, last_code, ready_borrower, resident_id,
-                            with_key)
+from tests.journeys import (GOOD_APPLICANT, HttpApi, approved_loan, card_ending, last_code, ready_borrower,
+                            resident_id, with_key)
 
 QUIET = "21:00-08:00"
 
@@ -84,15 +84,9 @@ def test_a_future_disbursement_a_reminder_held_overnight_and_an_overdue_day(stac
     tomorrow = start.date() + timedelta(days=1)
 
     # Given a loan drawn today to be paid out tomorrow at 10:00
-    status, decision = api.post("/v1/applications", {
-        "product_id": "revolving-credit", "amount": 3_000_000, "term_months": 12, "purpose": "装修",
-        "applicant": GOOD_APPLICANT}, with_key(auth))
-    assert status == 201 and decision["status"] == "approved", decision
-    status, drawn = api.post("/v1/loans", {
-        "application_id": decision["application_id"], "amount": 1_200_000, "term_months": 12,
-        "repayment_method": "equal_installment", "bank_card_id": me["card_id"],
-        "disburse_at": beijing(tomorrow, 10).isoformat()}, with_key(auth))
-    assert status == 201 and drawn["status"] == "scheduled", drawn
+    _, drawn = approved_loan(api, auth, me["card_id"], amount=1_200_000,
+                             disburse_at=beijing(tomorrow, 10).isoformat())
+    assert drawn["status"] == "scheduled", drawn
     loan_url = f"/v1/loans/{drawn['loan_id']}"
     assert drawn["disburse_at"] == f"{tomorrow}T10:00:00+08:00"
 

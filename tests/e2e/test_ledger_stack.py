@@ -14,7 +14,7 @@ import boto3
 
 from chalicelib.core.clock import SHANGHAI
 from tests.e2e.conftest import ROOT
-from tests.journeys import GOOD_APPLICANT, HttpApi, card_ending, ready_borrower, with_key
+from tests.journeys import HttpApi, approved_loan, card_ending, ready_borrower, with_key
 
 
 def run(stack, *args: str) -> subprocess.CompletedProcess:
@@ -26,14 +26,7 @@ def test_a_day_anchored_by_make_jobs_verifies_and_a_changed_entry_is_named(stack
     api, ops = HttpApi(stack["base"]), {"X-Ops-Key": stack["ops_key"]}
     me = ready_borrower(api, stack["outbox"], openid="ledger-1", phone="13700005555", card=card_ending("5678"))
     auth = me["headers"]
-    status, decision = api.post("/v1/applications", {
-        "product_id": "revolving-credit", "amount": 3_000_000, "term_months": 12, "purpose": "装修",
-        "applicant": GOOD_APPLICANT}, with_key(auth))
-    assert status == 201 and decision["status"] == "approved", decision
-    status, drawn = api.post("/v1/loans", {
-        "application_id": decision["application_id"], "amount": 600_000, "term_months": 12,
-        "repayment_method": "equal_installment", "bank_card_id": me["card_id"]}, with_key(auth))
-    assert status == 201, drawn
+    _, drawn = approved_loan(api, auth, me["card_id"], amount=600_000)
     loan_id = drawn["loan_id"]
     _, now = api.get("/v1/ops/clock", ops)
     today = datetime.fromisoformat(now["now"]).date()

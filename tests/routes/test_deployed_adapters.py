@@ -25,7 +25,7 @@ from chalicelib import wiring
 from chalicelib.auth import providers
 from chalicelib.core import aws, config
 from infra.pump import QueuePump, invoke_schedule, schedules
-from tests.journeys import GOOD_APPLICANT, ChaliceApi, card_ending, resident_id, with_key
+from tests.journeys import ChaliceApi, approved_loan, card_ending, resident_id, with_key
 
 PHONE = "13812348000"
 SECRETS = {
@@ -123,14 +123,7 @@ def test_a_borrower_journey_reaches_sns_and_each_partner_with_its_secret(client,
     status, card = api.post("/v1/me/bank-cards", {"card_number": card_ending("4321")}, auth)
     assert status == 201, card
 
-    status, decision = api.post("/v1/applications", {
-        "product_id": "revolving-credit", "amount": 5_000_000, "term_months": 12, "purpose": "装修",
-        "applicant": GOOD_APPLICANT}, with_key(auth))
-    assert status == 201 and decision["status"] == "approved", decision
-    status, loan = api.post("/v1/loans", {
-        "application_id": decision["application_id"], "amount": 1_200_000, "term_months": 12,
-        "repayment_method": "equal_installment", "bank_card_id": card["card_id"]}, with_key(auth))
-    assert status == 201, loan
+    decision, loan = approved_loan(api, auth, card["card_id"], amount=1_200_000, line=5_000_000)
 
     # The sweep queues it, the consumer pays it out through the bank, the notification
     # consumer texts the borrower through SNS.

@@ -23,12 +23,7 @@ MONOTONE = {f["name"]: f["monotone"] for f in CARD["features"]}
 BASES = M.random_bases(60)
 
 
-@pytest.fixture(autouse=True)
-def packaged_model(monkeypatch):
-    monkeypatch.delenv("RISK_MODEL_DIR", raising=False)
-    scorer.reset()
-    yield
-    scorer.reset()
+pytestmark = pytest.mark.usefixtures("packaged_model")  # tests/unit/conftest.py
 
 
 def through_the_scorer(rows: list[F.ModelInputs]) -> list[float]:

@@ -51,12 +51,7 @@ def codes(decision) -> list[str]:
     return [r["code"] for r in decision.reasons]
 
 
-@pytest.fixture(autouse=True)
-def packaged_model(monkeypatch):
-    monkeypatch.delenv("RISK_MODEL_DIR", raising=False)
-    scorer.reset()
-    yield
-    scorer.reset()
+pytestmark = pytest.mark.usefixtures("packaged_model")  # tests/unit/conftest.py
 
 
 def real_score(applicant: dict, amount: int, term: int, has_records: bool):

@@ -18,12 +18,7 @@ FIXTURE = Path(__file__).resolve().parent / "fixtures" / "legacy_decisions.json"
 LEGACY = json.loads(FIXTURE.read_text(encoding="utf-8"))["decisions"]
 
 
-@pytest.fixture(autouse=True)
-def packaged_model(monkeypatch):
-    monkeypatch.delenv("RISK_MODEL_DIR", raising=False)
-    scorer.reset()
-    yield
-    scorer.reset()
+pytestmark = pytest.mark.usefixtures("packaged_model")  # tests/unit/conftest.py
 
 
 def decision_part(stored: dict) -> dict:

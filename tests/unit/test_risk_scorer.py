@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 import struct
 import subprocess
 import sys
@@ -21,17 +20,6 @@ APPLICANT = {"monthly_income": 800000, "monthly_expenses": 300000, "assets": 200
              "job_type": "fixed", "job_seniority_years": 6, "home": "owner",
              "marital_status": "married"}
 VERSION = json.loads((ARTIFACTS / "model_card.json").read_text())["model_version"]
-
-
-@pytest.fixture()
-def model_dir(tmp_path, monkeypatch):
-    """A private copy of the artifacts that a test may break; the scorer is pointed at it."""
-    target = tmp_path / "artifacts"
-    shutil.copytree(ARTIFACTS, target)
-    monkeypatch.setenv("RISK_MODEL_DIR", str(target))
-    scorer.reset()
-    yield target
-    scorer.reset()
 
 
 def rewrite_card(directory: Path, **artifact) -> None:

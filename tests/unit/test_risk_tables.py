@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import gzip
 import math
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -36,16 +35,6 @@ def onnxruntime(path: Path, rows) -> np.ndarray:
     return session.run(["probability"], {
         "numeric": np.array([r[0] for r in rows], dtype=np.float32),
         "categorical": np.array([r[1] for r in rows], dtype=np.int64)})[0]
-
-
-@pytest.fixture()
-def model_dir(tmp_path, monkeypatch):
-    target = tmp_path / "artifacts"
-    shutil.copytree(ARTIFACTS, target)
-    monkeypatch.setenv("RISK_MODEL_DIR", str(target))
-    scorer.reset()
-    yield target
-    scorer.reset()
 
 
 def test_the_graph_read_is_the_one_onnxruntime_runs():
