@@ -13,7 +13,8 @@ What pages:
   `RepaymentReconcileFailed`, emitted by `chalicelib.core.jobs` on every run, 0 when clean);
 - money that did not move (`DisbursementFailed`), a missing partner setting
   (`PartnerSettingsMissing`), the credit model failing to load (`ModelUnavailable`);
-- the credit model's drift: the weekly PSI above 0.25 (`ModelDriftPSI`, chalicelib.risk.monitor).
+- the credit model's drift: the weekly PSI above 0.25 (`ModelDriftPSI`, chalicelib.risk.monitor);
+- the day's ledger anchor not written (`LedgerAnchorFailed`, chalicelib.ledger).
 """
 from __future__ import annotations
 
@@ -33,6 +34,8 @@ PAGES: dict[str, str] = {
     "PartnerSettingsMissing": "A partner's settings (secret) are missing or empty: that path is down "
                               "until an operator sets them (make check-secrets)",
     "ModelUnavailable": "The credit model could not be loaded: every application goes to manual review",
+    "LedgerAnchorFailed": "The day's ledger anchor (root, proofs, locked S3 copy) could not be written; close "
+                          "of business is retried; statements lack that day's proof until it is",
 }
 
 
