@@ -13,6 +13,7 @@ times: p50 / p99 in process. `python -m bench.ledger_bench` prints the figures a
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import time
@@ -47,10 +48,10 @@ def _seed_day(loans: int, at: datetime) -> None:
 
 
 def anchoring(loans: int, changed: int) -> dict:
-    from chalicelib.core import aws
-    from chalicelib.ledger import anchors
+    with moto_account():  # first: the app's logger takes the bench's level at import
+        from chalicelib.core import aws
+        from chalicelib.ledger import anchors
 
-    with moto_account():
         day_at = datetime.combine(DAY, clock_time(3, 0), timezone.utc)  # 11:00 Beijing on DAY
         _seed_day(changed, day_at)
         # the rest of the book changed on other days: never read by this day's anchor
@@ -68,21 +69,21 @@ def anchoring(loans: int, changed: int) -> dict:
 
 
 def statement_after_a_year(n: int) -> dict:
-    from chalice.test import Client
-
-    from chalicelib import wiring
-    from chalicelib.core.clock import SHANGHAI, FixedClock
-    from chalicelib.core.http import AUTHENTICATORS
-    from chalicelib.ledger import anchors
-    from chalicelib.loans import credit, disbursement, people, service
-    from chalicelib.loans.models import ApplicationRecord
-    from chalicelib.loans.payout import SandboxPayout
-    from chalicelib.repay import service as repay
-    from infra.stage import ROOT
-
     start = datetime(2027, 1, 10, 2, 0, tzinfo=timezone.utc)
     with moto_account():
+        from chalice.test import Client
+
         import app as app_module
+        from chalicelib import wiring
+        from chalicelib.core.clock import SHANGHAI, FixedClock
+        from chalicelib.core.http import AUTHENTICATORS
+        from chalicelib.ledger import anchors
+        from chalicelib.loans import credit, disbursement, people, service
+        from chalicelib.loans.models import ApplicationRecord
+        from chalicelib.loans.payout import SandboxPayout
+        from chalicelib.repay import service as repay
+        from infra.stage import ROOT
+
         wiring.override("clock", FixedClock(start))
         wiring.override("payout_gateway", SandboxPayout())
         people.card_owned = lambda user, card: "1234"
@@ -131,7 +132,9 @@ def measure() -> dict:
 
 
 def main() -> int:
-    return emit(measure())
+    with contextlib.redirect_stdout(sys.stderr):  # the metrics' EMF lines: stdout is the JSON's
+        result = measure()
+    return emit(result)
 
 
 if __name__ == "__main__":

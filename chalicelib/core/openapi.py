@@ -211,7 +211,8 @@ def document() -> dict[str, Any]:
                                   (doc.method, doc.path), {"type": "object"})}}},
 },
         }
-        params = [{"name": name, "in": "path", "required": True, "schema": {"type": "string"},
+        params = [{"name": name, "in": "path", "required": True,
+                   "schema": _PATH_SCHEMAS.get(name, {"type": "string"}),
                    **({"description": _PATH_DESCRIPTIONS[name]} if name in _PATH_DESCRIPTIONS else {})}
                   for name in re.findall(r"{(\w+)}", doc.path)]
         params += [{"name": name, "in": "query", "required": False,
@@ -304,7 +305,12 @@ _QUERY_PARAMETERS: dict[str, dict[str, Any]] = {"on": {
                    "earlier (422 PAYOFF_DATE_INVALID).",
     "schema": {"type": "string", "format": "date"}, "example": "2027-01-31"}}
 
+# Path parameters by name, where a plain string says too little.
+_PATH_SCHEMAS: dict[str, dict[str, Any]] = {
+    "date": {"type": "string", "format": "date", "pattern": r"^\d{4}-\d{2}-\d{2}$", "example": "2027-01-10"}}
+
 _PATH_DESCRIPTIONS = {
+    "date": "An Asia/Shanghai calendar date, YYYY-MM-DD.",
     "application_id": "An application of yours (another user's is 404, like one that does not exist).",
     "loan_id": "A loan of yours (another user's is 404, like one that does not exist).",
     "card_id": "A bank card of yours.",
