@@ -164,6 +164,10 @@ def world(tmp_path_factory):
                                 born=date(1979, 11, 23))
                 w.b["review_application_id"] = review_application(w.b["user_id"], GOOD_APPLICANT)
                 w.a["review_application_id"] = review_application(w.a["user_id"], GOOD_APPLICANT)
+                # the day the ops anchor route is asked for (matrix.PLAIN_VALUES) is anchored
+                from chalicelib.ledger import anchors
+                from tests.security.matrix import PLAIN_VALUES
+                anchors.anchor_day(date.fromisoformat(PLAIN_VALUES["date"]), NOW)
                 yield w
         finally:
             logs.__exit__(None, None, None)

@@ -74,11 +74,15 @@ def expected_auth(path: str) -> str | None:
 OBJECT_OF = {"card_id": "card_id", "bank_card_id": "card_id", "application_id": "application_id",
              "loan_id": "loan_id"}
 PUBLIC_IDS = {"product_id"}  # ids of things everyone may see (the product catalog)
+# path parameters that name no one's object: a realistic value each
+PLAIN_VALUES = {"date": "2027-01-10"}  # GET /v1/ops/ledger/anchors/{date}: a day, anyone's
 
 
 def object_ids(name: str, owner: dict[str, Any], route: RouteDoc | None = None) -> list[str]:
     """Every id of `owner` that parameter `name` can name (a loan: its active and its
     scheduled one, so both a read and a state change would show if they were allowed)."""
+    if name in PLAIN_VALUES:
+        return [PLAIN_VALUES[name]]
     if name not in OBJECT_OF:
         raise AssertionError(f"parameter {name!r} names an object unknown to tests/security/matrix.py")
     if route is not None and route.auth == "ops" and name == "application_id":
@@ -114,6 +118,7 @@ SAMPLE_BODIES: dict[str, Body] = {
     "POST /v1/loans/{loan_id}/repayments": lambda w, o: {"amount": 1_000},
     "POST /v1/ops/applications/{application_id}/decision":
         lambda w, o: {"status": "approved", "credit_limit": 500_000, "note": "收入证明已核实"},
+    "POST /v1/ops/ledger/verify": lambda w, o: {"loan_id": o["loan_id"]},
 }
 
 
