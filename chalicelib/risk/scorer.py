@@ -138,7 +138,9 @@ def _run(session: Any, inputs: ModelInputs) -> tuple[float, float, list[float], 
     return float(probability[0]), float(logit[0]), contributions[0].tolist(), float(bias[0])
 
 
-def _load(directory: Path, schemas=F.SCHEMAS[:1]) -> _Loaded:
+def _load(directory: Path, schemas=F.SCHEMAS[:1], *, with_tables: bool = False) -> _Loaded:
+    """The verified model of `directory`; `with_tables`: also its lookup tables, read from the
+    same verified bytes (`_checked_tables`), for the challenger."""
     try:
         card = json.loads((directory / CARD_FILE).read_text(encoding="utf-8"))
         blob = (directory / MODEL_FILE).read_bytes()
@@ -163,7 +165,8 @@ def _load(directory: Path, schemas=F.SCHEMAS[:1]) -> _Loaded:
         raise ModelUnavailable(f"Credit model failed to load: {type(err).__name__}.") from None
     if not abs(probability - float(check["probability"])) <= SELF_CHECK_TOLERANCE:
         raise ModelUnavailable("Credit model failed its self-check.")
-    return _Loaded(session, card, sha, str(directory), features)
+    tables = _checked_tables(blob, session, check) if with_tables else None
+    return _Loaded(session, card, sha, str(directory), features, tables)
 
 
 def _get() -> _Loaded:
@@ -242,7 +245,7 @@ def _get_challenger() -> _Loaded | None:
                     _challenger = None
                 else:
                     try:
-                        _challenger = _with_tables(_load(directory))
+                        _challenger = _load(directory, with_tables=True)
                     except ModelUnavailable as err:
                         _challenger = err
                 _challenger_known = True
@@ -251,33 +254,30 @@ def _get_challenger() -> _Loaded | None:
     return _challenger
 
 
-def _with_tables(loaded: _Loaded) -> _Loaded:
-    """The challenger with its lookup tables (risk.tables) when they agree with onnxruntime on
-    every probe row; as it was (onnxruntime scores it) when not, or when its graph is another."""
-    import dataclasses
-
+def _checked_tables(blob: bytes, session: Any, check: dict) -> Any:
+    """The model's lookup tables (risk.tables) when they agree with onnxruntime on every probe
+    row; None (onnxruntime scores it) when not, or when its graph is another."""
     import numpy as np
 
     from chalicelib.risk import tables as T
-    fast = T.from_onnx((Path(loaded.directory) / MODEL_FILE).read_bytes())
+    fast = T.from_onnx(blob)
     if fast is None:
         logger.info("challenger scored by onnxruntime: its graph is not one of lookup tables")
-        return loaded
-    check = loaded.card["self_check"]
+        return None
     rows = T.probe_rows(fast, check["numeric"], check["categorical"])
     try:
-        expected = loaded.session.run(["probability"], {
+        expected = session.run(["probability"], {
             "numeric": np.array([r[0] for r in rows], dtype=np.float32),
             "categorical": np.array([r[1] for r in rows], dtype=np.int64)})[0]
     except Exception as err:  # noqa: BLE001 - a graph that cannot take a batch: no fast path
         logger.warning("challenger's tables not checked", extra={"why": type(err).__name__})
-        return loaded
+        return None
     worst = max(abs(fast.probability(n, c) - float(p)) for (n, c), p in zip(rows, expected))
     if not worst <= T.PROBE_TOLERANCE:
         logger.warning("challenger's tables disagree with onnxruntime: scored by onnxruntime",
                        extra={"max_gap": worst, "rows": len(rows)})
-        return loaded
-    return dataclasses.replace(loaded, tables=fast)
+        return None
+    return fast
 
 
 @dataclass(frozen=True)
