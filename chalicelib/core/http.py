@@ -13,6 +13,7 @@ import re
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any, Callable
 
 from chalice import Blueprint, CORSConfig, Response
@@ -109,6 +110,21 @@ def check_body_size(raw: bytes | None) -> None:
     if raw and len(raw) > MAX_BODY_BYTES:
         raise BadRequest(f"The request body is too large (at most {MAX_BODY_BYTES} bytes).",
                          code="BODY_TOO_LARGE", params={"limit": MAX_BODY_BYTES})
+
+
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def date_param(raw: str, field: str) -> date:
+    """A path or query parameter that is a calendar date, exactly the OpenAPI `date` format
+    (date.fromisoformat alone also takes 20270131); else 400 FIELD_INVALID naming `field`."""
+    try:
+        if not _DATE.fullmatch(raw):
+            raise ValueError(raw)
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise BadRequest(f"`{field}` must be a date like 2027-01-31.", code="FIELD_INVALID",
+                         params={"field": field}) from None
 
 
 def parse_body(raw: bytes | None, model: type[BaseModel]) -> BaseModel:

@@ -1,20 +1,17 @@
 """Routes of the ledger slice: the borrower's statement, the operators' anchors and check."""
 from __future__ import annotations
 
-import re
-from datetime import date as calendar_date
 from typing import Any
 
 from chalice import Blueprint
 from pydantic import Field
 
-from chalicelib.core.errors import BadRequest, NotFound
-from chalicelib.core.http import ApiModel, route
+from chalicelib.core.errors import NotFound
+from chalicelib.core.http import ApiModel, date_param, route
 from chalicelib.ledger import audit, statement
 from chalicelib.ledger import models as _models  # noqa: F401 - registers the anchors' tables
 
 bp = Blueprint(__name__)
-_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 @route(bp, "/v1/loans/{loan_id}/statement", "GET", summary="Every ledger entry of a loan with its "
@@ -28,13 +25,7 @@ def loan_statement(request: Any, loan_id: str, principal: str) -> dict[str, Any]
        tag="ops", auth="ops", errors=("400 FIELD_INVALID", "404 ANCHOR_NOT_FOUND"))
 def ops_anchor(request: Any, date: str, principal: str) -> dict[str, Any]:
     from chalicelib.ledger.models import AnchorRecord
-    try:
-        day = calendar_date.fromisoformat(date) if _DATE.fullmatch(date) else None
-    except ValueError:
-        day = None
-    if not day:
-        raise BadRequest("The date must be a calendar date like 2027-01-31.", code="FIELD_INVALID",
-                         params={"field": "date"})
+    day = date_param(date, "date")
     try:
         anchor = AnchorRecord.get(day.isoformat(), consistent_read=True)
     except AnchorRecord.DoesNotExist:

@@ -2,8 +2,7 @@
 from __future__ import annotations
 
 import json
-import re
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from chalice import Blueprint, Cron, Rate
@@ -12,9 +11,8 @@ from pydantic import Field
 from chalicelib import wiring
 from chalicelib.core import config, jobs
 from chalicelib.core.clock import parse_instant, shanghai_date
-from chalicelib.core.errors import BadRequest
 from chalicelib.core.events import partial_batch
-from chalicelib.core.http import ApiModel, route
+from chalicelib.core.http import ApiModel, date_param, route
 from chalicelib.core.idempotency import money_key
 from chalicelib.core.observability import logger, metrics, observed
 from chalicelib.core.resources import queue_spec
@@ -28,24 +26,12 @@ def _now() -> datetime:
     return wiring.clock().now()
 
 
-_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
-
-
 @route(bp, "/v1/loans/{loan_id}/payoff", "GET", summary="What it takes to close the loan on a day",
        tag="repay", auth="bearer", query=("on",), errors=("404 LOAN_NOT_FOUND", "409 LOAN_NOT_ACTIVE",
                                                           "422 PAYOFF_DATE_INVALID"))
 def payoff(request: Any, loan_id: str, principal: str) -> dict[str, Any]:
     raw = (request.query_params or {}).get("on")
-    on = None
-    if raw is not None:
-        try:
-            # The OpenAPI `date` format exactly (date.fromisoformat alone also takes 20270131).
-            if not _DATE.fullmatch(raw):
-                raise ValueError(raw)
-            on = date.fromisoformat(raw)
-        except ValueError:
-            raise BadRequest("`on` must be a date like 2027-01-31.", code="FIELD_INVALID",
-                             params={"field": "on"}) from None
+    on = None if raw is None else date_param(raw, "on")
     return service.payoff(principal, loan_id, on, _now())
 
 
