@@ -39,18 +39,20 @@ PAGES: dict[str, str] = {
 }
 
 
-def _alarm(name: str, description: str, **metric: Any) -> dict[str, Any]:
+def _alarm(name: str, description: str, *, period: int = 300, threshold: float = 0,
+           **metric: Any) -> dict[str, Any]:
+    """Above `threshold` (the largest value in a `period` of seconds), notifying the topic."""
     return {"Type": "AWS::CloudWatch::Alarm", "Properties": {
         "AlarmName": name, "AlarmDescription": description,
-        "Statistic": "Maximum", "Period": 300, "EvaluationPeriods": 1, "Threshold": 0,
+        "Statistic": "Maximum", "Period": period, "EvaluationPeriods": 1, "Threshold": threshold,
         "ComparisonOperator": "GreaterThanThreshold", "TreatMissingData": "notBreaching",
         **metric, "AlarmActions": [{"Ref": TOPIC}], "OKActions": [{"Ref": TOPIC}]}}
 
 
 def resources(stage: str, prefix: str, template: dict[str, Any]) -> dict[str, Any]:
     """The topic, its key, and an alarm on every dead-letter queue of `template` (the merge
-    template's Resources so far) and on each metric of PAGES; the model drift alarm, already
-    in `template`, gets the topic as its action."""
+    template's Resources so far), on each metric of PAGES and on the credit model's drift."""
+    from chalicelib.risk.drift import ALARM
     from infra.stage import stage_env
     from infra.template import _key
 
@@ -87,7 +89,11 @@ def resources(stage: str, prefix: str, template: dict[str, Any]) -> dict[str, An
         out[metric + "Alarm"] = _alarm(
             f"{prefix}-{metric}", why, Namespace=env["POWERTOOLS_METRICS_NAMESPACE"],
             MetricName=metric, Dimensions=service)
-    if "ModelDriftAlarm" in template:
-        out["ModelDriftAlarm"] = {"Properties": {"AlarmActions": [{"Ref": TOPIC}],
-                                                 "OKActions": [{"Ref": TOPIC}]}}
+    # The weekly drift check (chalicelib.risk.monitor) emits ModelDriftPSI, the largest PSI of
+    # the week (score or any input); above 0.25 the population has shifted.
+    out["ModelDriftAlarm"] = _alarm(
+        f"{prefix}-model-drift", "Credit model: a weekly PSI (score or input) above 0.25 against the "
+        "training baseline; see GET /v1/ops/model and models/MODEL_CARD.md",
+        period=86400, threshold=ALARM, Namespace=env["POWERTOOLS_METRICS_NAMESPACE"],
+        MetricName="ModelDriftPSI", Dimensions=service)
     return out

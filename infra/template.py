@@ -124,22 +124,6 @@ def _logs_may_use(prefix: str) -> dict[str, Any]:
                 + prefix + "-*")}}}}
 
 
-def model_drift_alarm(stage: str, prefix: str) -> dict[str, Any]:
-    """The credit model's weekly drift check (chalicelib.risk.monitor) emits ModelDriftPSI, the
-    largest PSI of the week (score or any input); above 0.25 the population has shifted."""
-    from chalicelib.risk.drift import ALARM
-    from infra.stage import stage_env
-    env = stage_env(stage)
-    return {"Type": "AWS::CloudWatch::Alarm", "Properties": {
-        "AlarmName": f"{prefix}-model-drift",
-        "AlarmDescription": "Credit model: a weekly PSI (score or input) above 0.25 against the "
-                            "training baseline; see GET /v1/ops/model and models/MODEL_CARD.md",
-        "Namespace": env["POWERTOOLS_METRICS_NAMESPACE"], "MetricName": "ModelDriftPSI",
-        "Dimensions": [{"Name": "service", "Value": env["POWERTOOLS_SERVICE_NAME"]}],
-        "Statistic": "Maximum", "Period": 86400, "EvaluationPeriods": 1, "Threshold": ALARM,
-        "ComparisonOperator": "GreaterThanThreshold", "TreatMissingData": "notBreaching"}}
-
-
 ANCHOR_BUCKET_USERS = ("api_handler", "close_of_business")  # chalicelib.ledger: write, check
 
 
@@ -255,7 +239,6 @@ def build(stage: str) -> dict[str, Any]:
         entry = resources.setdefault(function, {})
         entry.setdefault("Properties", {})["FunctionName"] = lambda_name(prefix, name)
         entry["DependsOn"] = [*entry.get("DependsOn", []), group]
-    resources["ModelDriftAlarm"] = model_drift_alarm(stage, prefix)
     hardening.merge(resources, anchor_bucket(stage, prefix))
     # API Gateway's own refusals (authorizer, IAM, unknown route) in the contract's error body.
     for kind, status, code, message in GATEWAY_RESPONSES:
