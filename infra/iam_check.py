@@ -378,16 +378,14 @@ def requests_for(call: dict[str, Any], recording: dict[str, Any], dep: Deploymen
     if service == "s3":
         # The anchor bucket (chalicelib.ledger.anchors) is the only one the functions use; the
         # deployed name carries the account id (infra.template.anchor_bucket_name).
-        bucket = str(target.get("Bucket"))
-        if bucket.startswith(f"{recording['resource_prefix']}-ledger-anchors"):  # tests: one per world
-            deployed = [r for r in res.values() if r.get("Type") == "AWS::S3::Bucket"
-                        and "ledger-anchors" in json.dumps(r["Properties"].get("BucketName"))]
-            if deployed:
-                bucket = resolve(deployed[0]["Properties"]["BucketName"], res)
+        bucket = f"arn:{PARTITION}:s3:::{target.get('Bucket')}"
+        if str(target.get("Bucket")).startswith(f"{recording['resource_prefix']}-ledger-anchors") \
+                and "LedgerAnchorBucket" in res:  # the tests make one per world
+            bucket = arn_of("LedgerAnchorBucket", res)
         action = {"HeadObject": "GetObject"}.get(operation, operation)
-        out.append(Request(f"s3:{action}", f"arn:{PARTITION}:s3:::{bucket}/{target.get('Key', '')}", (), why))
+        out.append(Request(f"s3:{action}", f"{bucket}/{target.get('Key', '')}", (), why))
         if action == "GetObject":  # AWS answers a missing key 403 instead of 404 without it
-            out.append(Request("s3:ListBucket", f"arn:{PARTITION}:s3:::{bucket}", (),
+            out.append(Request("s3:ListBucket", bucket, (),
                                f"{why}: a missing object is 404 (not 403) only with s3:ListBucket"))
         return out
     return [Request(f"{service}:{operation}", "*", (), f"{why} (a service the check does not model)")]
