@@ -202,15 +202,19 @@ def advance_clock(when: datetime) -> datetime:
 
 def run_jobs(chalice_app: Any, when: datetime) -> int:
     """The local stack's clock moved forward to `when`; every schedule as of `when`, each
-    retried as Lambda retries it; then the queues drained as of the clock (a message parked
-    until a later time stays parked). A job that still fails does not stop the others nor
-    the draining of the queues. Exit status 1 if one failed, with what failed on stderr: the
-    job already did every item it could, and running the same AT again redoes only what is
-    left."""
+    retried as Lambda retries it, and after each the queues drained as of the clock (a
+    message parked until a later time stays parked). A job that still fails does not stop
+    the others nor the draining of the queues. Exit status 1 if a job failed or a message went
+    to a dead-letter queue (a late loan close of business could not close, say), with what
+    failed on stderr: every item that could be done is done, and running the same AT again
+    redoes only what is left."""
+    from chalicelib.core import config
     from infra.pump import ASYNC_RETRIES, QueuePump, invoke_with_retries, schedules
 
     advance_clock(when)
     failed = []
+    pump = QueuePump(chalice_app)
+    dead_before = pump.dead_letters()
     for source in schedules(chalice_app):
         print(f"{source.name} as of {when.isoformat()}", flush=True)
         try:
@@ -218,8 +222,15 @@ def run_jobs(chalice_app: Any, when: datetime) -> int:
         except Exception as err:  # noqa: BLE001 - reported below; the other jobs still run
             failed.append(source.name)
             print(f"{source.name} FAILED after {1 + ASYNC_RETRIES} attempts: {err}", file=sys.stderr, flush=True)
-    QueuePump(chalice_app).drain()
+        # What the job queued is consumed before the next job, as on AWS where the consumers
+        # finish close of business's late loans (00:05) long before the reminders (09:00).
+        pump.drain()
     print("queues drained", flush=True)
+    for key, count in pump.dead_letters().items():
+        if count > dead_before.get(key, 0):
+            failed.append(f"{key} consumer")
+            print(f"{config.queue_name(key)}-dlq: {count - dead_before.get(key, 0)} new message(s) failed every "
+                  f"retry ({', '.join(pump.dead_ids(key))})", file=sys.stderr, flush=True)
     if failed:
         print(f"{len(failed)} job(s) failed: {', '.join(failed)}. What they could do is done; run "
               f"`make jobs AT={when.isoformat()}` again once the cause is fixed.", file=sys.stderr, flush=True)

@@ -90,12 +90,15 @@ NEEDS: dict[str, Needs] = {
     "bearer_authorizer": Needs(
         tables={"auth-sessions": (GET,)},
         read_secrets=("jwks",)),
-    # Overdue marks and penalties, then the day just ended anchored (chalicelib.ledger.anchors).
+    # The sweep: a message per late loan, then the day just ended anchored (chalicelib.ledger).
     "close_of_business": Needs(
-        tables={"installments": (PUT,), "ledger": (PUT,), "loans": (GET, UPDATE),
-                "ledger-anchors": (GET, PUT, BATCH_GET), "ledger-proofs": (BATCH_WRITE,)},
+        tables={"ledger-anchors": (GET, PUT, BATCH_GET), "ledger-proofs": (BATCH_WRITE,)},
         indexes={"installments/open_by_due_date": (QUERY,), "ledger/by_day": (QUERY,)},
+        send_to=("closing",),
         anchor_objects=("GetObject", "PutObject")),
+    # One late loan at a time: overdue marks and penalties.
+    "close_of_business_consumer": Needs(
+        tables={"installments": (PUT,), "ledger": (PUT,), "loans": (GET, UPDATE)}),
     # Pays a loan out to the borrower's card (opened for the bank only), then tells them.
     "disbursement_consumer": Needs(
         tables={"credit-lines": (UPDATE,), "installments": (PUT,), "ledger": (PUT,), "loans": (GET, UPDATE),

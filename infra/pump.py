@@ -9,6 +9,7 @@ the service's clock (the local stack's one clock).
 """
 from __future__ import annotations
 
+import json
 import re
 import threading
 from datetime import datetime, timedelta, timezone
@@ -76,6 +77,32 @@ class QueuePump:
                                 "ApproximateNumberOfMessagesDelayed"])["Attributes"]
             total += sum(int(v) for v in attrs.values())
         return total
+
+    def dead_letters(self) -> dict[str, int]:
+        """Messages in each consumed queue's dead-letter queue, by queue key."""
+        sqs = aws.client("sqs")
+        counts = {}
+        for spec, _ in self.consumers:
+            url = sqs.get_queue_url(QueueName=config.queue_name(spec.key) + "-dlq")["QueueUrl"]
+            counts[spec.key] = int(sqs.get_queue_attributes(
+                QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"]["ApproximateNumberOfMessages"])
+        return counts
+
+    def dead_ids(self, key: str) -> list[str]:
+        """The ids (`loan_id`, `repayment_id`, else the message id) of up to 10 messages in a
+        dead-letter queue, read without taking them: an operator redrives or reads them."""
+        sqs = aws.client("sqs")
+        url = sqs.get_queue_url(QueueName=config.queue_name(key) + "-dlq")["QueueUrl"]
+        ids = []
+        for message in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10,
+                                           VisibilityTimeout=0).get("Messages", []):
+            try:
+                body = json.loads(message["Body"])
+            except ValueError:
+                body = {}
+            ids.append(str(body.get("loan_id") or body.get("repayment_id") or message["MessageId"])
+                       if isinstance(body, dict) else message["MessageId"])
+        return sorted(set(ids))
 
     def release_due(self) -> int:
         """Put the parked messages whose time has come by the service's clock on their queues."""

@@ -37,6 +37,9 @@ QUEUES: tuple[QueueSpec, ...] = (
     # Two payouts at a time: the bank's transfer API is the bottleneck, not the queue.
     QueueSpec(key="disbursements", consumer="disbursement_consumer", batch_size=5, max_concurrency=2),
     QueueSpec(key="notifications", consumer="notification_consumer", batch_size=10, max_concurrency=5),
+    # Close of business fans out: one message per late loan (issue 17). Ten consumers at a time
+    # keep DynamoDB's on-demand write rate well inside what a fresh table takes.
+    QueueSpec(key="closing", consumer="close_of_business_consumer", batch_size=10, max_concurrency=10),
 )
 
 SECRETS: tuple[SecretSpec, ...] = (

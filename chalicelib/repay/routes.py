@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from chalice import Blueprint, Cron, Rate
@@ -60,12 +60,15 @@ def inbox(request: Any, principal: str) -> dict[str, Any]:
 @bp.schedule(Cron(5, 16, "*", "*", "?", "*"))
 @observed
 def close_of_business(event: Any) -> dict[str, Any]:
-    """Daily close for the Asia/Shanghai date of the event's time: overdue marks, penalties.
-    Loans that fail are retried, then reported by raising once the others are done, so that
-    Lambda retries the event (see `chalicelib.core.jobs`)."""
+    """Daily close for the Asia/Shanghai date of the event's time: a sweep that queues one
+    message per late loan for `close_of_business_consumer` (overdue marks, penalties), then the
+    ledger anchor of the day before. Neither grows with the book in one invocation beyond the
+    late loans' ids (issue 17). A loan that fails is its message's business: retried by SQS,
+    then in the `closing` dead-letter queue, whose alarm pages; tomorrow's sweep queues it
+    again and its close catches up every day it missed."""
     at = parse_instant(event.time)
     business_date = shanghai_date(at)
-    summary = service.close_of_business(business_date, at)
+    summary = service.queue_close_of_business(business_date, at)
     # The day just ended is anchored (docs/LEDGER.md); its own failure fails the run too, so
     # Lambda retries it: every step of both is idempotent.
     try:
@@ -74,8 +77,20 @@ def close_of_business(event: Any) -> dict[str, Any]:
     except Exception:  # noqa: BLE001
         logger.exception("ledger anchoring failed", extra={"business_date": business_date.isoformat()})
         metrics.add_metric(name="LedgerAnchorFailed", unit="Count", value=1)
-        summary["failed_loans"] = [*summary.get("failed_loans", []), f"anchor:{business_date - timedelta(days=1)}"]
-    return jobs.raise_if_incomplete("close of business", summary, "failed_loans")
+        summary["failed_anchors"] = [(business_date - timedelta(days=1)).isoformat()]
+    return jobs.raise_if_incomplete("close of business: ledger anchor", summary, "failed_anchors")
+
+
+def _handle_closing(record: Any) -> None:
+    body = json.loads(record.body)
+    service.close_one(body["loan_id"], date.fromisoformat(body["business_date"]), parse_instant(body["at"]))
+
+
+@bp.on_sqs_message(queue=config.queue_name("closing"), batch_size=queue_spec("closing").batch_size)
+@observed
+def close_of_business_consumer(event: Any) -> dict[str, Any]:
+    """Closes each queued loan for its business date; failed records come back alone."""
+    return partial_batch(event, _handle_closing)
 
 
 @bp.schedule(Cron(0, 1, "*", "*", "?", "*"))

@@ -15,7 +15,7 @@ from pynamodb.exceptions import DoesNotExist, TransactWriteError, UpdateError
 from pynamodb.transactions import TransactWrite
 
 from chalicelib import wiring
-from chalicelib.core import jobs
+from chalicelib.core import aws, jobs
 from chalicelib.core.clock import shanghai_date
 from chalicelib.core.db import condition_failed, transact_connection
 from chalicelib.core.errors import Conflict, DependencyDown, LendingError, RuleViolation
@@ -350,8 +350,19 @@ def _open_installments(due_from: date | None, due_to: date) -> list[InstallmentR
     return found
 
 
+def _late_loans(business_date: date) -> tuple[list[InstallmentRecord], list[str]]:
+    """The unpaid installments past their grace day as of `business_date` (due at least two
+    days before), through the sparse index only, and their loans' ids in order."""
+    late = _open_installments(None, business_date - timedelta(days=2))
+    return late, sorted({item.loan_id for item in late})
+
+
 def close_of_business(business_date: date, now: datetime) -> dict:
-    """Mark overdue and post each missing day's penalty, for the loans that need it only.
+    """The whole day closed in this process: what the sweep and its consumers do (below),
+    without the queue. The bench, the tests of a day's close and an operator's catch-up from a
+    shell use it; the scheduled job fans out instead, since this grows with the late loans.
+
+    Mark overdue and post each missing day's penalty, for the loans that need it only.
 
     Each loan is closed on its own (`jobs.each_alone`): a loan that fails is logged with its id,
     counted in `CloseOfBusinessLoanFailed`, tried again after the others, and if it still fails
@@ -359,8 +370,7 @@ def close_of_business(business_date: date, now: datetime) -> dict:
     Lambda's asynchronous retry runs the same business date again. Every step is idempotent
     per installment and day, so a rerun posts only what is still missing.
     """
-    late = _open_installments(None, business_date - timedelta(days=2))
-    loans = sorted({item.loan_id for item in late})
+    late, loans = _late_loans(business_date)
     posted = Counter[str]()  # counted per committed step, so a loan that fails midway counts too
     outcome = jobs.each_alone("close of business", loans,
                               lambda loan_id: _close_loan(loan_id, business_date, now, posted),
@@ -370,6 +380,41 @@ def close_of_business(business_date: date, now: datetime) -> dict:
     logger.info("close of business", extra={"business_date": business_date.isoformat(),
                                             "retried": outcome.retried, **summary})
     return summary
+
+
+def queue_close_of_business(business_date: date, now: datetime) -> dict:
+    """The daily sweep (issue 17): one message per loan with an installment at least two days
+    late on the `closing` queue, for `close_of_business_consumer`; the day is done when that
+    queue is drained. Reads the late installments through the sparse index only. A message
+    delivered twice closes its loan twice: the second finds nothing to post."""
+    late, loans = _late_loans(business_date)
+    sqs = aws.client("sqs")
+    for start in range(0, len(loans), 10):
+        answer = sqs.send_message_batch(QueueUrl=aws.queue_url("closing"), Entries=[
+            {"Id": str(n), "MessageBody": json.dumps({"loan_id": loan_id, "business_date": business_date.isoformat(),
+                                                      "at": now.isoformat()})}
+            for n, loan_id in enumerate(loans[start:start + 10])])
+        if answer.get("Failed"):
+            raise RuntimeError(f"could not queue {len(answer['Failed'])} loans for close of business")
+    metrics.add_metric(name="CloseOfBusinessQueued", unit="Count", value=len(loans))
+    summary = {"installments_read": len(late), "queued": len(loans)}
+    logger.info("close of business sweep", extra={"business_date": business_date.isoformat(), **summary})
+    return summary
+
+
+def close_one(loan_id: str, business_date: date, now: datetime) -> int:
+    """Close one loan for `business_date` (the `closing` queue's consumer): the penalty days it
+    posted. Raises when it cannot, after counting it in `CloseOfBusinessLoanFailed`: the
+    message comes back, then goes to the dead-letter queue, whose alarm pages."""
+    posted = Counter[str]()
+    try:
+        _close_loan(loan_id, business_date, now, posted)
+    except Exception:
+        metrics.add_metric(name="CloseOfBusinessLoanFailed", unit="Count", value=1)
+        logger.exception("close of business: loan failed", extra={"loan_id": loan_id,
+                                                                  "business_date": business_date.isoformat()})
+        raise
+    return posted["days"]
 
 
 def _close_loan(loan_id: str, business_date: date, now: datetime, posted: Counter[str]) -> None:

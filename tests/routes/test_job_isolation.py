@@ -8,6 +8,8 @@ TransactWriteItems call is recorded here and measured).
 from __future__ import annotations
 
 import json
+import random
+import threading
 import uuid
 from collections import Counter
 from datetime import date, datetime, time, timedelta, timezone
@@ -19,6 +21,7 @@ from botocore.exceptions import ClientError
 from chalicelib import wiring
 from chalicelib.core import observability
 from chalicelib.core.clock import SHANGHAI
+from chalicelib.ledger import audit
 from chalicelib.loans import credit, disbursement
 from chalicelib.loans import service as loans_service
 from chalicelib.loans.models import ApplicationRecord, LedgerEntryRecord, LoanRecord
@@ -27,6 +30,8 @@ from chalicelib.money import engine, ledger
 from chalicelib.repay import service
 from chalicelib.repay.models import InstallmentRecord, RepaymentRecord
 from infra.lambda_events import scheduled_event
+from infra.local_stack import serialise_aws
+from tests import queues
 from tests.routes.conftest import APPLICANT, NOW, draw
 
 MAX_TRANSACTION_ITEMS = 100  # DynamoDB's TransactWriteItems limit
@@ -212,61 +217,114 @@ def test_a_catch_up_that_dies_between_its_steps_resumes_where_it_stopped(borrowe
 # --- close of business: one poisoned loan among eight ----------------------------------------
 
 @pytest.fixture()
+def serialised_aws():
+    undo = serialise_aws()
+    yield
+    undo()
+
+
+def loan_of_its_own(user: str, amount: int, paid_out: datetime = NOW) -> str:
+    """A borrower with an approved line and one 12-month loan on it, paid out at `paid_out`."""
+    application_id = str(uuid.uuid4())
+    ApplicationRecord(application_id=application_id, user_id=user, product_id="revolving-credit",
+                      amount=1_000_000, term_months=12, purpose="装修", applicant=json.dumps(APPLICANT),
+                      status="approved", credit_limit=1_000_000, apr="0.1800", reasons="[]",
+                      model_version="test", decided_at=loans_service.iso_utc(NOW), decision="{}").save()
+    credit.set_line(user, limit=1_000_000, apr="0.1800", application_id=application_id,
+                    product_id="revolving-credit", now=NOW)
+    loan_id = loans_service.draw(user, loans_service.DrawRequest(
+        application_id, amount, 12, "equal_installment", "c-ok", paid_out if paid_out != NOW else None),
+        NOW)["loan_id"]
+    assert disbursement.disburse(loan_id, paid_out) == "active"
+    return loan_id
+
+
+@pytest.fixture()
 def eight_late_loans(borrower):
     """Eight borrowers (each with an approved line) with one 12-month loan each, disbursed on
     NOW and never paid: all of them past their first grace day on 2027-02-12."""
-    loans = []
-    for n in range(1, 9):
-        user = f"u-{n}"
-        application_id = str(uuid.uuid4())
-        ApplicationRecord(application_id=application_id, user_id=user, product_id="revolving-credit",
-                          amount=1_000_000, term_months=12, purpose="装修", applicant=json.dumps(APPLICANT),
-                          status="approved", credit_limit=1_000_000, apr="0.1800", reasons="[]",
-                          model_version="test", decided_at=loans_service.iso_utc(NOW), decision="{}").save()
-        credit.set_line(user, limit=1_000_000, apr="0.1800", application_id=application_id,
-                        product_id="revolving-credit", now=NOW)
-        loan_id = loans_service.draw(user, loans_service.DrawRequest(
-            application_id, 100_000 + n * 1_000, 12, "equal_installment", "c-ok", None), NOW)["loan_id"]
-        assert disbursement.disburse(loan_id, NOW) == "active"
-        loans.append(loan_id)
-    return sorted(loans)
+    return sorted(loan_of_its_own(f"u-{n}", 100_000 + n * 1_000) for n in range(1, 9))
+
+
+def run_close_of_business(client, business_date: date) -> dict:
+    """The scheduled sweep as EventBridge invokes it (it queues the late loans)."""
+    return client.lambda_.invoke("close_of_business", scheduled_event(beijing(business_date),
+                                                                      "close_of_business")).payload
 
 
 def test_one_poisoned_loan_does_not_stop_close_of_business_for_the_others(
         client, eight_late_loans, dynamo, recorded):
     # Given eight late loans, one of which cannot be written (its processing raises), sorted
-    # first so that everything after it is at stake
+    # first so that it shares its consumer batch with the others
     poisoned, others = eight_late_loans[0], eight_late_loans[1:]
     dynamo.poisoned.add(poisoned)
     business_date = date(2027, 2, 14)  # D+4: days D+1, D+2, D+3 owe penalty
 
-    # When the scheduled close of business runs
-    with pytest.raises(Exception) as failed:
-        client.lambda_.invoke("close_of_business", scheduled_event(beijing(business_date),
-                                                                   "close_of_business"))
+    # When the scheduled close of business runs: its sweep queues one message per late loan,
+    # and the consumer takes them (three deliveries of what fails, as SQS redelivers)
+    answer = run_close_of_business(client, business_date)
+    assert answer["queued"] == 8 and answer["installments_read"] == 8
+    left = queues.drain(client, "closing", rounds=3)
 
-    # Then the invocation reports failure (Lambda retries the scheduled event), naming the loan...
-    assert poisoned in str(failed.value)
-    # ...but the other seven are overdue with their penalties posted
+    # Then only the poisoned loan's message is still failing (on AWS: redelivered until the
+    # closing DLQ takes it, whose alarm pages)...
+    assert [json.loads(m["Body"])["loan_id"] for m in left] == [poisoned]
+    # ...while the other seven are overdue with their penalties posted
     for loan_id in others:
         assert LoanRecord.get(loan_id).status == "overdue"
         assert len(penalty_entries(loan_id)) == 3
     assert LoanRecord.get(poisoned).status == "active" and penalty_entries(poisoned) == []
-    # ...and the failure is logged with the loan id and counted
-    assert recorded["metrics"]["CloseOfBusinessLoanFailed"] == 1
+    # ...and each failure is logged with the loan id and counted
+    assert recorded["metrics"]["CloseOfBusinessLoanFailed"] == 3
     assert any(extra.get("loan_id") == poisoned for _msg, extra in recorded["errors"])
 
-    # When the poison is gone and the day runs again (Lambda's retry, or tomorrow's close)
+    # When the poison is gone and the next sweep runs (or an operator redrives the DLQ)
     dynamo.poisoned.clear()
-    answer = client.lambda_.invoke("close_of_business", scheduled_event(beijing(business_date),
-                                                                        "close_of_business")).payload
+    assert run_close_of_business(client, business_date)["queued"] == 8
+    assert queues.drain(client, "closing") == []
 
     # Then the poisoned loan is caught up and nothing was posted twice
-    assert answer["failed"] == 0 and answer["penalty_days_posted"] == 3
     assert LoanRecord.get(poisoned).status == "overdue"
     for loan_id in eight_late_loans:
         assert len(penalty_entries(loan_id)) == 3
         assert sum(balances(loan_id).values()) == 0
+
+
+def test_each_late_loan_is_closed_once_however_often_and_however_concurrently_its_message_comes(
+        client, eight_late_loans, serialised_aws):
+    # Given eight late loans and one on time (its first installment is due tomorrow)
+    on_time = loan_of_its_own("u-9", 100_000, paid_out=NOW + timedelta(days=4))
+    business_date = date(2027, 2, 14)
+    states = {loan_id: LoanRecord.get(loan_id).state for loan_id in eight_late_loans}
+
+    # When the sweep queues the late loans, only them
+    assert run_close_of_business(client, business_date)["queued"] == 8
+    messages = queues.receive("closing")
+    assert sorted(json.loads(m["Body"])["loan_id"] for m in messages) == eight_late_loans
+
+    # ...and every message comes three times: twice in shuffled batches, once more in a batch
+    # that two consumers run at the same moment (DynamoDB's atomic requests, one lock each)
+    copies = [dict(m, MessageId=f"{m['MessageId']}-{n}") for m in messages for n in range(2)]
+    random.Random(5).shuffle(copies)
+    assert queues.consume(client, "closing", copies) == set()
+    failures: list[set[str]] = []
+    threads = [threading.Thread(target=lambda: failures.append(queues.consume(client, "closing", messages)))
+               for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == [set(), set()]
+
+    # Then each late loan was closed once: the days owed posted once, the ledger balanced and
+    # its chain whole; the loan on time was not touched
+    for loan_id in eight_late_loans:
+        assert {e.entry_id for e in penalty_entries(loan_id)} == expected_penalty_days(states[loan_id], business_date)
+        assert len(penalty_entries(loan_id)) == 3
+        assert LoanRecord.get(loan_id).status == "overdue"
+        assert sum(balances(loan_id).values()) == 0
+        assert audit.verify(loan_id)["broken"] == []
+    assert LoanRecord.get(on_time).status == "active" and penalty_entries(on_time) == []
 
 
 def test_a_loan_that_fails_once_is_retried_within_the_same_run(borrower, dynamo, recorded):
@@ -386,17 +444,19 @@ def test_make_jobs_runs_every_job_and_drains_the_queues_then_reports_the_failed_
     # When `make jobs AT=...` runs
     status = local_stack.run_jobs(app, at)
 
-    # Then it reports the failed job and the loan, after Lambda's two retries of the event...
+    # Then it reports the loan whose message failed every delivery and went to the closing
+    # queue's DLQ (the sweep itself succeeded, once)...
     err = capsys.readouterr().err
     assert status == 1
-    assert "close_of_business FAILED after 3 attempts" in err and loan_id in err
-    assert invoked["close_of_business"] == 3
-    # ...while the other jobs ran once and the queues were drained (the reminder was sent)
-    assert invoked["reminders"] == invoked["repayment_reconciler"] == 1
+    assert "lending-local-closing-dlq: 1 new message(s) failed every retry" in err and loan_id in err
+    assert LoanRecord.get(loan_id).status == "active"
+    # ...while every job ran once and the queues were drained (the reminder was sent)
+    assert invoked["close_of_business"] == invoked["reminders"] == invoked["repayment_reconciler"] == 1
     assert [json.loads(line)["text"] for line in outbox.read_text().splitlines()
             if "逾期" in json.loads(line)["text"]]
 
-    # When the cause is fixed and the same AT is run again, it succeeds and catches up
+    # When the cause is fixed and the same AT is run again, the sweep queues the loan again
+    # and it is caught up (the old message stays in the DLQ for the operator: not new, not reported)
     dynamo.poisoned.clear()
     assert local_stack.run_jobs(app, at) == 0
     assert LoanRecord.get(loan_id).status == "overdue" and len(penalty_entries(loan_id)) == 2
