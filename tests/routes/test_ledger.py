@@ -19,6 +19,7 @@ from chalicelib.money import chain
 from chalicelib.repay import service as repay
 from infra.lambda_events import scheduled_event
 from infra.stage import ROOT
+from tests import queues
 from tests.routes.conftest import NOW, draw
 
 DAY = date(2027, 1, 10)  # NOW in Beijing: the loans below are drawn, paid out and repaid that day
@@ -48,7 +49,10 @@ def loans(borrower):
 
 
 def close_of_business(client, day: date) -> dict:
-    return client.lambda_.invoke("close_of_business", scheduled_event(beijing(day), "close_of_business")).payload
+    """The scheduled sweep, then its queue drained by the consumer (as Lambda's poller would)."""
+    answer = client.lambda_.invoke("close_of_business", scheduled_event(beijing(day), "close_of_business")).payload
+    assert queues.drain(client, "closing") == []
+    return answer
 
 
 @pytest.fixture()
