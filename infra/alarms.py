@@ -26,14 +26,16 @@ TOPIC = "AlarmTopic"
 # stage's Powertools settings). Each is emitted only when something went wrong, or as 0 on a
 # clean run, so "any data point above 0 in 5 minutes" is the condition.
 PAGES: dict[str, str] = {
-    "CloseOfBusinessLoanFailed": "Close of business left loans unprocessed after its passes; "
-                                 "Lambda retries the day, the jobs DLQ holds it if that fails too",
+    "CloseOfBusinessLoanFailed": "A late loan could not be closed for the day (overdue mark, penalty); its "
+                                 "message is retried, then held in the closing DLQ",
     "RepaymentReconcileFailed": "Repayment intents a dead function left open could not be settled "
                                 "(posted or refunded); a borrower's money may be in limbo",
     "DisbursementFailed": "A payout to a borrower's card was refused; the loan waits for an operator",
     "PartnerSettingsMissing": "A partner's settings (secret) are missing or empty: that path is down "
                               "until an operator sets them (make check-secrets)",
     "ModelUnavailable": "The credit model could not be loaded: every application goes to manual review",
+    "PortfolioDrift": "The portfolio's counters differ from a recount of the loans: a write path changed "
+                      "a loan without moving them (the check's log names each cell)",
     "LedgerAnchorFailed": "The day's ledger anchor (root, proofs, locked S3 copy) could not be written; close "
                           "of business is retried; statements lack that day's proof until it is",
 }

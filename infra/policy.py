@@ -77,8 +77,9 @@ NEEDS: dict[str, Needs] = {
                 "idempotency": (GET, PUT, UPDATE, DELETE), "installments": (PUT,), "ledger": (PUT, QUERY, SCAN),
                 "ledger-anchors": (GET, BATCH_GET, SCAN), "ledger-proofs": (QUERY,),
                 "loans": (GET, BATCH_GET, PUT, UPDATE, SCAN), "model-monitoring": (QUERY,), "products": (SCAN,),
-                "repayments": (GET, PUT, UPDATE), "users": (GET, QUERY, PUT, UPDATE, DELETE)},
-        indexes={"applications/in_review": (QUERY,), "loans/by_status": (QUERY,), "loans/by_user": (QUERY,),
+                "portfolio": (UPDATE, BATCH_GET), "repayments": (GET, PUT, UPDATE),
+                "users": (GET, QUERY, PUT, UPDATE, DELETE)},
+        indexes={"applications/in_review": (QUERY,), "loans/by_user": (QUERY,),
                  "notifications/inbox_by_created": (QUERY,)},
         send_to=("disbursements", "notifications"),
         read_secrets=("hmac", "jwt", "jwks", "wechat", "realname", "wallet", "ops"),
@@ -98,28 +99,36 @@ NEEDS: dict[str, Needs] = {
         anchor_objects=("GetObject", "PutObject")),
     # One late loan at a time: overdue marks and penalties.
     "close_of_business_consumer": Needs(
-        tables={"installments": (PUT,), "ledger": (PUT,), "loans": (GET, UPDATE)}),
+        tables={"installments": (PUT,), "ledger": (PUT,), "loans": (GET, UPDATE), "portfolio": (UPDATE,)}),
     # Pays a loan out to the borrower's card (opened for the bank only), then tells them.
     "disbursement_consumer": Needs(
         tables={"credit-lines": (UPDATE,), "installments": (PUT,), "ledger": (PUT,), "loans": (GET, UPDATE),
-                "users": (GET,)},
+                "portfolio": (UPDATE,), "users": (GET,)},
         send_to=("notifications",),
         read_secrets=("payout",),
         personal_data=("Decrypt",)),
     "disbursement_sweep": Needs(
         indexes={"loans/disburse_due": (QUERY,)},
         send_to=("disbursements",)),
-    # Texts the bound phone (opened for the send only); defers a text out of quiet hours.
     # The credit model's weekly drift check: a week of decisions by day, one result item.
     "model_monitor": Needs(
         tables={"model-monitoring": (PUT,)},
         indexes={"applications/by_day": (QUERY,)}),
+    # Texts the bound phone (opened for the send only); defers a text out of quiet hours.
     "notification_consumer": Needs(
         tables={"notifications": (GET, PUT, UPDATE), "users": (GET,)},
         send_to=("notifications",),
         personal_data=("Decrypt",),
         text_messages=True),
+    # Nightly: the portfolio's counter shards against a recount of the loans by status.
+    "portfolio_check": Needs(
+        tables={"portfolio": (BATCH_GET,)},
+        indexes={"loans/by_status": (QUERY,)}),
     "reminders": Needs(
+        tables={"products": (SCAN,)},
+        send_to=("reminding",)),
+    # One page of the day's reminders: the installments due on a day in one index shard.
+    "reminder_consumer": Needs(
         tables={"products": (SCAN,)},
         indexes={"installments/open_by_due_date": (QUERY,)},
         send_to=("notifications",)),

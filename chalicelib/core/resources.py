@@ -40,6 +40,9 @@ QUEUES: tuple[QueueSpec, ...] = (
     # Close of business fans out: one message per late loan (issue 17). Ten consumers at a time
     # keep DynamoDB's on-demand write rate well inside what a fresh table takes.
     QueueSpec(key="closing", consumer="close_of_business_consumer", batch_size=10, max_concurrency=10),
+    # The day's reminders, one page (reminder day, index shard) per message: a page queues its
+    # texts for the notification consumer, which sends them.
+    QueueSpec(key="reminding", consumer="reminder_consumer", batch_size=1, max_concurrency=5),
 )
 
 SECRETS: tuple[SecretSpec, ...] = (

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta
 
-from pynamodb.exceptions import TransactWriteError, UpdateError
+from pynamodb.exceptions import TransactWriteError
 from pynamodb.transactions import TransactWrite
 
 from chalicelib import wiring
@@ -19,7 +19,7 @@ from chalicelib.core.clock import parse_instant, shanghai_date
 from chalicelib.core.db import condition_failed, transact_connection
 from chalicelib.money.fen import format_cny
 from chalicelib.core.observability import logger, metrics
-from chalicelib.loans import people, schedules
+from chalicelib.loans import aggregates, people, schedules
 from chalicelib.money import ledger
 from chalicelib.loans.models import CreditLineRecord, LedgerEntryRecord, LoanRecord
 from chalicelib.loans.payout import PayoutOrder
@@ -68,13 +68,17 @@ def _claim(loan: LoanRecord, now: datetime) -> LoanRecord | None:
             LoanRecord.disbursing_since == loan.disbursing_since)
     else:
         return None
+    since = iso_utc(now)
     try:
-        loan.update(actions=[LoanRecord.status.set("disbursing"),
-                             LoanRecord.disbursing_since.set(iso_utc(now))], condition=condition)
-    except UpdateError as err:
+        with TransactWrite(connection=transact_connection()) as tx:
+            tx.update(loan, actions=[LoanRecord.status.set("disbursing"), LoanRecord.disbursing_since.set(since),
+                                     *aggregates.move(tx, loan, "disbursing", None, loan.outstanding_principal)],
+                      condition=condition)
+    except TransactWriteError as err:
         if condition_failed(err):
             return None
         raise
+    loan.status, loan.disbursing_since = "disbursing", since  # what the transaction wrote
     return loan
 
 
@@ -111,7 +115,9 @@ def _activate(loan: LoanRecord, now: datetime, reference: str) -> str:
                                      LoanRecord.disburse_shard.remove(),
                                      LoanRecord.disbursed_at.set(iso_utc(now)),
                                      LoanRecord.payout_reference.set(reference),
-                                     LoanRecord.state.set(state), *chain],
+                                     LoanRecord.state.set(state), *chain,
+                                     *aggregates.move(tx, loan, "active", aggregates.bucket_of(0),
+                                                      loan.principal)],
                       condition=LoanRecord.status == "disbursing")
             for item in schedules.index_items(loan.loan_id, loan.user_id, loan.product_id, state):
                 tx.save(item)
@@ -130,7 +136,8 @@ def _fail(loan: LoanRecord, now: datetime, reason: str) -> str:
             tx.update(loan, actions=[LoanRecord.status.set("failed"), LoanRecord.disburse_shard.remove(),
                                      LoanRecord.failure_reason.set(reason),
                                      LoanRecord.outstanding_principal.set(0),
-                                     LoanRecord.closed_at.set(iso_utc(now))],
+                                     LoanRecord.closed_at.set(iso_utc(now)),
+                                     *aggregates.move(tx, loan, "failed", None, 0)],
                       condition=LoanRecord.status == "disbursing")
             tx.update(CreditLineRecord(user_id=loan.user_id),
                       actions=[CreditLineRecord.drawn.add(-loan.principal)])

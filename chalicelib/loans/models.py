@@ -157,7 +157,8 @@ class LoansByUser(GlobalSecondaryIndex):
 
 
 class LoansByStatus(GlobalSecondaryIndex):
-    """For the ops portfolio: loans of one status without scanning the table."""
+    """For the portfolio's nightly recount (chalicelib.loans.aggregates): loans of one status
+    without scanning the table."""
 
     class Meta:
         index_name = "by_status"
@@ -206,6 +207,8 @@ class LoanRecord(Model):
     state = UnicodeAttribute()  # JSON: the schedule engine's state (preview until disbursed)
     # The head of the loan's ledger chain: its entry count, last hash and last entry id
     # (moved in the same transaction as every entry posted; chalicelib.money.chain).
+    # Days-past-due bucket as of its last write (chalicelib.loans.aggregates); live loans only.
+    dpd_bucket = UnicodeAttribute(null=True)
     ledger_seq = IntAttribute(null=True)
     ledger_head = UnicodeAttribute(null=True)
     ledger_head_entry = UnicodeAttribute(null=True)

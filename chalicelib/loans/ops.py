@@ -8,12 +8,11 @@ from pynamodb.exceptions import DoesNotExist
 
 from chalicelib.core.clock import shanghai_date
 from chalicelib.core.errors import NotFound
-from chalicelib.loans import schedules
+from chalicelib.core.observability import logger, metrics
+from chalicelib.loans import aggregates
 from chalicelib.loans.models import LedgerEntryRecord, LoanRecord
 from chalicelib.loans.service import loan_view, shanghai_iso
 
-STATUSES = ("scheduled", "disbursing", "active", "overdue", "closed", "cancelled", "failed")
-BUCKETS = (("0", 0, 0), ("1-30", 1, 30), ("31-60", 31, 60), ("61-90", 61, 90), ("90+", 91, None))
 
 
 def loan_detail(loan_id: str, lang: str = "zh") -> dict:
@@ -40,25 +39,20 @@ def loan_detail(loan_id: str, lang: str = "zh") -> dict:
             "ledger": entries, "events": events}
 
 
-def bucket_of(days_past_due: int) -> str:
-    for name, low, high in BUCKETS:
-        if days_past_due >= low and (high is None or days_past_due <= high):
-            return name
-    raise ValueError(days_past_due)
-
-
 def portfolio(now: datetime) -> dict:
-    """Counts and outstanding principal by status, and for live loans by days past due."""
+    """Counts and outstanding principal by status, and for live loans by days past due (as of
+    the last close of business), from the aggregates: one read of the counter shards."""
+    return {"as_of": shanghai_date(now).isoformat(), **aggregates.read()}
+
+
+def check_portfolio(now: datetime) -> dict:
+    """The counters against a recount of every loan (each live loan in its bucket as of the
+    Asia/Shanghai date of `now`): the cells that differ, logged and counted."""
     today = shanghai_date(now)
-    by_status = {s: {"count": 0, "outstanding_principal": 0} for s in STATUSES}
-    by_dpd = {name: {"count": 0, "outstanding_principal": 0} for name, _, _ in BUCKETS}
-    for status in STATUSES:
-        for loan in LoanRecord.by_status.query(status):
-            by_status[status]["count"] += 1
-            by_status[status]["outstanding_principal"] += loan.outstanding_principal
-            if status in ("active", "overdue"):
-                dpd = schedules.days_past_due(loan.state, today)
-                bucket = by_dpd[bucket_of(dpd)]
-                bucket["count"] += 1
-                bucket["outstanding_principal"] += loan.outstanding_principal
-    return {"as_of": today.isoformat(), "by_status": by_status, "by_days_past_due": by_dpd}
+    drift = aggregates.drift(aggregates.read(), aggregates.recount(today))
+    for cell in drift:
+        logger.warning("portfolio counter drift", extra={
+            "cell": f"{cell['group']}.{cell['name']}.{cell['field']}", "counters": cell["counters"],
+            "recount": cell["recount"], "as_of": today.isoformat()})
+    metrics.add_metric(name="PortfolioDrift", unit="Count", value=len(drift))
+    return {"as_of": today.isoformat(), "drift": drift}

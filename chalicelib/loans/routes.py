@@ -6,7 +6,7 @@ import re
 from datetime import datetime
 from typing import Any, Literal
 
-from chalice import Blueprint, Rate
+from chalice import Blueprint, Cron, Rate
 from pydantic import Field
 
 from chalicelib.auth import hooks as auth_hooks
@@ -214,6 +214,15 @@ def ops_loan(request: Any, loan_id: str, principal: str) -> dict[str, Any]:
        "days past due", tag="ops", auth="ops")
 def ops_portfolio(request: Any, principal: str) -> dict[str, Any]:
     return ops.portfolio(_now())
+
+
+# 03:00 Asia/Shanghai = 19:00 UTC, once close of business (00:05) has moved the buckets.
+@bp.schedule(Cron(0, 19, "*", "*", "?", "*"))
+@observed
+def portfolio_check(event: Any) -> dict[str, Any]:
+    """Nightly: the portfolio's counters against a recount of every loan; any difference is
+    logged cell by cell and counted in `PortfolioDrift`, whose alarm pages."""
+    return ops.check_portfolio(parse_instant(event.time))
 
 
 @bp.schedule(Rate(1, unit=Rate.MINUTES))

@@ -16,7 +16,7 @@ from chalicelib.core.db import condition_failed, transact_connection
 from chalicelib.core.errors import Conflict, NotFound, RuleViolation
 from chalicelib.core.idempotency import MoneyKey
 from chalicelib.core.observability import logger
-from chalicelib.loans import catalog, credit, people, schedules
+from chalicelib.loans import aggregates, catalog, credit, people, schedules
 from chalicelib.loans.models import ApplicationRecord, CreditLineRecord, LoanRecord
 from chalicelib.risk.policy import MAX_LIVE_LOANS
 
@@ -194,6 +194,7 @@ def _write_draw(line: credit.CreditLine, loan: LoanRecord, live_ids: list[str],
                       (line_item.credit_limit == line.limit) & (line_item.apr == line.apr) &
                       (line_item.drawn <= line.limit - loan.principal))
             tx.save(loan)
+            aggregates.move(tx, None, loan.status, None, loan.outstanding_principal)
             if key is not None:
                 key.done_in(tx, answer)
     except TransactWriteError as err:
@@ -233,7 +234,8 @@ def cancel(user_id: str, loan_id: str, now: datetime, lang: str = "zh") -> dict:
             tx.update(loan, actions=[LoanRecord.status.set("cancelled"),
                                      LoanRecord.disburse_shard.remove(),
                                      LoanRecord.outstanding_principal.set(0),
-                                     LoanRecord.closed_at.set(iso_utc(now))],
+                                     LoanRecord.closed_at.set(iso_utc(now)),
+                                     *aggregates.move(tx, loan, "cancelled", None, 0)],
                       condition=LoanRecord.status == "scheduled")
             tx.update(CreditLineRecord(user_id=user_id),
                       actions=[CreditLineRecord.drawn.add(-loan.principal)])

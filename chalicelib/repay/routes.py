@@ -96,8 +96,21 @@ def close_of_business_consumer(event: Any) -> dict[str, Any]:
 @bp.schedule(Cron(0, 1, "*", "*", "?", "*"))
 @observed
 def reminders(event: Any) -> dict[str, int]:
-    """Daily reminders for the Asia/Shanghai date of the event's time."""
-    return service.send_reminders(shanghai_date(parse_instant(event.time)))
+    """Daily reminders for the Asia/Shanghai date of the event's time: a sweep that queues
+    one page per (reminder day, index shard) for `reminder_consumer` (issue 17)."""
+    return service.queue_reminders(shanghai_date(parse_instant(event.time)))
+
+
+def _handle_reminder_page(record: Any) -> None:
+    page = json.loads(record.body)
+    service.remind_page(date.fromisoformat(page["business_date"]), int(page["offset"]), int(page["shard"]))
+
+
+@bp.on_sqs_message(queue=config.queue_name("reminding"), batch_size=queue_spec("reminding").batch_size)
+@observed
+def reminder_consumer(event: Any) -> dict[str, Any]:
+    """Queues the reminders of each page; a page that fails comes back alone."""
+    return partial_batch(event, _handle_reminder_page)
 
 
 @bp.schedule(Rate(5, unit=Rate.MINUTES))

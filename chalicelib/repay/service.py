@@ -10,6 +10,7 @@ import json
 import uuid
 from collections import Counter
 from datetime import date, datetime, timedelta
+from typing import Any
 
 from pynamodb.exceptions import DoesNotExist, TransactWriteError, UpdateError
 from pynamodb.transactions import TransactWrite
@@ -21,7 +22,7 @@ from chalicelib.core.db import condition_failed, transact_connection
 from chalicelib.core.errors import Conflict, DependencyDown, LendingError, RuleViolation
 from chalicelib.core.idempotency import MoneyKey
 from chalicelib.core.observability import logger, metrics
-from chalicelib.loans import schedules
+from chalicelib.loans import aggregates, schedules
 from chalicelib.loans.models import CreditLineRecord, LedgerEntryRecord, LoanRecord
 from chalicelib.loans.service import iso_utc, loan_view, own_loan
 from chalicelib.money import engine, ledger
@@ -54,7 +55,13 @@ def payoff(user_id: str, loan_id: str, on: date | None, now: datetime) -> dict:
 
 
 def _index_updates(loan: LoanRecord, state_json: str) -> list[InstallmentRecord]:
-    return schedules.index_items(loan.loan_id, loan.user_id, loan.product_id, state_json)
+    """The installment index items that `state_json` changes from the loan's stored state (a
+    repayment touches one or two installments, not the twelve: each item written costs write
+    units, twice in a transaction)."""
+    before = {item.installment: item.serialize()
+              for item in schedules.index_items(loan.loan_id, loan.user_id, loan.product_id, loan.state)}
+    return [item for item in schedules.index_items(loan.loan_id, loan.user_id, loan.product_id, state_json)
+            if before.get(item.installment) != item.serialize()]
 
 
 # How long a borrower should wait before asking again about a payment being confirmed: the
@@ -216,8 +223,11 @@ def _post_repayment(loan: LoanRecord, repayment_id: str, amount: int, result, to
                                  penalty_unposted=result.allocation.penalty_unposted)
         try:
             with TransactWrite(connection=transact_connection()) as tx:
+                outstanding = result.state.outstanding_principal
                 actions = [LoanRecord.state.set(state_json), LoanRecord.status.set(status),
-                           LoanRecord.outstanding_principal.set(result.state.outstanding_principal)]
+                           LoanRecord.outstanding_principal.set(outstanding),
+                           *aggregates.move(tx, loan, status, aggregates.bucket(status, result.state, today),
+                                            outstanding)]
                 if closed:
                     actions.append(LoanRecord.closed_at.set(iso_utc(now)))
                 actions += LedgerEntryRecord.append(tx, loan, [entry], iso_utc(now))
@@ -351,9 +361,11 @@ def _open_installments(due_from: date | None, due_to: date) -> list[InstallmentR
 
 
 def _late_loans(business_date: date) -> tuple[list[InstallmentRecord], list[str]]:
-    """The unpaid installments past their grace day as of `business_date` (due at least two
-    days before), through the sparse index only, and their loans' ids in order."""
-    late = _open_installments(None, business_date - timedelta(days=2))
+    """The unpaid installments due before `business_date`, through the sparse index only, and
+    their loans' ids in order: those past their grace day (due two days before or earlier)
+    owe penalty and may turn overdue; one due the day before enters its grace day, which moves
+    its loan to the 1-30 days-past-due bucket of the portfolio (chalicelib.loans.aggregates)."""
+    late = _open_installments(None, business_date - timedelta(days=1))
     return late, sorted({item.loan_id for item in late})
 
 
@@ -383,8 +395,8 @@ def close_of_business(business_date: date, now: datetime) -> dict:
 
 
 def queue_close_of_business(business_date: date, now: datetime) -> dict:
-    """The daily sweep (issue 17): one message per loan with an installment at least two days
-    late on the `closing` queue, for `close_of_business_consumer`; the day is done when that
+    """The daily sweep (issue 17): one message per loan with an unpaid installment due before
+    `business_date` (see `_late_loans`) on the `closing` queue, for `close_of_business_consumer`; the day is done when that
     queue is drained. Reads the late installments through the sparse index only. A message
     delivered twice closes its loan twice: the second finds nothing to post."""
     late, loans = _late_loans(business_date)
@@ -437,7 +449,8 @@ def _close_loan(loan_id: str, business_date: date, now: datetime, posted: Counte
         state = schedules.load(loan.state)
         step_date, result = _catch_up_step(state, business_date, loan_id)
         status = engine.loan_status(result.state, business_date)
-        if not result.posted and loan.status == status:
+        dpd_bucket = aggregates.bucket(status, result.state, business_date)
+        if not result.posted and loan.status == status and loan.dpd_bucket == dpd_bucket:
             return
         state_json = json.dumps(result.state.to_dict())
         try:
@@ -446,7 +459,8 @@ def _close_loan(loan_id: str, business_date: date, now: datetime, posted: Counte
                                                   posting.amount) for posting in result.posted]
                 chain = LedgerEntryRecord.append(tx, loan, entries, iso_utc(now))
                 tx.update(loan, actions=[LoanRecord.state.set(state_json), LoanRecord.status.set(status),
-                                         *chain],
+                                         *chain, *aggregates.move(tx, loan, status, dpd_bucket,
+                                                                  loan.outstanding_principal)],
                           condition=LoanRecord.status.is_in(*REPAYABLE))
                 for item in _index_updates(loan, state_json):
                     tx.save(item)
@@ -469,7 +483,7 @@ def _catch_up_step(state: engine.LoanState, business_date: date,
     so the latest X that fits is found by bisection between a date that posts nothing (the
     day after the earliest unsettled due date: no installment is past its grace day yet) and
     `business_date`."""
-    room = MAX_TRANSACTION_ITEMS - 1 - len(state.installments)  # the loan and its index items
+    room = MAX_TRANSACTION_ITEMS - 2 - len(state.installments)  # the loan, a counter shard, its index items
     full = engine.close_of_business(state, business_date)
     if len(full.posted) <= room:
         return business_date, full
@@ -492,26 +506,55 @@ def reminder_kind(offset: int) -> str:
     return REMINDER_KIND.get(offset, "overdue")
 
 
-def send_reminders(business_date: date) -> dict[str, int]:
-    """Queue a reminder for each unpaid installment `offset` days from its due date."""
+def reminder_pages(business_date: date) -> list[dict[str, Any]]:
+    """The day's reminder work, one page per (reminder day, index shard): what the sweep
+    queues on the `reminding` queue, a constant number (days x shards) whatever the book."""
     from chalicelib.loans.catalog import reminder_days
-    read = 0
+    return [{"business_date": business_date.isoformat(), "offset": offset, "shard": shard}
+            for offset in reminder_days() for shard in range(schedules.OPEN_SHARDS)]
+
+
+def queue_reminders(business_date: date) -> dict[str, int]:
+    """The daily reminders as a sweep (issue 17): a message per page for `reminder_consumer`,
+    so no invocation grows with the number of installments due."""
+    pages = reminder_pages(business_date)
+    sqs = aws.client("sqs")
+    for start in range(0, len(pages), 10):
+        answer = sqs.send_message_batch(QueueUrl=aws.queue_url("reminding"), Entries=[
+            {"Id": str(n), "MessageBody": json.dumps(page)} for n, page in enumerate(pages[start:start + 10])])
+        if answer.get("Failed"):
+            raise RuntimeError(f"could not queue {len(answer['Failed'])} reminder pages")
+    return {"pages": len(pages)}
+
+
+def remind_page(business_date: date, offset: int, shard: int) -> dict[str, int]:
+    """Queue a reminder for each unpaid installment of index shard `shard` due `offset` days
+    before `business_date` (the consumer's work). Notification ids are the installment, kind
+    and day, so a page done twice sends each text once."""
+    from chalicelib.loans.catalog import reminder_days
+    due = business_date - timedelta(days=offset)
+    items = list(InstallmentRecord.open_by_due_date.query(f"o{shard}", InstallmentRecord.due_date == due.isoformat()))
     messages = []
-    for offset in reminder_days():
-        due = business_date - timedelta(days=offset)
-        items = _open_installments(due, due)
-        read += len(items)
-        for item in items:
-            if offset not in reminder_days(item.product_id):
-                continue
-            kind = reminder_kind(offset)
-            messages.append(NotificationMessage(
-                notification_id=f"{kind}#{item.loan_id}#{item.installment}#{business_date.isoformat()}",
-                user_id=item.user_id, kind=kind, channel="sms", loan_id=item.loan_id,
-                text=_reminder_text(offset, item.installment, item.due_date)))
+    for item in items:
+        if offset not in reminder_days(item.product_id):
+            continue
+        kind = reminder_kind(offset)
+        messages.append(NotificationMessage(
+            notification_id=f"{kind}#{item.loan_id}#{item.installment}#{business_date.isoformat()}",
+            user_id=item.user_id, kind=kind, channel="sms", loan_id=item.loan_id,
+            text=_reminder_text(offset, item.installment, item.due_date)))
     enqueue_many(messages)
     metrics.add_metric(name="RemindersQueued", unit="Count", value=len(messages))
-    return {"installments_read": read, "queued": len(messages)}
+    return {"installments_read": len(items), "queued": len(messages)}
+
+
+def send_reminders(business_date: date) -> dict[str, int]:
+    """Every page of the day in this process (tests, the bench, an operator's shell): what the
+    sweep and its consumers do, without the queue."""
+    total = Counter[str]()
+    for page in reminder_pages(business_date):
+        total.update(remind_page(business_date, page["offset"], page["shard"]))
+    return {"installments_read": total["installments_read"], "queued": total["queued"]}
 
 
 def _reminder_text(offset: int, installment: int, due_date: str) -> str:

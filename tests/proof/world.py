@@ -254,6 +254,8 @@ class World:
 
     def run_schedule(self, name: str, at: datetime) -> Any:
         answer = self.client.lambda_.invoke(name, scheduled_event(at, name)).payload
+        if name == "reminders":  # the sweep queued the day's pages: their consumer queues the texts
+            assert self.drain("reminding") == []
         if name == "close_of_business":  # the sweep queued the late loans: their consumer runs
             left = self.drain("closing")
             if left:  # still failing after its retries: on AWS, the closing DLQ and its alarm
@@ -418,6 +420,12 @@ def check_invariants(world: World, settled: bool = False) -> None:
             bad(f"{user}: available {line.available} with limit {line.limit}, drawn {line.drawn}")
         if not isinstance(record.drawn, int):
             bad(f"{user}: drawn is not integer fen")
+    # The portfolio's counters: what every loan's status, outstanding principal and stored
+    # bucket add up to (each write moved them in its own transaction, whatever failed).
+    from chalicelib.loans import aggregates
+    for cell in aggregates.drift(aggregates.read(), aggregates.recount()):
+        bad(f"portfolio {cell['group']}[{cell['name']}].{cell['field']}: counters {cell['counters']} "
+            f"!= loans {cell['recount']}")
     # Payouts: once per loan, only for loans that are (being) paid out, each for its principal.
     keys = Counter(t.idempotency_key for t in world.payout.transfers)
     for key, count in keys.items():

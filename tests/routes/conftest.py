@@ -11,7 +11,7 @@ from chalice.local import LambdaEventConverter
 from chalice.test import Client
 
 from chalicelib import wiring
-from chalicelib.loans import credit, people, service
+from chalicelib.loans import credit, disbursement, people, service
 from chalicelib.loans.models import ApplicationRecord
 from chalicelib.loans.payout import SandboxPayout
 from chalicelib.risk.reasons import feature_reason, rule_reason
@@ -54,6 +54,22 @@ def borrower(aws_stack, monkeypatch):
 def draw(borrower, amount=100_000, card="c-ok", at=None, term=12, method="equal_installment"):
     return service.draw("u-1", service.DrawRequest(borrower["application_id"], amount, term, method,
                                                    card, at), NOW)
+
+
+def loan_of_its_own(user: str, amount: int, paid_out: datetime = NOW) -> str:
+    """Another borrower with an approved 1,000,000 fen line and one 12-month loan on it, paid
+    out at `paid_out` (up to seven days after NOW)."""
+    application_id = str(uuid.uuid4())
+    ApplicationRecord(application_id=application_id, user_id=user, product_id="revolving-credit",
+                      amount=1_000_000, term_months=12, purpose="装修", applicant=json.dumps(APPLICANT),
+                      status="approved", credit_limit=1_000_000, apr="0.1800", reasons="[]",
+                      model_version="test", decided_at=service.iso_utc(NOW), decision="{}").save()
+    credit.set_line(user, limit=1_000_000, apr="0.1800", application_id=application_id,
+                    product_id="revolving-credit", now=NOW)
+    loan_id = service.draw(user, service.DrawRequest(application_id, amount, 12, "equal_installment", "c-ok",
+                                                     paid_out if paid_out != NOW else None), NOW)["loan_id"]
+    assert disbursement.disburse(loan_id, paid_out) == "active"
+    return loan_id
 
 
 def review_application(user_id: str = "u-9", applicant: dict | None = None) -> str:

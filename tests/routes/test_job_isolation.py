@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import random
 import threading
-import uuid
 from collections import Counter
 from datetime import date, datetime, time, timedelta, timezone
 
@@ -22,9 +21,8 @@ from chalicelib import wiring
 from chalicelib.core import observability
 from chalicelib.core.clock import SHANGHAI
 from chalicelib.ledger import audit
-from chalicelib.loans import credit, disbursement
-from chalicelib.loans import service as loans_service
-from chalicelib.loans.models import ApplicationRecord, LedgerEntryRecord, LoanRecord
+from chalicelib.loans import disbursement
+from chalicelib.loans.models import LedgerEntryRecord, LoanRecord
 from chalicelib.loans.schedules import load
 from chalicelib.money import engine, ledger
 from chalicelib.repay import service
@@ -32,7 +30,7 @@ from chalicelib.repay.models import InstallmentRecord, RepaymentRecord
 from infra.lambda_events import scheduled_event
 from infra.local_stack import serialise_aws
 from tests import queues
-from tests.routes.conftest import APPLICANT, NOW, draw
+from tests.routes.conftest import NOW, draw, loan_of_its_own
 
 MAX_TRANSACTION_ITEMS = 100  # DynamoDB's TransactWriteItems limit
 
@@ -221,22 +219,6 @@ def serialised_aws():
     undo = serialise_aws()
     yield
     undo()
-
-
-def loan_of_its_own(user: str, amount: int, paid_out: datetime = NOW) -> str:
-    """A borrower with an approved line and one 12-month loan on it, paid out at `paid_out`."""
-    application_id = str(uuid.uuid4())
-    ApplicationRecord(application_id=application_id, user_id=user, product_id="revolving-credit",
-                      amount=1_000_000, term_months=12, purpose="装修", applicant=json.dumps(APPLICANT),
-                      status="approved", credit_limit=1_000_000, apr="0.1800", reasons="[]",
-                      model_version="test", decided_at=loans_service.iso_utc(NOW), decision="{}").save()
-    credit.set_line(user, limit=1_000_000, apr="0.1800", application_id=application_id,
-                    product_id="revolving-credit", now=NOW)
-    loan_id = loans_service.draw(user, loans_service.DrawRequest(
-        application_id, amount, 12, "equal_installment", "c-ok", paid_out if paid_out != NOW else None),
-        NOW)["loan_id"]
-    assert disbursement.disburse(loan_id, paid_out) == "active"
-    return loan_id
 
 
 @pytest.fixture()

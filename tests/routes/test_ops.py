@@ -78,8 +78,9 @@ def test_portfolio_by_status_and_days_past_due(ops, borrower):
     assert status == 200
     assert report["by_status"]["overdue"] == {"count": 1, "outstanding_principal": 100_000}
     assert report["by_status"]["scheduled"]["count"] == 1
-    # the API's wall clock is 2027-01-10 here, before the due date: 0 days past due
-    assert report["by_days_past_due"]["0"]["count"] == 1
+    # the buckets are those of the last close of business (2027-02-13: 3 days past due)
+    assert report["by_days_past_due"]["1-30"] == {"count": 1, "outstanding_principal": 100_000}
+    assert report["by_days_past_due"]["0"]["count"] == 0
 
 
 def test_an_operators_decline_starts_the_cool_down_from_the_applications_decision(ops):

@@ -3,7 +3,7 @@ and the queue consumer; the money itself is the engine's (tested to the fen in t
 from __future__ import annotations
 
 import json
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
 
 import pytest
 
@@ -116,6 +116,28 @@ def test_reminders_are_queued_with_one_id_per_installment_kind_and_day(loan):
     assert messages[0]["notification_id"] == messages[1]["notification_id"]  # ...the consumer sends once
     assert service.send_reminders(date(2027, 2, 8))["queued"] == 0  # D-2: no reminder day
     assert service.send_reminders(date(2027, 2, 11))["queued"] == 1  # D+1: overdue (last free day)
+
+
+def test_the_reminders_job_queues_a_fixed_number_of_pages_and_a_page_done_twice_texts_once(client, loan, outbox):
+    from chalicelib.core.clock import SHANGHAI
+    from chalicelib.loans import catalog, schedules
+    from infra.lambda_events import scheduled_event
+    from tests import queues
+
+    # When the scheduled job runs on D-3 of the first installment, as EventBridge invokes it
+    at = datetime.combine(date(2027, 2, 7), time(9), SHANGHAI)
+    answer = client.lambda_.invoke("reminders", scheduled_event(at, "reminders")).payload
+
+    # Then it queued one page per reminder day and index shard, however many loans there are...
+    pages = queues.receive("reminding")
+    assert answer == {"pages": len(catalog.reminder_days()) * schedules.OPEN_SHARDS} == {"pages": len(pages)}
+    # ...and the consumer, given every page twice, queues the texts; each is sent once
+    assert queues.consume(client, "reminding", pages + [dict(p, MessageId=p["MessageId"] + "-again") for p in pages]) == set()
+    texts = queues.receive("notifications")
+    assert [json.loads(t["Body"])["kind"] for t in texts] == ["due_soon", "due_soon"]
+    assert queues.consume(client, "notifications", texts) == set()
+    sent = [json.loads(line) for line in outbox.read_text().splitlines()]
+    assert len([m for m in sent if "2027-02-10" in m["text"]]) == 1
 
 
 def test_no_reminder_for_a_paid_installment(loan):

@@ -18,6 +18,7 @@ from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
+from tests import queues
 from tests.auth_support import leaks, table_dump
 from tests.journeys import deliver_notifications
 from tests.security.conftest import NOW, snapshot
@@ -58,7 +59,9 @@ def lived(world):
     for days in (-3, 0, 1):
         at = datetime.combine(due + timedelta(days=days), datetime.min.time(), timezone(timedelta(hours=8)))
         world.client.lambda_.invoke("close_of_business", scheduled_event(at + timedelta(minutes=5), "cob"))
+        assert queues.drain(world.client, "closing") == []
         world.client.lambda_.invoke("reminders", scheduled_event(at + timedelta(hours=9), "reminders"))
+        assert queues.drain(world.client, "reminding") == []
         sent += deliver_notifications(world.client)
     assert sent >= 4
     # the inbox now holds the reminders' texts

@@ -25,17 +25,18 @@ from infra.stage import ROOT
 EXPECTED_SKIPS = {
     **{(fn, check): None for fn in ("APIHandler", "BearerAuthorizer")
        for check in ("CKV_AWS_117", "CKV_AWS_173", "CKV_AWS_116", "CKV_AWS_115")},
-    **{(fn, check): None for fn in ("NotificationConsumer", "DisbursementConsumer")
+    **{(fn, check): None for fn in ("NotificationConsumer", "DisbursementConsumer", "CloseOfBusinessConsumer",
+                                    "ReminderConsumer")
        for check in ("CKV_AWS_117", "CKV_AWS_173", "CKV_AWS_116", "CKV_AWS_115")},
     **{(fn, check): None for fn in ("DisbursementSweep", "CloseOfBusiness", "Reminders", "RepaymentReconciler",
-                                    "ModelMonitor")
+                                    "ModelMonitor", "PortfolioCheck")
        for check in ("CKV_AWS_117", "CKV_AWS_173")},
     ("RestAPI", "CKV_AWS_120"): None,
     ("LedgerAnchorBucket", "CKV_AWS_18"): None,  # one locked object a day: nothing for a log to catch
     # sns:Publish of an SMS names no resource (infra/IAM.md)
     ("ApiHandlerRole", "CKV_AWS_111"): None, ("NotificationConsumerRole", "CKV_AWS_111"): None,
 }
-JOBS = {"DisbursementSweep", "CloseOfBusiness", "Reminders", "RepaymentReconciler", "ModelMonitor"}
+JOBS = {"DisbursementSweep", "CloseOfBusiness", "Reminders", "RepaymentReconciler", "ModelMonitor", "PortfolioCheck"}
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +84,8 @@ def test_every_queue_and_dead_letter_queue_is_on_the_queue_key(prod):
     queues = _of_type(prod, "AWS::SQS::Queue")
     assert {q["Properties"]["QueueName"] for q in queues.values()} == {
         "lending-prod-disbursements", "lending-prod-disbursements-dlq", "lending-prod-notifications",
-        "lending-prod-notifications-dlq", "lending-prod-jobs-dlq"}
+        "lending-prod-notifications-dlq", "lending-prod-closing", "lending-prod-closing-dlq",
+        "lending-prod-reminding", "lending-prod-reminding-dlq", "lending-prod-jobs-dlq"}
     for queue in queues.values():
         assert "SqsManagedSseEnabled" not in queue["Properties"]
         name, key = _key_of(prod, queue["Properties"]["KmsMasterKeyId"])

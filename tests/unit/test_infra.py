@@ -72,7 +72,8 @@ def test_sqs_consumers_are_capped_by_the_event_source_not_by_reserved_concurrenc
         for scope in [cfg, *cfg["stages"].values()]:
             assert "reserved_concurrency" not in scope.get("lambda_functions", {}).get(source.name, {})
             assert "reserved_concurrency" not in scope
-    assert {s.key: s.max_concurrency for s in QUEUES} == {"disbursements": 2, "notifications": 5}
+    assert {s.key: s.max_concurrency for s in QUEUES} == {"disbursements": 2, "notifications": 5, "closing": 10,
+                                                               "reminding": 5}
 
 
 def _packaged(merge, **changes):
@@ -308,7 +309,8 @@ def test_every_scheduled_function_and_consumer_has_an_explicit_timeout_and_memor
     cfg = chalice_config()
     functions = _event_functions()
     assert {"close_of_business", "reminders", "repayment_reconciler", "disbursement_sweep",
-            "notification_consumer", "disbursement_consumer"} <= set(functions)
+            "notification_consumer", "disbursement_consumer", "close_of_business_consumer",
+            "reminder_consumer", "portfolio_check"} <= set(functions)
     for name, source in functions.items():
         explicit = {**cfg.get("lambda_functions", {}).get(name, {}),
                     **cfg["stages"][stage].get("lambda_functions", {}).get(name, {})}
@@ -448,7 +450,7 @@ def test_no_function_may_update_or_delete_a_ledger_entry():
                                 "dynamodb:PartiQLUpdate", "dynamodb:PartiQLDelete"} & set(statement["Action"]), \
                         (stage, function, statement)
     writers = {f for f, needs in policy.NEEDS.items() if "ledger" in needs.tables}
-    assert writers >= {"api_handler", "close_of_business", "disbursement_consumer"}
+    assert writers >= {"api_handler", "close_of_business_consumer", "disbursement_consumer"}
     assert all(set(policy.NEEDS[f].tables["ledger"]) <= {"PutItem", "Query", "Scan", "GetItem"} for f in writers)
 
 
