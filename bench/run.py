@@ -29,7 +29,8 @@ JSON_OUT = ROOT / "build" / "bench.json"
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 PARTS = {"package": None, "cold_start": "bench.cold_start", "risk": "bench.risk_bench",
          "sweep": "bench.sweep_bench", "jobs": "bench.jobs_bench", "http": "bench.http_bench",
-         "longrun": "bench.longrun_bench", "ledger": "bench.ledger_bench"}
+         "longrun": "bench.longrun_bench", "ledger": "bench.ledger_bench", "portfolio": "bench.portfolio_bench",
+         "cost": "bench.cost_bench"}
 ZIP = ROOT / "build" / "prod" / "deployment.zip"
 MET, NOT_MET, NO_TARGET = "met", "**not met**", "—"
 
@@ -171,6 +172,37 @@ def ledger_rows(l: dict) -> list[dict]:
     return out
 
 
+def portfolio_rows(p: dict) -> list[dict]:
+    sizes = p["sizes"]
+    constant = all(s["read_calls"] == 1 and s["items_read"] == sizes[0]["items_read"] for s in sizes)
+    out = [row(f"GET /v1/ops/portfolio at {s['loans']:,} loans, in process on moto",
+               f"{s['items_read']} items in {s['read_calls']} BatchGet; {p50_p99(s['request'], digits=1)}",
+               "items read constant from 100 to 10,000 loans (issue 17)", constant) for s in sizes]
+    big = sizes[-1]
+    out.append(row(f"nightly portfolio recount (drift check) at {big['loans']:,} loans",
+                   f"{big['recount_items_read']:,} items in {big['recount_calls']} queries; "
+                   f"{big['recount_ms'] / 1000:.1f} s in moto", "— (once a night, off the request path)"))
+    return out
+
+
+def cost_rows(c: dict) -> list[dict]:
+    b = c["bill"]
+    where = f"{b['region']} list prices of {b['as_of']} (bench/prices.json), 1 USD = {b['usd_to_cny']} CNY"
+    by_service = ", ".join(f"{name} {usd * b['usd_to_cny'] * 1000:.2f}" for name, usd in
+                           sorted(b["life_usd_by_service"].items(), key=lambda kv: -kv[1]))
+    return [row(f"AWS charges of one 12-month loan's whole life ({where})",
+                f"{b['life_cny']:.4f} CNY (${b['life_usd']:.5f}); by service, in 0.001 CNY: {by_service}",
+                "≤ 0.01 CNY (issue 17)", b["life_cny"] <= 0.01),
+            row("AWS charges of 1 million credit decisions (application + decision, signed in)",
+                f"{b['million_decisions_cny']:,.1f} CNY (${b['million_decisions_usd']:,.2f})", "— (issue 17 asks for it)"),
+            row("jobs and pollers whatever the book (sweep each minute, reconciler, daily jobs, an empty "
+                "day's anchor, SQS long polls)", f"{b['fixed_usd_per_month'] * b['usd_to_cny']:.2f} CNY a month",
+                "— (fixed)"),
+            row("SMS over one loan's life (vendor fee, not AWS)",
+                f"{b['sms_per_life']} texts ({', '.join(f'{k} {v}' for k, v in b['sms_by_phase'].items())}); "
+                f"{b['sms_cny_per_life']:.2f} CNY at the assumed fee", "— (issue 17: count them apart)")]
+
+
 def package_rows(p: dict) -> list[dict]:
     return [row("deployment package (`make package`)",
                 f"{p['zipped_mib']:.1f} MiB zipped, {p['unzipped_mib']:.1f} MiB unzipped",
@@ -191,6 +223,10 @@ def rows(parts: dict[str, dict]) -> list[dict]:
         out += job_rows(parts["sweep"], parts["jobs"])
     if "ledger" in parts:
         out += ledger_rows(parts["ledger"])
+    if "portfolio" in parts:
+        out += portfolio_rows(parts["portfolio"])
+    if "cost" in parts:
+        out += cost_rows(parts["cost"])
     if "package" in parts:
         out += package_rows(parts["package"])
     return out
