@@ -125,3 +125,18 @@ def prod_client(aws_stack, tmp_path, monkeypatch):
     with Client(app, stage_name="prod", project_dir=str(tmp_path)) as client:
         client.identity = identity
         yield client
+
+
+@pytest.fixture()
+def last_metrics(monkeypatch):
+    """The last value the code added for each metric name (the metrics are also emitted)."""
+    from chalicelib.core import observability
+    seen: dict[str, float] = {}
+    add_metric = observability.metrics.add_metric
+
+    def metric(name, unit, value, *args, **kwargs):  # type: ignore[no-untyped-def]
+        seen[name] = value
+        return add_metric(name=name, unit=unit, value=value, *args, **kwargs)
+
+    monkeypatch.setattr(observability.metrics, "add_metric", metric)
+    return seen

@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import json
 import random
-from collections import Counter
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from chalicelib.core import observability
 from chalicelib.loans import applications
 from chalicelib.loans.models import ApplicationRecord
 from chalicelib.risk import drift, scorer
@@ -35,19 +33,6 @@ def ops(client, aws_stack, monkeypatch):
 
     yield get
     scorer.reset()
-
-
-@pytest.fixture()
-def recorded(monkeypatch):
-    seen: Counter = Counter()
-    add_metric = observability.metrics.add_metric
-
-    def metric(name, unit, value, *args, **kwargs):  # type: ignore[no-untyped-def]
-        seen[name] = value
-        return add_metric(name=name, unit=unit, value=value, *args, **kwargs)
-
-    monkeypatch.setattr(observability.metrics, "add_metric", metric)
-    return seen
 
 
 def applicant(rng: random.Random, shifted: bool = False) -> dict:
@@ -103,7 +88,7 @@ def test_before_the_first_weekly_run_the_view_shows_the_model_and_no_figures(ops
                                   "agreement": None}
 
 
-def test_the_weekly_job_measures_the_last_seven_days_and_the_view_shows_it(ops, client, recorded):
+def test_the_weekly_job_measures_the_last_seven_days_and_the_view_shows_it(ops, client, last_metrics):
     # Given a week of applications (Monday 4 to Sunday 10 January, Shanghai), and some outside it
     week = apply_many(70, datetime(2027, 1, 3, 17, 0, tzinfo=timezone.utc), 7)   # Jan 4, 01:00 Shanghai on
     before = apply_many(5, datetime(2027, 1, 2, 2, 0, tzinfo=timezone.utc), 1)
@@ -125,8 +110,8 @@ def test_the_weekly_job_measures_the_last_seven_days_and_the_view_shows_it(ops, 
     expected = drift.baseline_psi(card["monitoring"]["score"], [d["probability"] for d in decisions])
     assert body["drift"]["psi"] == pytest.approx(round(expected, 4))
     assert set(body["drift"]["inputs"]) == set(card["monitoring"]["inputs"])
-    assert recorded["ModelScorePSI"] == body["drift"]["psi"]
-    assert recorded["ModelDriftPSI"] == max(body["drift"]["psi"], *body["drift"]["inputs"].values())
+    assert last_metrics["ModelScorePSI"] == body["drift"]["psi"]
+    assert last_metrics["ModelDriftPSI"] == max(body["drift"]["psi"], *body["drift"]["inputs"].values())
     assert result["scored"] == len(week)
     # A rerun of the same week rewrites its one record
     client.lambda_.invoke("model_monitor", scheduled_event(WEEKLY_RUN, "model_monitor"))
@@ -134,7 +119,7 @@ def test_the_weekly_job_measures_the_last_seven_days_and_the_view_shows_it(ops, 
     assert [r.window_end for r in records] == ["2027-01-10"]
 
 
-def test_a_shifted_population_raises_the_drift_metric_above_the_alarm(ops, client, recorded):
+def test_a_shifted_population_raises_the_drift_metric_above_the_alarm(ops, client, last_metrics):
     # Given a week whose applicants earn four times and own twenty times what they used to
     apply_many(60, datetime(2027, 1, 3, 17, 0, tzinfo=timezone.utc), 7, shifted=True)
     # When the weekly job runs
@@ -142,15 +127,15 @@ def test_a_shifted_population_raises_the_drift_metric_above_the_alarm(ops, clien
     # Then the inputs' PSI crosses the alarm threshold the template alarms on
     status, body = ops("/v1/ops/model")
     assert body["drift"]["inputs"]["monthly_income_cny"] > drift.ALARM
-    assert recorded["ModelDriftPSI"] > drift.ALARM
+    assert last_metrics["ModelDriftPSI"] > drift.ALARM
 
 
-def test_a_quiet_week_stores_its_figures_but_raises_no_drift_metric(ops, client, recorded):
+def test_a_quiet_week_stores_its_figures_but_raises_no_drift_metric(ops, client, last_metrics):
     apply_many(5, datetime(2027, 1, 3, 17, 0, tzinfo=timezone.utc), 5)
     client.lambda_.invoke("model_monitor", scheduled_event(WEEKLY_RUN, "model_monitor"))
     status, body = ops("/v1/ops/model")
     assert body["drift"]["scored"] == 5 and body["drift"]["psi"] is not None
-    assert "ModelDriftPSI" not in recorded and "ModelApprovalRate" in recorded
+    assert "ModelDriftPSI" not in last_metrics and "ModelApprovalRate" in last_metrics
 
 
 def test_a_borrower_token_cannot_read_the_model_view(client, aws_stack):

@@ -9,7 +9,6 @@ from datetime import date, datetime, time, timedelta, timezone
 import pytest
 
 from bench.common import counting_reads
-from chalicelib.core import observability
 from chalicelib.core.clock import SHANGHAI
 from chalicelib.loans import aggregates, disbursement
 from chalicelib.loans import service as loans_service
@@ -95,25 +94,12 @@ def test_the_portfolio_is_one_read_of_the_counter_shards_however_many_loans(clie
     assert reads["calls"] == 1 and reads["items"] <= aggregates.SHARDS
 
 
-@pytest.fixture()
-def metrics(monkeypatch):
-    seen: dict[str, float] = {}
-    add_metric = observability.metrics.add_metric
-
-    def metric(name, unit, value, *args, **kwargs):  # type: ignore[no-untyped-def]
-        seen[name] = value
-        return add_metric(name=name, unit=unit, value=value, *args, **kwargs)
-
-    monkeypatch.setattr(observability.metrics, "add_metric", metric)
-    return seen
-
-
-def test_the_nightly_check_reports_drift_injected_into_a_counter(client, borrower, metrics, caplog):
+def test_the_nightly_check_reports_drift_injected_into_a_counter(client, borrower, last_metrics, caplog):
     loan_id = draw(borrower, 200_000)["loan_id"]
     assert disbursement.disburse(loan_id, NOW) == "active"
     at = datetime.combine(NOW.date() + timedelta(days=1), time(3), SHANGHAI)
     clean = client.lambda_.invoke("portfolio_check", scheduled_event(at, "portfolio_check")).payload
-    assert clean["drift"] == [] and metrics["PortfolioDrift"] == 0
+    assert clean["drift"] == [] and last_metrics["PortfolioDrift"] == 0
 
     # When someone (or a write path that forgot them) changes a counter shard
     shard = aggregates.PortfolioShardRecord(shard=7)
@@ -123,5 +109,5 @@ def test_the_nightly_check_reports_drift_injected_into_a_counter(client, borrowe
     report = client.lambda_.invoke("portfolio_check", scheduled_event(at, "portfolio_check")).payload
     assert report["drift"] == [{"group": "by_status", "name": "active", "field": "outstanding_principal",
                                 "counters": 205_000, "recount": 200_000}]
-    assert metrics["PortfolioDrift"] == 1
+    assert last_metrics["PortfolioDrift"] == 1
     assert any(getattr(r, "cell", None) == "by_status.active.outstanding_principal" for r in caplog.records)
