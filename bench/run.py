@@ -262,13 +262,23 @@ def render(report: dict) -> str:
     return "\n".join(lines)
 
 
-def write_readme(table: str) -> None:
+def write_readme(table: str, begin: str = BEGIN, end: str = END) -> None:
     text = README.read_text(encoding="utf-8")
-    head, found, rest = text.partition(BEGIN)
-    _, found_end, tail = rest.partition(END)
+    head, found, rest = text.partition(begin)
+    _, found_end, tail = rest.partition(end)
     if not (found and found_end):
-        raise SystemExit(f"{README.relative_to(ROOT)} lacks the {BEGIN} ... {END} markers")
-    README.write_text(f"{head}{BEGIN}\n{table}\n{END}{tail}", encoding="utf-8")
+        raise SystemExit(f"{README.relative_to(ROOT)} lacks the {begin} ... {end} markers")
+    README.write_text(f"{head}{begin}\n{table}\n{end}{tail}", encoding="utf-8")
+
+
+PROJECTION = ("<!-- projection:begin -->", "<!-- projection:end -->")
+PROJECTION_PARTS = {"cost", "jobs", "sweep"}
+
+
+def projection(parts: dict[str, dict], report: dict) -> str:
+    from bench import projection as model
+    return (f"Computed {report['date']} from this run's per-item figures (commit {report['commit']}; "
+            f"`bench/projection.py` holds the assumptions):\n\n" + model.markdown(parts))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -293,6 +303,11 @@ def main(argv: list[str] | None = None) -> int:
               "parts": parts}
     table = render(report)
     print(table)
+    projected = projection(parts, report) if PROJECTION_PARTS <= set(parts) else None
+    if projected:
+        print("\n" + projected)
+        if scale() == 1:  # its own block: regenerated whenever its parts run at full scale
+            write_readme(projected, *PROJECTION)
     if args.only:
         return 0
     JSON_OUT.parent.mkdir(exist_ok=True)
