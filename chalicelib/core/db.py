@@ -79,13 +79,43 @@ def transient(err: BaseException) -> bool:
     return False
 
 
+CONFLICT_RETRIES = 4  # sends of a transaction DynamoDB cancelled for another one in flight
+
+
+def conflict_only(err: Exception) -> bool:
+    """True when a transaction was cancelled only because another transaction was in flight on
+    one of its items (TransactionConflict): it wrote nothing, and may be sent again as it was."""
+    codes = {r.code for r in (getattr(err, "cancellation_reasons", None) or []) if r is not None}
+    return "TransactionConflict" in codes and codes <= {"TransactionConflict", "None"}
+
+
 def transact_connection():  # type: ignore[no-untyped-def]
     """pynamodb's TransactWrite needs an explicit connection: one per container, made on first
     use (never at import). A new one per transaction built a new botocore client each time,
-    0.1-0.25 s. Kept with the other clients, so `aws.reset()` drops it too."""
+    0.1-0.25 s. Kept with the other clients, so `aws.reset()` drops it too.
+
+    A transaction cancelled only by a conflict with another one in flight (the portfolio's
+    counter shards are shared by every loan) is sent again, after a short random pause, up to
+    CONFLICT_RETRIES times; any other failure, a condition above all, is the caller's."""
     from chalicelib.core import aws
 
     def make():  # type: ignore[no-untyped-def]
+        import random
+        import time
+
         from pynamodb.connection import Connection
-        return Connection(region=config.region())
+        from pynamodb.exceptions import TransactWriteError
+
+        class RetryingConnection(Connection):
+            def transact_write_items(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+                for attempt in range(CONFLICT_RETRIES):
+                    try:
+                        return super().transact_write_items(*args, **kwargs)
+                    except TransactWriteError as err:
+                        if attempt == CONFLICT_RETRIES - 1 or not conflict_only(err):
+                            raise
+                        time.sleep(random.uniform(0.005, 0.025) * (attempt + 1))
+                raise AssertionError("unreachable")
+
+        return RetryingConnection(region=config.region())
     return aws.cached("pynamodb-transact-connection", make)

@@ -111,3 +111,29 @@ def test_the_nightly_check_reports_drift_injected_into_a_counter(client, borrowe
                                 "counters": 205_000, "recount": 200_000}]
     assert last_metrics["PortfolioDrift"] == 1
     assert any(getattr(r, "cell", None) == "by_status.active.outstanding_principal" for r in caplog.records)
+
+
+def test_a_transaction_that_meets_another_on_a_counter_shard_is_retried_not_failed(borrower, monkeypatch):
+    """DynamoDB cancels a transaction that meets another in flight on one of its items
+    (TransactionConflict); the counter shards make that likelier. A cancelled transaction wrote
+    nothing, so it is sent again (moto never conflicts: the answer is injected)."""
+    import botocore.client
+    from botocore.exceptions import ClientError
+
+    original = botocore.client.BaseClient._make_api_call
+    conflicts = {"left": 2}
+
+    def call(client, operation, params):  # type: ignore[no-untyped-def]
+        if operation == "TransactWriteItems" and conflicts["left"]:
+            conflicts["left"] -= 1
+            reasons = [{"Code": "None"}] * (len(params["TransactItems"]) - 1) + [{"Code": "TransactionConflict"}]
+            raise ClientError({"Error": {"Code": "TransactionCanceledException",
+                                         "Message": "Transaction cancelled [TransactionConflict]"},
+                               "CancellationReasons": reasons}, operation)
+        return original(client, operation, params)
+
+    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", call)
+    loan_id = draw(borrower, 100_000)["loan_id"]
+    assert conflicts["left"] == 0
+    assert LoanRecord.get(loan_id).status == "scheduled"
+    assert consistent()["by_status"]["scheduled"] == {"count": 1, "outstanding_principal": 100_000}
