@@ -28,6 +28,15 @@ def _spec(key: str) -> Any:
     return queue_spec(key)
 
 
+def _fits(seconds: float, limit: float = 900) -> str:
+    """Whether one invocation of `seconds` fits Lambda's 15 minutes, and from what size of book
+    (it grows in proportion) it would not: the point to fan it out by shard."""
+    if seconds >= limit:
+        return "**over Lambda's 15 min: must fan out by shard (not done)**"
+    return (f"fits, up to ~{BORROWERS * limit / seconds / 1e6:.0f} million borrowers; **beyond, it must "
+            f"fan out by shard (not done)**")
+
+
 def rows(parts: dict[str, dict]) -> list[list[str]]:
     from chalicelib.loans import aggregates, catalog, schedules
 
@@ -72,12 +81,12 @@ def rows(parts: dict[str, dict]) -> list[list[str]]:
          f"{texts / per_second / 3600:.1f} h for the day: raise its concurrency**"],
         ["ledger anchor (in close of business)", f"~{CHANGED_PER_DAY:,} entries of the day", "none: one invocation",
          "—", f"{CHANGED_PER_DAY:,} proofs in {CHANGED_PER_DAY // BATCH:,} BatchWriteItem",
-         f"~{anchor_s / 60:.0f} min a typical day; **a month-end day of 2-3 times that passes Lambda's 15 min: "
-         f"anchoring must fan out by shard (not done)**"],
+         f"~{anchor_s / 60:.0f} min a typical day, ~{3 * anchor_s / 60:.0f} min on a day of 3 times the changes "
+         f"(month end): {_fits(3 * anchor_s)}"],
         ["portfolio", f"GET: {aggregates.SHARDS} items; nightly recount: {BORROWERS:,} loans", "none",
          "—", f"recount reads `by_status` with every attribute (~{recount_pages / 1024:.0f} GB)",
-         f"GET constant; **recount ~{recount_pages * REQUEST_MS / 1000 / 60:.0f} min sequentially: project fewer "
-         f"fields or scan in segments (not done)**"],
+         f"GET constant; recount ~{recount_pages * REQUEST_MS / 1000 / 60:.0f} min in one invocation: "
+         f"{_fits(recount_pages * REQUEST_MS / 1000)}"],
         ["repayments (through the day)", f"{DUE_PER_DAY:,} a day", "—", "—",
          f"~{DUE_PER_DAY * wru_repayment / 1e6:.1f} M WRU a day ({wru_repayment:.0f} each, measured)", "—"],
     ]
