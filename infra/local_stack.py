@@ -51,14 +51,14 @@ def _port_free(host: str, port: int) -> bool:
     return True
 
 
-def serialise_aws(service: str | None = None) -> Callable[[], None]:
+def serialise_aws(service: str | None = None, lock: Any = None) -> Callable[[], None]:
     """DynamoDB executes each request atomically; moto in process does not under threads (a
     transaction deep-copies a table while another thread writes to it). One lock around each
     in-process botocore call (of `service` only, or of every service), as DESIGN.md asks of
     concurrency tests. Returns the undo. The local stack locks DynamoDB only: SQS long polls
     would hold the lock for seconds."""
     import botocore.client
-    lock = threading.Lock()
+    lock = lock or threading.Lock()
     original = botocore.client.BaseClient._make_api_call
 
     def atomic(self: Any, operation: str, params: Any) -> Any:
@@ -72,6 +72,25 @@ def serialise_aws(service: str | None = None) -> Callable[[], None]:
     def undo() -> None:
         botocore.client.BaseClient._make_api_call = original  # type: ignore[method-assign]
     return undo
+
+
+def serialise_moto_server(lock: Any) -> None:
+    """The same lock around each DynamoDB request the moto server answers for other processes
+    (`make jobs`, tests' clients): its werkzeug front end runs each request in a thread of this
+    process, against the same in-memory tables as the API and the pump here. Without it, a
+    `make jobs` consuming the closing queue while the stack's own pump does failed with
+    "dictionary changed size during iteration" in moto."""
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+    dispatch = DomainDispatcherApplication.__call__
+
+    def atomic(self: Any, environ: dict[str, Any], start_response: Any) -> Any:
+        if str(environ.get("HTTP_X_AMZ_TARGET", "")).startswith("DynamoDB_"):
+            with lock:
+                return list(dispatch(self, environ, start_response))
+        return dispatch(self, environ, start_response)
+
+    DomainDispatcherApplication.__call__ = atomic  # type: ignore[method-assign]
 
 
 def serve() -> int:
@@ -95,6 +114,8 @@ def serve() -> int:
     # MOTO_WORKAROUNDS=0 serves moto as released, to measure the difference (bench/README.md).
     if os.environ.get("MOTO_WORKAROUNDS", "1") != "0":
         moto_workarounds.install()
+    dynamo_lock = threading.Lock()
+    serialise_moto_server(dynamo_lock)
     moto_server = ThreadedMotoServer(ip_address=host, port=moto_port, verbose=False)
     moto_server.start()
     # The API and the pump in this process reach the same in-memory AWS directly rather than
@@ -104,7 +125,7 @@ def serve() -> int:
     embedded = mock_aws()
     embedded.start(reset=False)
     os.environ.pop("AWS_ENDPOINT_URL", None)
-    serialise_aws("dynamodb")  # for the life of the process
+    serialise_aws("dynamodb", dynamo_lock)  # for the life of the process, shared with the server
 
     from chalice.config import Config
     from chalice.local import create_local_server
