@@ -9,8 +9,9 @@ Guide, "Configure AWS KMS permissions for AWS services").
 What pages:
 - a message in any dead-letter queue (a consumer's, or the jobs' asynchronous DLQ): a
   disbursement, a notification or a scheduled job failed all its retries and waits for a person;
-- a job that left work undone after its passes (`CloseOfBusinessLoanFailed`,
-  `RepaymentReconcileFailed`, emitted by `chalicelib.core.jobs` on every run, 0 when clean);
+- a job that left work undone after its passes (`RepaymentReconcileFailed`, emitted by
+  `chalicelib.core.jobs` on every run, 0 when clean; `CloseOfBusinessLoanFailed`, a late loan's
+  last delivery failed);
 - money that did not move (`DisbursementFailed`), a missing partner setting
   (`PartnerSettingsMissing`), the credit model failing to load (`ModelUnavailable`);
 - the credit model's drift: the weekly PSI above 0.25 (`ModelDriftPSI`, chalicelib.risk.monitor);
@@ -26,8 +27,8 @@ TOPIC = "AlarmTopic"
 # stage's Powertools settings). Each is emitted only when something went wrong, or as 0 on a
 # clean run, so "any data point above 0 in 5 minutes" is the condition.
 PAGES: dict[str, str] = {
-    "CloseOfBusinessLoanFailed": "A late loan could not be closed for the day (overdue mark, penalty); its "
-                                 "message is retried, then held in the closing DLQ",
+    "CloseOfBusinessLoanFailed": "A late loan could not be closed for the day (overdue mark, penalty) on its "
+                                 "message's last delivery: it is in the closing DLQ",
     "RepaymentReconcileFailed": "Repayment intents a dead function left open could not be settled "
                                 "(posted or refunded); a borrower's money may be in limbo",
     "DisbursementFailed": "A payout to a borrower's card was refused; the loan waits for an operator",

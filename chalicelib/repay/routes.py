@@ -83,7 +83,9 @@ def close_of_business(event: Any) -> dict[str, Any]:
 
 def _handle_closing(record: Any) -> None:
     body = json.loads(record.body)
-    service.close_one(body["loan_id"], date.fromisoformat(body["business_date"]), parse_instant(body["at"]))
+    last_try = int(record.attributes.approximate_receive_count) >= queue_spec("closing").max_receive_count
+    service.close_one(body["loan_id"], date.fromisoformat(body["business_date"]), parse_instant(body["at"]),
+                      last_try=last_try)
 
 
 @bp.on_sqs_message(queue=config.queue_name("closing"), batch_size=queue_spec("closing").batch_size)

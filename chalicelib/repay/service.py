@@ -414,17 +414,19 @@ def queue_close_of_business(business_date: date, now: datetime) -> dict:
     return summary
 
 
-def close_one(loan_id: str, business_date: date, now: datetime) -> int:
+def close_one(loan_id: str, business_date: date, now: datetime, last_try: bool = True) -> int:
     """Close one loan for `business_date` (the `closing` queue's consumer): the penalty days it
-    posted. Raises when it cannot, after counting it in `CloseOfBusinessLoanFailed`: the
-    message comes back, then goes to the dead-letter queue, whose alarm pages."""
+    posted. Raises when it cannot: the message comes back, up to the queue's receive count,
+    then goes to the dead-letter queue. Every failure is logged with the loan; the last try's
+    is counted in `CloseOfBusinessLoanFailed` (it pages), so a fault that passes does not."""
     posted = Counter[str]()
     try:
         _close_loan(loan_id, business_date, now, posted)
     except Exception:
-        metrics.add_metric(name="CloseOfBusinessLoanFailed", unit="Count", value=1)
-        logger.exception("close of business: loan failed", extra={"loan_id": loan_id,
-                                                                  "business_date": business_date.isoformat()})
+        if last_try:
+            metrics.add_metric(name="CloseOfBusinessLoanFailed", unit="Count", value=1)
+        logger.exception("close of business: loan failed", extra={
+            "loan_id": loan_id, "business_date": business_date.isoformat(), "last_try": last_try})
         raise
     return posted["days"]
 

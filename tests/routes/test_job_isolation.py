@@ -256,9 +256,13 @@ def test_one_poisoned_loan_does_not_stop_close_of_business_for_the_others(
         assert LoanRecord.get(loan_id).status == "overdue"
         assert len(penalty_entries(loan_id)) == 3
     assert LoanRecord.get(poisoned).status == "active" and penalty_entries(poisoned) == []
-    # ...and each failure is logged with the loan id and counted
-    assert recorded["metrics"]["CloseOfBusinessLoanFailed"] == 3
-    assert any(extra.get("loan_id") == poisoned for _msg, extra in recorded["errors"])
+    # ...and each failure is logged with the loan id; none pages yet (more deliveries to come)
+    assert recorded["metrics"]["CloseOfBusinessLoanFailed"] == 0
+    assert sum(extra.get("loan_id") == poisoned for _msg, extra in recorded["errors"]) == 3
+    # ...until its last delivery (the fifth receive) fails too: counted once, it pages
+    last = dict(left[0], Attributes={"ApproximateReceiveCount": "5"})
+    assert queues.consume(client, "closing", [last]) == {last["MessageId"]}
+    assert recorded["metrics"]["CloseOfBusinessLoanFailed"] == 1
 
     # When the poison is gone and the next sweep runs (or an operator redrives the DLQ)
     dynamo.poisoned.clear()
