@@ -184,6 +184,23 @@ def proof(heads: dict[str, str], loan_id: str) -> list[dict]:
     return steps
 
 
+def proofs(heads: dict[str, str]) -> dict[str, list[dict]]:
+    """Every loan's path to the root of `heads`, from one build of the tree: 2n hashes for n
+    leaves (calling `proof` for each would build the tree n times)."""
+    order = sorted(heads)
+    levels = _levels([leaf(k, heads[k]) for k in order])[:-1] if order else []
+    found: dict[str, list[dict]] = {}
+    for start, loan_id in enumerate(order):
+        index, steps = start, []
+        for level in levels:
+            sibling = index ^ 1
+            if sibling < len(level):
+                steps.append({"side": "left" if sibling < index else "right", "hash": level[sibling]})
+            index //= 2
+        found[loan_id] = steps
+    return found
+
+
 def root_from_proof(loan_id: str, head_hash: str, steps: Sequence[dict]) -> str:
     current = leaf(loan_id, head_hash)
     for step in steps:

@@ -217,3 +217,26 @@ def test_the_worked_example_in_the_docs_is_what_the_code_computes():
     assert chain.root_from_proof("L1001", heads["L1001"], proof) == doc_root
     assert f"--root 2027-01-10={doc_root}" in text  # the verifier's example uses the same root
     assert chain.EMPTY_ROOT in text
+
+
+def test_a_days_proofs_are_computed_from_one_tree_not_one_tree_each(monkeypatch):
+    """Anchoring writes every changed loan's proof: building the tree again for each of them
+    was n² hashes (a day of 460,000 changed loans at 10 million borrowers would never end).
+    `proofs` builds the levels once: 2n hashes for n leaves, the same proofs as `proof`."""
+    heads = {f"L{n:05d}": chain.entry_hash(chain.GENESIS, str(n)) for n in range(1, 1001)}
+    counted = {"hashes": 0}
+    sha = chain._sha
+
+    def counting(text: str) -> str:
+        counted["hashes"] += 1
+        return sha(text)
+
+    monkeypatch.setattr(chain, "_sha", counting)
+    every = chain.proofs(heads)
+    assert counted["hashes"] <= 2 * len(heads)
+    monkeypatch.setattr(chain, "_sha", sha)
+    root = chain.root(heads)
+    for loan_id in ("L00001", "L00500", "L01000"):
+        assert every[loan_id] == chain.proof(heads, loan_id)
+    assert all(chain.root_from_proof(k, heads[k], steps) == root for k, steps in every.items())
+    assert chain.proofs({}) == {}
