@@ -394,20 +394,25 @@ def close_of_business(business_date: date, now: datetime) -> dict:
     return summary
 
 
+def _queue_all(key: str, bodies: list[dict[str, Any]]) -> None:
+    """Put one message per body on the queue, ten to a request (SQS's batch); raise if any is
+    not accepted (the sweep fails and is retried whole: its consumers are idempotent)."""
+    sqs = aws.client("sqs")
+    for start in range(0, len(bodies), 10):
+        answer = sqs.send_message_batch(QueueUrl=aws.queue_url(key), Entries=[
+            {"Id": str(n), "MessageBody": json.dumps(body)} for n, body in enumerate(bodies[start:start + 10])])
+        if answer.get("Failed"):
+            raise RuntimeError(f"could not queue {len(answer['Failed'])} messages on {key}")
+
+
 def queue_close_of_business(business_date: date, now: datetime) -> dict:
     """The daily sweep (issue 17): one message per loan with an unpaid installment due before
-    `business_date` (see `_late_loans`) on the `closing` queue, for `close_of_business_consumer`; the day is done when that
-    queue is drained. Reads the late installments through the sparse index only. A message
+    `business_date` (see `_late_loans`) on the `closing` queue, for its consumer
+    (`close_of_business_consumer`); the day is done when that queue is drained. Reads the late installments through the sparse index only. A message
     delivered twice closes its loan twice: the second finds nothing to post."""
     late, loans = _late_loans(business_date)
-    sqs = aws.client("sqs")
-    for start in range(0, len(loans), 10):
-        answer = sqs.send_message_batch(QueueUrl=aws.queue_url("closing"), Entries=[
-            {"Id": str(n), "MessageBody": json.dumps({"loan_id": loan_id, "business_date": business_date.isoformat(),
-                                                      "at": now.isoformat()})}
-            for n, loan_id in enumerate(loans[start:start + 10])])
-        if answer.get("Failed"):
-            raise RuntimeError(f"could not queue {len(answer['Failed'])} loans for close of business")
+    _queue_all("closing", [{"loan_id": loan_id, "business_date": business_date.isoformat(), "at": now.isoformat()}
+                           for loan_id in loans])
     metrics.add_metric(name="CloseOfBusinessQueued", unit="Count", value=len(loans))
     summary = {"installments_read": len(late), "queued": len(loans)}
     logger.info("close of business sweep", extra={"business_date": business_date.isoformat(), **summary})
@@ -520,12 +525,7 @@ def queue_reminders(business_date: date) -> dict[str, int]:
     """The daily reminders as a sweep (issue 17): a message per page for `reminder_consumer`,
     so no invocation grows with the number of installments due."""
     pages = reminder_pages(business_date)
-    sqs = aws.client("sqs")
-    for start in range(0, len(pages), 10):
-        answer = sqs.send_message_batch(QueueUrl=aws.queue_url("reminding"), Entries=[
-            {"Id": str(n), "MessageBody": json.dumps(page)} for n, page in enumerate(pages[start:start + 10])])
-        if answer.get("Failed"):
-            raise RuntimeError(f"could not queue {len(answer['Failed'])} reminder pages")
+    _queue_all("reminding", pages)
     return {"pages": len(pages)}
 
 
