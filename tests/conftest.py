@@ -122,3 +122,19 @@ def pytest_sessionfinish(session, exitstatus):
     path.parent.mkdir(exist_ok=True)
     path.write_text(json.dumps(recording, indent=1, ensure_ascii=False) + "\n")
     shutil.rmtree(os.environ[iam_recorder.ENV], ignore_errors=True)
+
+
+@pytest.fixture()
+def counted_hashes(monkeypatch):
+    """The ledger's SHA-256 calls (`chalicelib.money.chain._sha`) counted while the test runs:
+    `counted_hashes["hashes"]`, which the test may reset before what it measures."""
+    from chalicelib.money import chain
+    counted = {"hashes": 0}
+    sha = chain._sha
+
+    def counting(text: str) -> str:
+        counted["hashes"] += 1
+        return sha(text)
+
+    monkeypatch.setattr(chain, "_sha", counting)
+    return counted
