@@ -174,9 +174,13 @@ def root(heads: dict[str, str]) -> str:
 def proof(heads: dict[str, str], loan_id: str) -> list[dict]:
     """The path from `loan_id`'s leaf to the root of `heads`."""
     order = sorted(heads)
-    index = order.index(loan_id)
+    return _path(_levels([leaf(k, heads[k]) for k in order])[:-1], order.index(loan_id))
+
+
+def _path(levels: list[list[str]], index: int) -> list[dict]:
+    """The siblings from leaf `index` up through `levels` (the tree without its root)."""
     steps: list[dict] = []
-    for level in _levels([leaf(k, heads[k]) for k in order])[:-1]:
+    for level in levels:
         sibling = index ^ 1
         if sibling < len(level):
             steps.append({"side": "left" if sibling < index else "right", "hash": level[sibling]})
@@ -189,16 +193,7 @@ def proofs(heads: dict[str, str]) -> dict[str, list[dict]]:
     leaves (calling `proof` for each would build the tree n times)."""
     order = sorted(heads)
     levels = _levels([leaf(k, heads[k]) for k in order])[:-1] if order else []
-    found: dict[str, list[dict]] = {}
-    for start, loan_id in enumerate(order):
-        index, steps = start, []
-        for level in levels:
-            sibling = index ^ 1
-            if sibling < len(level):
-                steps.append({"side": "left" if sibling < index else "right", "hash": level[sibling]})
-            index //= 2
-        found[loan_id] = steps
-    return found
+    return {loan_id: _path(levels, index) for index, loan_id in enumerate(order)}
 
 
 def root_from_proof(loan_id: str, head_hash: str, steps: Sequence[dict]) -> str:
