@@ -72,9 +72,8 @@ def bucket(status: str, state: engine.LoanState | None, on: date) -> str | None:
     return bucket_of(engine.days_past_due(state, on))
 
 
-def _place(status: str | None, dpd_bucket: str | None, outstanding: int) -> dict[str, int]:
-    if status is None:
-        return {}
+def _place(status: str, dpd_bucket: str | None, outstanding: int) -> dict[str, int]:
+    """The counter cells one loan adds to: its status's, and its bucket's when it has one."""
     place: dict[str, int] = {}
     for group, name in (("status", status), ("dpd", dpd_bucket)):
         if name is None:
