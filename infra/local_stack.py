@@ -248,10 +248,11 @@ def run_jobs(chalice_app: Any, when: datetime) -> int:
         pump.drain()
     print("queues drained", flush=True)
     for key, count in pump.dead_letters().items():
-        if count > dead_before.get(key, 0):
+        new = count - dead_before.get(key, 0)
+        if new > 0:
             failed.append(f"{key} consumer")
-            print(f"{config.queue_name(key)}-dlq: {count - dead_before.get(key, 0)} new message(s) failed every "
-                  f"retry ({', '.join(pump.dead_ids(key))})", file=sys.stderr, flush=True)
+            print(f"{config.queue_name(key)}-dlq: {new} new message(s) failed every retry "
+                  f"({', '.join(pump.dead_ids(key))})", file=sys.stderr, flush=True)
     if failed:
         print(f"{len(failed)} job(s) failed: {', '.join(failed)}. What they could do is done; run "
               f"`make jobs AT={when.isoformat()}` again once the cause is fixed.", file=sys.stderr, flush=True)

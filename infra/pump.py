@@ -78,23 +78,22 @@ class QueuePump:
             total += sum(int(v) for v in attrs.values())
         return total
 
+    @staticmethod
+    def _dlq_url(key: str) -> str:
+        return aws.client("sqs").get_queue_url(QueueName=config.queue_name(key) + "-dlq")["QueueUrl"]
+
     def dead_letters(self) -> dict[str, int]:
         """Messages in each consumed queue's dead-letter queue, by queue key."""
         sqs = aws.client("sqs")
-        counts = {}
-        for spec, _ in self.consumers:
-            url = sqs.get_queue_url(QueueName=config.queue_name(spec.key) + "-dlq")["QueueUrl"]
-            counts[spec.key] = int(sqs.get_queue_attributes(
-                QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"]["ApproximateNumberOfMessages"])
-        return counts
+        return {spec.key: int(sqs.get_queue_attributes(
+            QueueUrl=self._dlq_url(spec.key), AttributeNames=["ApproximateNumberOfMessages"]
+        )["Attributes"]["ApproximateNumberOfMessages"]) for spec, _ in self.consumers}
 
     def dead_ids(self, key: str) -> list[str]:
         """The ids (`loan_id`, `repayment_id`, else the message id) of up to 10 messages in a
         dead-letter queue, read without taking them: an operator redrives or reads them."""
-        sqs = aws.client("sqs")
-        url = sqs.get_queue_url(QueueName=config.queue_name(key) + "-dlq")["QueueUrl"]
         ids = []
-        for message in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10,
+        for message in aws.client("sqs").receive_message(QueueUrl=self._dlq_url(key), MaxNumberOfMessages=10,
                                            VisibilityTimeout=0).get("Messages", []):
             try:
                 body = json.loads(message["Body"])
