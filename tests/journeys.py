@@ -120,22 +120,12 @@ class HttpApi:
 def deliver_notifications(client: Any) -> int:
     """Every queued notification through the real consumer, as the event source would (chalice
     test client, moto); each batch must succeed whole. Returns how many were delivered."""
-    from chalicelib.core import aws
-    from infra.lambda_events import sqs_event, sqs_record
-    sqs, url = aws.client("sqs"), aws.queue_url("notifications")
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    from tests import queues
     sent = 0
-    while True:
-        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10,
-                                       VisibilityTimeout=60).get("Messages", [])
-        if not messages:
-            return sent
-        answer = client.lambda_.invoke("notification_consumer",
-                                       sqs_event([sqs_record(m, arn) for m in messages])).payload
-        assert answer == {"batchItemFailures": []}, answer
-        for message in messages:
-            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+    while messages := queues.receive("notifications"):
+        assert queues.consume(client, "notifications", messages) == set()
         sent += len(messages)
+    return sent
 
 
 def approved_loan(api: Any, auth: dict[str, str], card_id: str, *, amount: int,
