@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | sha1sum | cut -c1-12)
 STAGE ?= prod
 
-.PHONY: venv run jobs test fuzz docs soak package check-secrets verify-ledger policies iam-check bench model clean
+.PHONY: venv run jobs test browser fuzz docs soak package check-secrets verify-ledger policies iam-check bench model clean
 
 venv: $(STAMP)
 
@@ -42,8 +42,19 @@ jobs: venv  ## run every scheduled job as of AT against the running stack, then 
 	@test -n "$(AT)" || { echo 'usage: make jobs AT=2027-01-10T09:00:00+08:00'; exit 2; }
 	$(BIN)/python -m infra.local_stack jobs --at "$(AT)"
 
-test: venv $(CHECKOV_STAMP)  ## the whole suite: unit, routes/events on moto, end-to-end on the local stack (with the schemathesis CLI), checkov on the template, then IAM coverage
-	IAM_COVERAGE=required CHECKOV=$(CHECKOV_VENV)/bin/checkov $(BIN)/python -m pytest -q -p no:cacheprovider tests
+test: venv $(CHECKOV_STAMP) browser  ## the whole suite: unit, routes/events on moto, end-to-end on the local stack (with the schemathesis CLI and the page in Chromium), checkov on the template, then IAM coverage
+	IAM_COVERAGE=required H5_BROWSER=required CHECKOV=$(CHECKOV_VENV)/bin/checkov $(BIN)/python -m pytest -q -p no:cacheprovider tests
+
+# Debian's Chromium for the page's browser tests (Playwright drives it; no browser download),
+# and a Chinese font so its screenshots show text. Installed once, as root or through sudo.
+BROWSER_PACKAGES := chromium fonts-wqy-microhei
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+browser:  ## install Debian's chromium and a CJK font when missing (for make test)
+	@if ! command -v chromium >/dev/null || ! fc-list :lang=zh 2>/dev/null | grep -q .; then \
+		echo "==> Installing Chromium and a Chinese font from Debian's packages (first run only)"; \
+		$(SUDO) apt-get install -y -qq $(BROWSER_PACKAGES) >/dev/null 2>&1 \
+		|| { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $(BROWSER_PACKAGES); }; \
+	fi
 
 fuzz: venv  ## only the schemathesis CLI run (part of make test), with its report
 	$(BIN)/python -m pytest -q -p no:cacheprovider -s tests/e2e/test_schemathesis_cli.py

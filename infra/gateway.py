@@ -21,6 +21,7 @@ from typing import Any
 from chalice.local import ChaliceRequestHandler, LocalGateway
 
 from chalicelib.core.http import allowed_methods, cors_enabled
+from infra import web_page
 
 
 def gateway_answer(kind: str) -> tuple[int, dict[str, str], bytes]:
@@ -49,6 +50,9 @@ class ApiGateway(LocalGateway):
         return event
 
     def handle_request(self, method: str, path: str, headers: Any, body: Any) -> dict:
+        page = web_page.answer(method, path)  # the borrower's page, CloudFront's part when deployed
+        if page is not None:
+            return page
         try:
             resource = self.event_converter._route_matcher.match_route(path).route
         except ValueError:
