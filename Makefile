@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | sha1sum | cut -c1-12)
 STAGE ?= prod
 
-.PHONY: venv run jobs test browser fuzz docs soak package check-secrets verify-ledger policies iam-check bench model clean
+.PHONY: venv run jobs test browser fuzz docs soak package publish-web check-secrets verify-ledger policies iam-check bench model clean
 
 venv: $(STAMP)
 
@@ -69,6 +69,9 @@ soak: venv  ## the seeded fault simulator over SEEDS seeds (replay one: python -
 
 package: venv $(CHECKOV_STAMP)  ## chalice package + merge template into build/$(STAGE), linted, checked, scanned by checkov
 	$(BIN)/python -m infra.package --stage $(STAGE) --checkov $(CHECKOV_VENV)/bin/checkov
+
+publish-web: venv  ## after a deploy: web/ to STAGE's web bucket (under app/), then CloudFront's copy invalidated
+	$(BIN)/python -m infra.publish_web --stage $(STAGE)
 
 check-secrets: venv  ## after a deploy: the partner settings still to fill in STAGE's secrets (names only)
 	$(BIN)/python -m infra.readiness --stage $(STAGE)

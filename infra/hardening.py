@@ -18,7 +18,12 @@ Fixed here (and checked by `tests/unit/test_hardening.py`):
   log group only. API Gateway writes logs through the account's CloudWatch role
   (`ApiGatewayAccount`, one setting per account and region, kept when the stack is deleted).
 
-Skipped, each in the resource's `Metadata.checkov.skip` with the reason: see `SKIPS`.
+- The web page (infra/web.py): its bucket is private (public access blocked, BucketOwnerEnforced,
+  SSE-S3, versioned, TLS only) and read by the distribution alone (OAC, `AWS:SourceArn`); the
+  distribution redirects HTTP to HTTPS and speaks only HTTPS (TLS 1.2) to the API.
+
+Skipped, each in the resource's `Metadata.checkov.skip` with the reason: see `SKIPS` and
+`WEB_SKIPS`.
 
 Functions get the IAM permissions these resources need from their own policies (issue 13,
 items 1-4): a job needs `sqs:SendMessage` on the jobs DLQ and `kms:GenerateDataKey` +
@@ -70,6 +75,31 @@ ANCHOR_ACCESS_LOG = ("CKV_AWS_18", "The ledger anchor bucket takes one object a 
                      "of business under Object Lock (compliance mode): no object can be changed or "
                      "deleted by anyone, so server access logs (another bucket, its own retention) "
                      "would record reads only; the record's integrity is the lock's, not a log's.")
+
+# The web page's bucket and distribution (infra/web.py).
+WEB_BUCKET_ACCESS_LOG = ("CKV_AWS_18", "The web bucket holds the page's code, the same files every "
+                         "visitor downloads: a read reveals nothing. Only CloudFront reads it (OAC) and "
+                         "only an operator's `make publish-web` writes it, and every replaced file is "
+                         "kept 30 days as an earlier version to compare with or roll back to.")
+WEB_WAF = ("CKV_AWS_68", "A web ACL on the distribution would not guard the API: its execute-api URL "
+           "stays reachable directly (operators call /v1/ops there with SigV4, which CloudFront's "
+           "rewritten Host would break), so abuse would go around it. The API is limited where every "
+           "path reaches it: API Gateway throttling (429 RATE_LIMITED) and the app's per-phone and "
+           "per-user limits. A CloudFront web ACL must also be made in us-east-1.")
+WEB_ACCESS_LOG = ("CKV_AWS_86", "API requests are logged where they are served, in the API's access "
+                  "log (caller, user, status, latency; 365 days, KMS-encrypted); the rest are the "
+                  "page's static files, the same for everyone. CloudFront's standard logs go to an S3 "
+                  "bucket with ACLs enabled (which BucketOwnerEnforced refuses) or, v2, through a "
+                  "delivery made in us-east-1, and would keep viewers' IPs in one more store.")
+WEB_DEFAULT_CERTIFICATE = ("CKV_AWS_174", "No custom domain yet: with CloudFront's own *.cloudfront.net "
+                           "certificate CloudFront applies the TLSv1 security policy whatever "
+                           "MinimumProtocolVersion says (browsers still negotiate TLS 1.2 or 1.3). With "
+                           "a custom domain, set Aliases, an ACM certificate (us-east-1), SslSupportMethod "
+                           "sni-only and MinimumProtocolVersion TLSv1.2_2021, and drop this skip.")
+WEB_SKIPS: dict[str, tuple[tuple[str, str], ...]] = {
+    "bucket": (WEB_BUCKET_ACCESS_LOG,),
+    "distribution": (WEB_WAF, WEB_ACCESS_LOG, WEB_DEFAULT_CERTIFICATE),
+}
 
 SKIPS: dict[str, tuple[tuple[str, str], ...]] = {
     "api": (VPC, ENVIRONMENT, SYNCHRONOUS_DLQ, API_CONCURRENCY),

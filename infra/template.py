@@ -12,7 +12,7 @@ import json
 import sys
 from typing import Any
 
-from infra import alarms, hardening
+from infra import alarms, hardening, web
 from infra.stage import apply_stage_env, lambda_functions, lambda_name, logical_id, visibility_timeout
 
 DLQ_RETENTION_SECONDS = 14 * 24 * 3600
@@ -256,7 +256,9 @@ def build(stage: str) -> dict[str, Any]:
     hardening.merge(resources, hardening.resources(stage, app_module.app, prefix))
     # The alarms (every dead-letter queue, the jobs' failures, model drift) and their topic.
     hardening.merge(resources, alarms.resources(stage, prefix, resources))
-    return {"Resources": resources}
+    # The mobile web page: its bucket, and CloudFront in front of it and of the API (issue 18).
+    hardening.merge(resources, web.resources(stage, prefix))
+    return {"Resources": resources, "Outputs": web.outputs()}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,8 +20,13 @@ from infra.stage import CHALICE_CONFIG, ROOT, function_setting
 
 
 @pytest.fixture(scope="module")
-def merge():
-    return template.build("local")["Resources"]
+def built():
+    return template.build("local")
+
+
+@pytest.fixture(scope="module")
+def merge(built):
+    return built["Resources"]
 
 
 def test_every_model_has_a_table_with_pitr_kms_and_hash_key_first(merge):
@@ -470,3 +475,83 @@ def test_the_anchor_bucket_keeps_every_day_in_compliance_mode_for_the_stages_ret
     assert statements["AnchorObjects"]["Action"] == ["s3:GetObject", "s3:PutObject"]
     assert statements["AnchorObjects"]["Resource"]["Fn::Sub"].endswith(
         "lending-prod-ledger-anchors-${AWS::AccountId}/anchors/*")
+
+
+def test_the_web_page_and_the_api_share_one_cloudfront_origin(merge):
+    """The page (S3, under app/) and the API's stage behind one distribution: the page calls
+    the API on its own origin, so no CORS and no API URL in the page (issue 18)."""
+    from infra import web
+    config = merge["WebDistribution"]["Properties"]["DistributionConfig"]
+    origins = {origin["Id"]: origin for origin in config["Origins"]}
+    assert set(origins) == {"web", "api"}
+    assert origins["web"]["DomainName"] == {"Fn::GetAtt": ["WebBucket", "RegionalDomainName"]}
+    assert origins["web"]["OriginAccessControlId"] == {"Fn::GetAtt": ["WebOriginAccessControl", "Id"]}
+    assert origins["web"]["S3OriginConfig"] == {"OriginAccessIdentity": ""}  # no legacy OAI
+    api = origins["api"]
+    assert api["DomainName"] == {"Fn::Sub": "${RestAPI}.execute-api.${AWS::Region}.${AWS::URLSuffix}"}
+    assert api["OriginPath"] == "/local"  # the stage chalice deploys the API to
+    assert web.api_stage_name("prod") == "prod"
+    assert api["CustomOriginConfig"]["OriginProtocolPolicy"] == "https-only"
+    assert api["CustomOriginConfig"]["OriginSSLProtocols"] == ["TLSv1.2"]
+
+    default = config["DefaultCacheBehavior"]
+    assert default["TargetOriginId"] == "web" and default["AllowedMethods"] == ["GET", "HEAD"]
+    [index] = default["FunctionAssociations"]
+    assert index["EventType"] == "viewer-request"
+    assert index["FunctionARN"] == {"Fn::GetAtt": ["WebIndexFunction", "FunctionMetadata.FunctionARN"]}
+    assert "uri + 'index.html'" in merge["WebIndexFunction"]["Properties"]["FunctionCode"]
+    assert "CustomErrorResponses" not in config  # they would replace the API's own error bodies
+
+    behaviours = {b["PathPattern"]: b for b in config["CacheBehaviors"]}
+    assert set(behaviours) == {"/v1/*", "/health", "/openapi.json"}
+    for behaviour in behaviours.values():
+        assert behaviour["TargetOriginId"] == "api"
+        assert behaviour["CachePolicyId"] == "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"  # CachingDisabled
+        # AllViewerExceptHostHeader: Authorization, Idempotency-Key, Accept-Language, the query
+        assert behaviour["OriginRequestPolicyId"] == "b689b0a8-53d0-40ab-baf2-68738e2966ac"
+        assert set(behaviour["AllowedMethods"]) == {"GET", "HEAD", "OPTIONS", "PUT", "POST", "PATCH", "DELETE"}
+    for behaviour in [default, *behaviours.values()]:
+        assert behaviour["ViewerProtocolPolicy"] == "redirect-to-https"
+        assert behaviour["ResponseHeadersPolicyId"] == {"Ref": "WebSecurityHeaders"}
+
+
+def test_the_web_responses_carry_the_security_headers(merge):
+    headers = merge["WebSecurityHeaders"]["Properties"]["ResponseHeadersPolicyConfig"]["SecurityHeadersConfig"]
+    assert headers["StrictTransportSecurity"]["AccessControlMaxAgeSec"] >= 31536000
+    assert headers["FrameOptions"]["FrameOption"] == "DENY"
+    assert "ContentTypeOptions" in headers
+    csp = headers["ContentSecurityPolicy"]["ContentSecurityPolicy"]
+    assert csp.startswith("default-src 'self';") and "img-src 'self' data:" in csp
+    assert "unsafe" not in csp and "http" not in csp  # no inline code, no other origin
+    assert all(value["Override"] is True for value in headers.values())
+
+
+def test_the_web_bucket_is_private_and_only_the_distribution_reads_it(merge):
+    bucket = merge["WebBucket"]["Properties"]
+    assert all(bucket["PublicAccessBlockConfiguration"].values())
+    assert bucket["OwnershipControls"] == {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}
+    assert bucket["VersioningConfiguration"] == {"Status": "Enabled"}
+    assert bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"][0][
+        "ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+    oac = merge["WebOriginAccessControl"]["Properties"]["OriginAccessControlConfig"]
+    assert (oac["OriginAccessControlOriginType"], oac["SigningBehavior"], oac["SigningProtocol"]) == \
+        ("s3", "always", "sigv4")
+    policy = merge["WebBucketPolicy"]["Properties"]
+    assert policy["Bucket"] == {"Ref": "WebBucket"}
+    statements = {s["Sid"]: s for s in policy["PolicyDocument"]["Statement"]}
+    assert set(statements) == {"TlsOnly", "TheDistributionReadsThePage"}
+    tls = statements["TlsOnly"]
+    assert (tls["Effect"], tls["Condition"]) == ("Deny", {"Bool": {"aws:SecureTransport": "false"}})
+    read = statements["TheDistributionReadsThePage"]
+    assert read["Effect"] == "Allow" and read["Action"] == "s3:GetObject"
+    assert read["Principal"] == {"Service": "cloudfront.amazonaws.com"}
+    assert read["Resource"] == {"Fn::Sub": "${WebBucket.Arn}/app/*"}
+    assert read["Condition"] == {"StringEquals": {"AWS:SourceArn": {"Fn::Sub": (
+        "arn:${AWS::Partition}:cloudfront::${AWS::AccountId}:distribution/${WebDistribution}")}}}
+
+
+def test_the_stack_outputs_the_page_url_and_what_publish_web_needs(built):
+    outputs = built["Outputs"]
+    assert outputs["WebAppURL"]["Value"] == {"Fn::Sub": "https://${WebDistribution.DomainName}/app/"}
+    assert outputs["WebBucketName"]["Value"] == {"Ref": "WebBucket"}
+    assert outputs["WebDistributionId"]["Value"] == {"Ref": "WebDistribution"}
