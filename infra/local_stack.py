@@ -163,6 +163,7 @@ def serve() -> int:
     Scheduler(chalice_app).run(stop)
 
     print(f"Lending API    http://{host}:{api_port}   (try /health, /v1/products)", flush=True)
+    print(f"Borrower page  http://{host}:{api_port}/app/", flush=True)
     print(f"Embedded AWS   http://{host}:{moto_port}  (moto: {len(created['tables'])} tables, "
           f"{len(created['queues'])} queues + DLQs, {created['products']} products seeded)", flush=True)
     print(f"Ops key        X-Ops-Key: {ops_key}", flush=True)

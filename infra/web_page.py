@@ -8,52 +8,39 @@ CloudFront's response headers policy adds (`PAGE_HEADERS`).
 from __future__ import annotations
 
 import base64
-import mimetypes
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-WEB_ROOT = Path(__file__).resolve().parents[1] / "web"
+from infra.publish_web import SOURCE, cache_control, content_type
+from infra.web import CONTENT_SECURITY_POLICY
+
 PREFIX = "/app"
 
-# The page loads nothing from another origin and runs no inline script or style.
-CONTENT_SECURITY_POLICY = ("default-src 'self'; img-src 'self' data:; object-src 'none'; "
-                           "base-uri 'none'; frame-ancestors 'none'; form-action 'self'")
+# What CloudFront's response headers policy (infra/web.py) adds to every answer.
 PAGE_HEADERS = {
     "Content-Security-Policy": CONTENT_SECURITY_POLICY,
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "same-origin",
 }
-TYPES = {".html": "text/html; charset=utf-8", ".css": "text/css; charset=utf-8",
-         ".js": "text/javascript; charset=utf-8", ".svg": "image/svg+xml", ".png": "image/png",
-         ".json": "application/json", ".ico": "image/x-icon"}
 
 
-def content_type(path: Path) -> str:
-    return TYPES.get(path.suffix, mimetypes.guess_type(path.name)[0] or "application/octet-stream")
-
-
-def cache_control(relative: str) -> str:
-    """index.html is asked for every time (it names the others); the rest may be kept an hour."""
-    return "no-cache" if relative.endswith(".html") else "public, max-age=3600"
-
-
-def answer(method: str, raw_path: str, root: Path = WEB_ROOT) -> dict[str, Any] | None:
-    """The response for a request under /app, or None when the path is not the page's."""
+def answer(method: str, raw_path: str, root: Path = SOURCE) -> dict[str, Any] | None:
+    """The response for a request under /app, or None when it is not one of the page's files."""
     path = unquote(urlsplit(raw_path).path)
     if path != PREFIX and not path.startswith(PREFIX + "/"):
         return None
     if method not in ("GET", "HEAD"):
         return _plain(405, "Method Not Allowed", {"Allow": "GET, HEAD"})
     if path == PREFIX:  # as CloudFront's function does: the folder's address ends with /
-        return _plain(301, "", {"Location": PREFIX + "/"})
+        return _plain(302, "", {"Location": PREFIX + "/"})
     relative = path[len(PREFIX) + 1:] or "index.html"
     target = (root / relative).resolve()
     if not target.is_relative_to(root.resolve()) or not target.is_file():
-        return _plain(404, "Not Found", {})
+        return None  # the API's own 404 NOT_FOUND, as for any unknown path
     body = target.read_bytes()
-    headers = {"Content-Type": content_type(target), "Cache-Control": cache_control(relative),
+    headers = {"Content-Type": content_type(target), "Cache-Control": cache_control(target),
                **PAGE_HEADERS}
     return {"statusCode": 200, "headers": headers, "multiValueHeaders": {},
             "body": base64.b64encode(body).decode(), "isBase64Encoded": True}

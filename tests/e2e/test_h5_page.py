@@ -262,6 +262,9 @@ def test_the_whole_journey_in_the_browser(phone_page, stack):
 
 def test_errors_are_the_apis_own_words(phone_page, stack):
     page = phone_page
+    # only web/'s files: a path that climbs out is the API's 404 NOT_FOUND
+    outside = requests.get(stack["base"] + "/app/%2e%2e/app.py", timeout=30)
+    assert outside.status_code == 404 and outside.json()["error"]["code"] == "NOT_FOUND"
     page.goto("/app/")
     page.get_by_label("手机号").fill("12345")
     page.get_by_role("button", name="获取验证码").click()
