@@ -161,8 +161,14 @@ def latency(base: str, people: list[dict], n: int) -> dict:
             payoff = api.get(f"/v1/loans/{loan_id}/payoff", me["headers"])[1]
             api.post(f"/v1/loans/{loan_id}/repayments", {"amount": payoff["amount"]},
                      with_key(me["headers"]))
+    # The credit report (issue 19), once every borrower has a decision, loans and repayments:
+    # three items whatever the history.
+    report = Route()
+    for i in range(n):
+        me = people[i % len(people)]
+        report.call(lambda: api.get("/v1/me/credit-report", me["headers"]), expect=200)
     return {"applications": decide.figures(), "drawdowns": draw.figures(), "repayments": repay.figures(),
-            "not_disbursed": not_disbursed}
+            "credit_report": report.figures(), "not_disbursed": not_disbursed}
 
 
 def disbursed(api: Any, loan_id: str, headers: dict, timeout: float = 150) -> str:

@@ -89,6 +89,9 @@ def http_rows(h: dict) -> list[dict]:
             row("POST /v1/loans (drawdown) over HTTP", with_errors(h["drawdowns"]), "— (issue 5 gives none)"),
             row("POST /v1/loans/{id}/repayments over HTTP", with_errors(h["repayments"]),
                 "— (issue 6 gives none)")]
+    if "credit_report" in h:
+        rows.append(row("GET /v1/me/credit-report over HTTP", with_errors(h["credit_report"]),
+                        "— (issue 19 asks for the figure)"))
     stuck = h.get("not_disbursed") or {}
     rows.append(row("drawn loans the stack's pump disbursed within 150 s",
                     f"{h['drawdowns']['n'] - len(stuck)} of "

@@ -73,7 +73,7 @@ NEEDS: dict[str, Needs] = {
     # Every route: identity, applications, loans, repayments, operators.
     "api_handler": Needs(
         tables={"applications": (GET, PUT, UPDATE), "auth-sessions": (GET, PUT, UPDATE),
-                "credit-lines": (GET, UPDATE), "declines": (GET, PUT),
+                "credit-lines": (GET, UPDATE), "credit-records": (GET, UPDATE), "declines": (GET, PUT),
                 "idempotency": (GET, PUT, UPDATE, DELETE), "installments": (PUT,), "ledger": (PUT, QUERY, SCAN),
                 "ledger-anchors": (GET, BATCH_GET, SCAN), "ledger-proofs": (QUERY,),
                 "loans": (GET, BATCH_GET, PUT, UPDATE, SCAN), "model-monitoring": (QUERY,), "products": (SCAN,),
@@ -99,11 +99,12 @@ NEEDS: dict[str, Needs] = {
         anchor_objects=("GetObject", "PutObject")),
     # One late loan at a time: overdue marks and penalties.
     "close_of_business_consumer": Needs(
-        tables={"installments": (PUT,), "ledger": (PUT,), "loans": (GET, UPDATE), "portfolio": (UPDATE,)}),
+        tables={"credit-records": (UPDATE,), "installments": (PUT,), "ledger": (PUT,), "loans": (GET, UPDATE),
+                "portfolio": (UPDATE,)}),
     # Pays a loan out to the borrower's card (opened for the bank only), then tells them.
     "disbursement_consumer": Needs(
-        tables={"credit-lines": (UPDATE,), "installments": (PUT,), "ledger": (PUT,), "loans": (GET, UPDATE),
-                "portfolio": (UPDATE,), "users": (GET,)},
+        tables={"credit-lines": (UPDATE,), "credit-records": (UPDATE,), "installments": (PUT,), "ledger": (PUT,),
+                "loans": (GET, UPDATE), "portfolio": (UPDATE,), "users": (GET,)},
         send_to=("notifications",),
         read_secrets=("payout",),
         personal_data=("Decrypt",)),

@@ -66,6 +66,11 @@
       entries: "账目", anchors: "日锚", col_at: "时间", col_kind: "类型", col_amount: "金额",
       k_disbursement: "放款", k_repayment: "还款", k_penalty: "罚息",
       inbox: "消息", no_messages: "暂无消息。",
+      report: "信用报告", report_link: "查看我的信用报告", grade: "信用等级", no_grade: "暂无评级：申请后生成。",
+      grade_note: "A 为风险最低，E 为最高，依据最近一次审批。", helps: "有利因素", hurts: "不利因素",
+      record: "我的记录", h_applications: "申请次数", h_approved: "获批次数", h_loans: "借款笔数",
+      h_installments_on_time: "按时还款期数", h_installments_late: "逾期期数", h_max_days_past_due: "最长逾期天数",
+      as_of: "生成时间",
       n_due_soon: "即将到期", n_due_today: "今日到期", n_overdue: "逾期提醒", n_disbursed: "已放款",
       n_disbursement_failed: "放款失败", n_repayment_received: "还款成功", n_loan_closed: "已结清",
     },
@@ -117,6 +122,11 @@
       entries: "Entries", anchors: "Daily anchors", col_at: "Time", col_kind: "Kind", col_amount: "Amount",
       k_disbursement: "Pay-out", k_repayment: "Repayment", k_penalty: "Penalty",
       inbox: "Inbox", no_messages: "No messages.",
+      report: "Credit report", report_link: "See my credit report", grade: "Credit grade", no_grade: "No grade yet: it comes with your first application.",
+      grade_note: "A is the lowest risk and E the highest, from your latest decision.", helps: "What helps", hurts: "What hurts",
+      record: "My record", h_applications: "Applications", h_approved: "Approved", h_loans: "Loans",
+      h_installments_on_time: "Installments paid on time", h_installments_late: "Installments overdue", h_max_days_past_due: "Most days past due",
+      as_of: "As of",
       n_due_soon: "Due soon", n_due_today: "Due today", n_overdue: "Overdue", n_disbursed: "Paid out",
       n_disbursement_failed: "Pay-out failed", n_repayment_received: "Payment received", n_loan_closed: "Loan closed",
     },
@@ -370,7 +380,8 @@
       <h1>${t("me")}</h1>${stepList}${form}
       ${next && next[0] === "card" ? cardForm : ""}
       <section class="card" aria-labelledby="line-title"><h2 id="line-title">${t("credit_line")}</h2>${credit}
-        <p><a href="#/products">${t("see_products")}</a></p></section>
+        <p><a href="#/products">${t("see_products")}</a></p>
+        <p><a href="#/report">${t("report_link")}</a></p></section>
       <section class="card" aria-labelledby="who"><h2 id="who">${t("me")}</h2>
         <dl class="facts"><dt>${t("phone")}</dt><dd>${esc(me.phone_masked || "—")}</dd>
         <dt>${t("step_identity")}</dt><dd>${me.identity_verified ? t("verified") : "—"}</dd></dl>
@@ -669,6 +680,29 @@
       <p><a href="#/loans/${encodeURIComponent(loanId)}">${t("loan")}</a></p>`;
   }
 
+  async function reportView(main) {
+    const report = await api("GET", "/v1/me/credit-report");
+    const list = (direction) => report.factors.filter((f) => f.direction === direction)
+      .map((f) => `<li>${esc(f.message)}</li>`).join("");
+    const helps = list("helps");
+    const hurts = list("hurts");
+    const history = Object.entries(report.history)
+      .map(([key, value]) => `<dt>${t("h_" + key)}</dt><dd>${esc(value)}</dd>`).join("");
+    main.innerHTML = `<h1>${t("report")}</h1>
+      <section class="card" aria-labelledby="grade-title"><h2 id="grade-title">${t("grade")}</h2>
+        ${report.grade ? `<p class="apr">${esc(report.grade)}</p><p class="muted">${t("grade_note")}</p>` : `<p>${t("no_grade")}</p>`}
+        ${report.credit ? `${aprBlock(t("your_apr"), pct(report.credit.apr))}<dl class="facts">
+          <dt>${t("limit")}</dt><dd>${yuan(report.credit.limit)}</dd>
+          <dt>${t("available")}</dt><dd>${yuan(report.credit.available)}</dd></dl>` : ""}
+        ${report.decided_at ? `<p class="muted">${t("decided_at")} ${esc(when(report.decided_at))}</p>` : ""}
+      </section>
+      ${hurts ? `<section class="card" aria-labelledby="hurts-title"><h2 id="hurts-title">${t("hurts")}</h2><ul>${hurts}</ul></section>` : ""}
+      ${helps ? `<section class="card" aria-labelledby="helps-title"><h2 id="helps-title">${t("helps")}</h2><ul>${helps}</ul></section>` : ""}
+      <section class="card" aria-labelledby="record-title"><h2 id="record-title">${t("record")}</h2>
+        <dl class="facts">${history}</dl>
+        <p class="muted">${t("as_of")} ${esc(when(report.as_of))}</p></section>`;
+  }
+
   async function inboxView(main) {
     const { items } = await api("GET", "/v1/me/notifications");
     main.innerHTML = `<h1>${t("inbox")}</h1>${items.length ? "" : `<p>${t("no_messages")}</p>`}
@@ -684,6 +718,7 @@
     [/^#\/applications\/([\w-]+)$/, decisionView, true], [/^#\/draw$/, drawView, true],
     [/^#\/loans$/, loansView, true], [/^#\/loans\/([\w-]+)$/, loanView, true],
     [/^#\/loans\/([\w-]+)\/statement$/, statementView, true], [/^#\/inbox$/, inboxView, true],
+    [/^#\/report$/, reportView, true],
   ];
   const TABS = [["#/products", "tab_products"], ["#/loans", "tab_loans"], ["#/inbox", "tab_inbox"], ["#/me", "tab_me"]];
 

@@ -111,6 +111,17 @@ _SUCCESS: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/v1/me/bank-cards"): _ref("BankCard"),
     ("GET", "/v1/me/bank-cards/{card_id}"): _ref("BankCard"),
     ("GET", "/v1/products"): _items(_ref("Product")),
+    ("GET", "/v1/me/credit-report"): _obj({
+        "as_of": _STAMP,
+        "grade": {"type": "string", "enum": ["A", "B", "C", "D", "E"], "nullable": True},
+        "credit": {**_obj({"limit": _FEN, "available": _FEN, "apr": _RATE}), "nullable": True},
+        "factors": {"type": "array", "items": _obj({
+            "code": _TEXT, "message": _TEXT,
+            "direction": {"type": "string", "enum": ["helps", "hurts"]}})},
+        "history": _obj({name: {"type": "integer", "minimum": 0} for name in (
+            "applications", "approved", "loans", "installments_on_time", "installments_late",
+            "max_days_past_due")}),
+        "model_version": {**_TEXT, "nullable": True}, "decided_at": {**_STAMP, "nullable": True}}),
     ("GET", "/v1/me/offers"): _items({"allOf": [_ref("Product"), _obj({
         "apr": _RATE, "max_amount": _FEN})]}),
     ("POST", "/v1/applications"): _ref("Application"),

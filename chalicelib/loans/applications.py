@@ -15,6 +15,7 @@ from chalicelib.core.db import condition_failed, transact_connection
 from chalicelib.core.errors import Conflict, Forbidden, NotFound, RuleViolation
 from chalicelib.core.observability import logger, metrics
 from chalicelib.loans import catalog, credit, people, schedules
+from chalicelib.loans import record as borrower_record
 from chalicelib.loans.models import DAY_SHARDS, ApplicationRecord, DeclineRecord, LoanRecord
 from chalicelib.loans.service import LIVE_STATUSES, application_record, iso_utc, shanghai_iso
 from chalicelib.risk import reasons
@@ -153,19 +154,20 @@ def apply(user_id: str, *, product_id: str, amount: int, term_months: int, purpo
             held = [reasons.rule_reason("LIMIT_INCREASE_TOO_SOON", lang)] if approval.held else []
             record = record_of(approval.limit, held + decision["reasons"])
             tx.save(record, condition=new_record)
+            borrower_record.count(tx, user_id, applications=1, approved=1, latest=application_id)
 
         approval = credit.approve(user_id, limit=decision["credit_limit"], apr=decision["apr"],
                                   application_id=application_id, product_id=product_id, now=now,
                                   also=with_record)
         if approval.held:
             metrics.add_metric(name="LimitIncreaseHeld", unit="Count", value=1)
-    elif _starts_cool_down(decision):
+    else:  # the application, the user's record and a decline's cool-down, in one transaction
         with TransactWrite(connection=transact_connection()) as tx:
             tx.save(record, condition=new_record)
-            tx.save(DeclineRecord(user_id=user_id, product_id=product_id, application_id=application_id,
-                                  declined_on=shanghai_date(now).isoformat()))
-    else:
-        record.save(condition=new_record)
+            borrower_record.count(tx, user_id, applications=1, latest=application_id)
+            if _starts_cool_down(decision):
+                tx.save(DeclineRecord(user_id=user_id, product_id=product_id, application_id=application_id,
+                                      declined_on=shanghai_date(now).isoformat()))
     metrics.add_metric(name=f"Decision_{decision['status']}", unit="Count", value=1)
     logger.info("application decided", extra={"application_id": application_id,
                                                "status": decision["status"],
@@ -225,6 +227,7 @@ def operator_decision(application_id: str, *, operator: str, status: str, credit
             record.update(actions=actions, condition=ApplicationRecord.status == "review")
         else:
             tx.update(record, actions=actions, condition=ApplicationRecord.status == "review")
+            borrower_record.count(tx, record.user_id, approved=1)
 
     try:
         if status == "approved":  # the application and the line it moves, in one transaction

@@ -20,6 +20,7 @@ from chalicelib.core.db import condition_failed, transact_connection
 from chalicelib.money.fen import format_cny
 from chalicelib.core.observability import logger, metrics
 from chalicelib.loans import aggregates, people, schedules
+from chalicelib.loans import record as borrower_record
 from chalicelib.money import ledger
 from chalicelib.loans.models import CreditLineRecord, LedgerEntryRecord, LoanRecord
 from chalicelib.loans.payout import PayoutOrder
@@ -121,6 +122,7 @@ def _activate(loan: LoanRecord, now: datetime, reference: str) -> str:
                       condition=LoanRecord.status == "disbursing")
             for item in schedules.index_items(loan.loan_id, loan.user_id, loan.product_id, state):
                 tx.save(item)
+            borrower_record.count(tx, loan.user_id, loans=1)
     except TransactWriteError as err:
         if condition_failed(err):
             return "already_active"

@@ -18,7 +18,7 @@ from chalicelib.core.http import ApiModel, request_language, route
 from chalicelib.core.idempotency import money_key
 from chalicelib.core.observability import observed
 from chalicelib.core.resources import queue_spec
-from chalicelib.loans import applications, catalog, credit, disbursement, ops, service
+from chalicelib.loans import applications, catalog, credit, disbursement, ops, report, service
 from chalicelib.loans.applications import USCC_PATTERN
 
 bp = Blueprint(__name__)
@@ -46,6 +46,13 @@ def list_products(request: Any) -> dict[str, Any]:
        tag="loans", auth="bearer")
 def offers(request: Any, principal: str) -> dict[str, Any]:
     return {"items": credit.offers(principal, catalog.list_products(), _now())}
+
+
+@route(bp, "/v1/me/credit-report", "GET", summary="Your credit report (信用报告): the latest "
+       "decision's grade and factors, your credit line and your record with us", tag="loans",
+       auth="bearer")
+def credit_report(request: Any, principal: str) -> dict[str, Any]:
+    return report.credit_report(principal, _now(), _lang(request))
 
 
 _FEN = "in fen (1 CNY = 100 fen)"

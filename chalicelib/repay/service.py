@@ -23,6 +23,7 @@ from chalicelib.core.errors import Conflict, DependencyDown, LendingError, RuleV
 from chalicelib.core.idempotency import MoneyKey
 from chalicelib.core.observability import logger, metrics
 from chalicelib.loans import aggregates, schedules
+from chalicelib.loans import record as borrower_record
 from chalicelib.loans.models import CreditLineRecord, LedgerEntryRecord, LoanRecord
 from chalicelib.loans.service import iso_utc, loan_view, own_loan
 from chalicelib.money import engine, ledger
@@ -237,6 +238,7 @@ def _post_repayment(loan: LoanRecord, repayment_id: str, amount: int, result, to
                               actions=[CreditLineRecord.drawn.add(-result.allocation.principal)])
                 for item in _index_updates(loan, state_json):
                     tx.save(item)
+                borrower_record.count_changes(tx, user_id, schedules.load(loan.state), result.state, today)
                 tx.update(RepaymentRecord(repayment_id=repayment_id), actions=_settled("posted", now),
                           condition=RepaymentRecord.status == "open")
                 if key is not None:
@@ -471,6 +473,7 @@ def _close_loan(loan_id: str, business_date: date, now: datetime, posted: Counte
                           condition=LoanRecord.status.is_in(*REPAYABLE))
                 for item in _index_updates(loan, state_json):
                     tx.save(item)
+                borrower_record.count_changes(tx, loan.user_id, state, result.state, step_date)
         except TransactWriteError as err:
             if not condition_failed(err):
                 raise
@@ -490,7 +493,8 @@ def _catch_up_step(state: engine.LoanState, business_date: date,
     so the latest X that fits is found by bisection between a date that posts nothing (the
     day after the earliest unsettled due date: no installment is past its grace day yet) and
     `business_date`."""
-    room = MAX_TRANSACTION_ITEMS - 2 - len(state.installments)  # the loan, a counter shard, its index items
+    # the loan, a counter shard, the borrower's record, its index items
+    room = MAX_TRANSACTION_ITEMS - 3 - len(state.installments)
     full = engine.close_of_business(state, business_date)
     if len(full.posted) <= room:
         return business_date, full

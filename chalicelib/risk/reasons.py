@@ -54,6 +54,30 @@ FEATURE_REASONS: dict[str, tuple[str, str, str]] = {
 assert set(FEATURE_REASONS) == set(FEATURES), "every model feature needs a reason code"
 assert not set(FEATURE_REASONS) & PERSONAL_CHARACTERISTICS, "no reason names a personal characteristic"
 
+# feature -> (English, Chinese) when it lowered the assessed risk: the credit report's "helps"
+# factors, under the same code as the reason it gives when it raised the risk.
+FEATURE_HELPS: dict[str, tuple[str, str]] = {
+    "job_seniority_years": ("Your time in your current job lowered the assessed risk.", "当前工作年限降低了评估风险。"),
+    "term_months": ("The loan term you asked for lowered the assessed risk.", "申请的借款期限降低了评估风险。"),
+    "has_records": ("Your repayment record with us lowered the assessed risk.", "您在本平台的还款记录降低了评估风险。"),
+    "monthly_expenses_cny": ("Your monthly expenses lowered the assessed risk.", "每月支出情况降低了评估风险。"),
+    "monthly_income_cny": ("Your monthly income lowered the assessed risk.", "月收入水平降低了评估风险。"),
+    "assets_cny": ("Your declared assets lowered the assessed risk.", "申报的资产情况降低了评估风险。"),
+    "debt_cny": ("Your existing debt is low, which lowered the assessed risk.", "现有负债较低，降低了评估风险。"),
+    "amount_cny": ("The amount you asked for lowered the assessed risk.", "申请金额降低了评估风险。"),
+    "installment_to_income": ("The monthly repayment is moderate compared with your income.",
+                              "月还款额相对于收入适中。"),
+    "expenses_to_income": ("Your expenses are moderate compared with your income.", "支出相对于收入适中。"),
+    "amount_to_income": ("The amount is moderate compared with your income.", "申请金额相对于收入适中。"),
+    "free_income_cny": ("Enough income is left each month after expenses and the repayment.",
+                        "扣除支出和还款后每月可支配收入充足。"),
+    "net_assets_cny": ("Your assets net of debt lowered the assessed risk.", "扣除负债后的净资产情况降低了评估风险。"),
+    "debt_to_income": ("Your debt is moderate compared with your income.", "负债相对于收入适中。"),
+    "home": ("Your housing situation lowered the assessed risk.", "居住情况降低了评估风险。"),
+    "job_type": ("Your type of employment lowered the assessed risk.", "就业类型降低了评估风险。"),
+}
+assert set(FEATURE_HELPS) == set(FEATURE_REASONS), "every model feature can help as well as hurt"
+
 # Only for replaying decisions of policy-1.0.0 (models 1.0.0 and 1.1.0), never for a new one.
 RETIRED_FEATURE_REASONS: dict[str, tuple[str, str, str]] = {
     "age_years": ("RISK_AGE", "Your age group raised the assessed risk.", "年龄段提高了评估风险。"),
@@ -148,6 +172,20 @@ def model_reasons(contributions: Mapping[str, float], limit: int = 3, lang: str 
                   replaying: bool = False) -> list[dict[str, str]]:
     return [feature_reason(name, lang, replaying=replaying)
             for name in top_risk_features(contributions, limit, personal=replaying)]
+
+
+def factors(contributions: Mapping[str, float], lang: str = "en",
+            limit: int = 3) -> list[dict[str, str]]:
+    """The credit report's factors of one decision: the features that raised the risk most
+    (the decision's own reasons, same codes and words), then those that lowered it most. Only
+    today's features: never a personal characteristic, whenever the decision was made."""
+    hurts = [name for name in top_risk_features(contributions, limit) if name in FEATURE_REASONS]
+    down = sorted((value, name) for name, value in contributions.items()
+                  if value < 0 and name in FEATURE_REASONS)
+    out = [{**feature_reason(name, lang), "direction": "hurts"} for name in hurts]
+    out += [{"code": FEATURE_REASONS[name][0], "message": _pick(*FEATURE_HELPS[name], lang),
+             "direction": "helps"} for _, name in down[:limit]]
+    return out
 
 
 def shown(status: str, stored: Iterable[Mapping[str, str]]) -> list[Mapping[str, str]]:

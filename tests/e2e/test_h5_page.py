@@ -251,12 +251,23 @@ def test_the_whole_journey_in_the_browser(phone_page, stack):
     assert "hash" in page.inner_text("#verdict") and "balance" in page.inner_text("#verdict")
     page.unroute("**/statement")
 
+    # the credit report: the latest decision's grade and the record this journey made
+    tab(page, "我的")
+    page.get_by_role("link", name="查看我的信用报告").click()
+    shows(page, "信用报告")
+    report = api_get(stack, page, "/v1/me/credit-report")
+    assert report["history"]["loans"] == 1 and report["history"]["installments_on_time"] == 12
+    assert page.inner_text("main .apr") == report["grade"]
+    record = page.inner_text("#record-title + dl")
+    assert "按时还款期数\n12\n" in record and "逾期期数\n0\n" in record, record
+    screen(page, "12-credit-report")
+
     # English
     page.get_by_role("button", name="English").click()
     tab(page, "Products")
     shows(page, "Loan products")
     assert page.evaluate("document.documentElement.lang") == "en"
-    screen(page, "12-products-en")
+    screen(page, "13-products-en")
     assert not page.problems, page.problems
 
 
@@ -296,5 +307,5 @@ def test_errors_are_the_apis_own_words(phone_page, stack):
     page.get_by_label("借款金额（元）").fill("12.345")
     page.get_by_role("button", name="提交申请").click()
     page.wait_for_selector("#apply [role=alert]:has-text('最多两位小数')")
-    screen(page, "13-error")
+    screen(page, "14-error")
     assert not page.problems, page.problems

@@ -228,7 +228,8 @@ def test_b_is_untouched_and_invisible_to_a(borrowers):
     active = loans[b["loan_id"]]
     assert active["outstanding_principal"] == active["principal"] == 1_000_000  # nor A's repayment
     seen_by_a = json.dumps(a["api"].call("GET", "/v1/loans").json()) + \
-        json.dumps(a["api"].call("GET", "/v1/me").json())
+        json.dumps(a["api"].call("GET", "/v1/me").json()) + \
+        json.dumps(a["api"].call("GET", "/v1/me/credit-report").json())
     for value in (b["loan_id"], b["scheduled_loan_id"], b["card_id"], b["application_id"]):
         assert value not in seen_by_a
 
@@ -238,6 +239,7 @@ def test_real_successes_match_the_document(stack, borrowers):
     b, ops = borrowers["b"], Api(stack["base"], {"X-Ops-Key": borrowers["ops_key"]})
     api, loan = b["api"], b["loan_id"]
     for template, path in [("/v1/me", None), ("/v1/me/offers", None), ("/v1/loans", None),
+                           ("/v1/me/credit-report", None),
                            ("/v1/me/notifications", None), ("/v1/products", None),
                            ("/health", None), ("/openapi.json", None),
                            ("/v1/applications/{application_id}",

@@ -47,7 +47,8 @@ def lived(world):
         assert world.call("GET", path, headers=world.ops())[0] == 200
     # everything a borrower can read (before the jobs below move the loans into February)
     for who in (a, b):
-        for path in ("/v1/me", "/v1/me/offers", "/v1/loans", f"/v1/me/bank-cards/{who['card_id']}",
+        for path in ("/v1/me", "/v1/me/offers", "/v1/me/credit-report", "/v1/loans",
+                     f"/v1/me/bank-cards/{who['card_id']}",
                      f"/v1/applications/{who['application_id']}", f"/v1/loans/{who['loan_id']}",
                      f"/v1/loans/{who['loan_id']}/payoff"):
             status, answer, _ = world.call("GET", path, headers=who["headers"])
