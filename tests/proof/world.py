@@ -429,6 +429,21 @@ def check_invariants(world: World, settled: bool = False) -> None:
     for cell in aggregates.drift(aggregates.read(), aggregates.recount()):
         bad(f"portfolio {cell['group']}[{cell['name']}].{cell['field']}: counters {cell['counters']} "
             f"!= loans {cell['recount']}")
+    # The borrowers' records (the credit report): what their applications and loans add up to,
+    # however often a write was retried, replayed or crashed midway.
+    from chalicelib.loans.models import ApplicationRecord
+    from chalicelib.loans.record import CreditRecord
+    records = {r.user_id: r for r in CreditRecord.scan(consistent_read=True)}
+    decided = Counter(a.user_id for a in ApplicationRecord.scan(consistent_read=True))
+    for user in world.users:
+        mine = [schedules.load(l.state).installments for l in loans if l.user_id == user and l.status in DISBURSED]
+        record = records.get(user, CreditRecord(user_id=user))
+        expected = {"applications": decided[user], "loans": len(mine),
+                    "installments_late": sum(i.overdue for state in mine for i in state),
+                    "installments_on_time": sum(i.settled and not i.overdue for state in mine for i in state)}
+        counted = {name: getattr(record, name) for name in expected}
+        if counted != expected:
+            bad(f"{user}: credit record {counted} != applications and loans {expected}")
     # Payouts: once per loan, only for loans that are (being) paid out, each for its principal.
     keys = Counter(t.idempotency_key for t in world.payout.transfers)
     for key, count in keys.items():
