@@ -291,7 +291,8 @@
     if (amount === null) throw new ApiError(0, "AMOUNT_INVALID", t("amount_invalid"));
     return amount;
   }
-  let flash = "";
+  let flash = "";  // a note for the next screen: what just succeeded (or the sign-in that did not)
+  let flashIsError = false;
   function announce(text) { $("#status").textContent = text; setTimeout(() => { $("#status").textContent = ""; }, 4000); }
 
   const field = (id, label, attrs = "", hint = "") => `
@@ -750,11 +751,12 @@
     main.removeAttribute("aria-busy");
     if (flash) {
       const note = document.createElement("p");
-      note.className = "ok";
-      note.setAttribute("role", "status");
+      note.className = flashIsError ? "error" : "ok";
+      note.setAttribute("role", flashIsError ? "alert" : "status");
       note.textContent = flash;
       $("h1", main).after(note);
       flash = "";
+      flashIsError = false;
     }
     const title = $("h1", main);
     document.title = `${title ? title.textContent : ""} · ${t("brand")}`;
@@ -792,6 +794,7 @@
         remember(await api("POST", "/v1/auth/wechat", { code }, { anonymous: true }));
       } catch (err) {
         flash = err.message;
+        flashIsError = true;
       }
     }
     await render();

@@ -296,6 +296,14 @@ def test_errors_are_the_apis_own_words(phone_page, stack):
     page.wait_for_selector("#sms [role=alert]:has-text('验证码')")
     assert not page.evaluate("sessionStorage.getItem('lending.access')")
 
+    # a WeChat OAuth redirect with a code the API refuses: sign-in, with the API's words as an alert
+    page.goto("/app/?code=not-a-sandbox-code")
+    shows(page, "登录")
+    refused = requests.post(stack["base"] + "/v1/auth/wechat", json={"code": "not-a-sandbox-code"}, timeout=30)
+    assert refused.status_code == 401
+    assert page.inner_text("main .error[role=alert]") == refused.json()["error"]["message"]
+    assert "code=" not in page.url  # the used code is dropped from the address
+
     # an unsigned visitor asking for a borrower's screen lands on sign-in
     page.goto("/app/#/loans")
     shows(page, "登录")
