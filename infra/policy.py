@@ -82,7 +82,7 @@ NEEDS: dict[str, Needs] = {
         indexes={"applications/in_review": (QUERY,), "loans/by_user": (QUERY,),
                  "notifications/inbox_by_created": (QUERY,)},
         send_to=("disbursements", "notifications"),
-        read_secrets=("hmac", "jwt", "jwks", "wechat", "realname", "wallet", "ops"),
+        read_secrets=("hmac", "jwt", "jwks", "wechat", "realname", "wallet", "ops", "origin"),
         write_secrets=("jwt", "jwks"),
         personal_data=("GenerateDataKey", "Decrypt"),
         text_messages=True,

@@ -53,6 +53,20 @@ function handler(event) {
 """
 
 
+# The API behaviours: the viewer's own address in X-Viewer-Address, replacing any the client
+# sent, because API Gateway sees only this distribution's edge servers (a per-address limit
+# would be shared by everyone behind one edge). The API trusts the header only beside
+# X-Origin-Verify, which the origin adds from the `origin` secret (chalicelib/auth/routes.py).
+VIEWER_ADDRESS_FUNCTION = """\
+function handler(event) {
+  var request = event.request;
+  request.headers['x-viewer-address'] = {value: event.viewer.ip};
+  return request;
+}
+"""
+ORIGIN_HEADER = "X-Origin-Verify"
+
+
 def api_stage_name(stage: str) -> str:
     """The API Gateway stage chalice deploys the stage's API to (`api` unless configured)."""
     from infra.stage import chalice_config
@@ -64,7 +78,9 @@ def _api_behaviour(path: str) -> dict[str, Any]:
             "AllowedMethods": ["GET", "HEAD", "OPTIONS", "PUT", "POST", "PATCH", "DELETE"],
             "CachedMethods": ["GET", "HEAD"],
             "CachePolicyId": CACHING_DISABLED, "OriginRequestPolicyId": ALL_VIEWER_EXCEPT_HOST_HEADER,
-            "ResponseHeadersPolicyId": {"Ref": "WebSecurityHeaders"}}
+            "ResponseHeadersPolicyId": {"Ref": "WebSecurityHeaders"},
+            "FunctionAssociations": [{"EventType": "viewer-request", "FunctionARN": {
+                "Fn::GetAtt": ["WebViewerAddressFunction", "FunctionMetadata.FunctionARN"]}}]}
 
 
 def resources(stage: str, prefix: str) -> dict[str, Any]:
@@ -107,6 +123,11 @@ def resources(stage: str, prefix: str) -> dict[str, Any]:
             "Name": f"{prefix}-web-index", "AutoPublish": True, "FunctionCode": INDEX_FUNCTION,
             "FunctionConfig": {"Comment": "/ and /app to /app/; a folder to its index.html",
                                "Runtime": "cloudfront-js-2.0"}}},
+        "WebViewerAddressFunction": {"Type": "AWS::CloudFront::Function", "Properties": {
+            "Name": f"{prefix}-web-viewer-address", "AutoPublish": True,
+            "FunctionCode": VIEWER_ADDRESS_FUNCTION,
+            "FunctionConfig": {"Comment": "the viewer's address for the API's per-address limits",
+                               "Runtime": "cloudfront-js-2.0"}}},
         "WebSecurityHeaders": {"Type": "AWS::CloudFront::ResponseHeadersPolicy", "Properties": {
             "ResponseHeadersPolicyConfig": {
                 "Name": f"{prefix}-web-security-headers",
@@ -133,7 +154,10 @@ def resources(stage: str, prefix: str) -> dict[str, Any]:
                      "DomainName": {"Fn::Sub": "${RestAPI}.execute-api.${AWS::Region}.${AWS::URLSuffix}"},
                      "OriginPath": "/" + api_stage_name(stage),
                      "CustomOriginConfig": {"OriginProtocolPolicy": "https-only", "HTTPSPort": 443,
-                                            "OriginSSLProtocols": ["TLSv1.2"]}}],
+                                            "OriginSSLProtocols": ["TLSv1.2"]},
+                     # resolved by CloudFormation at deploy time: the value is never in the template
+                     "OriginCustomHeaders": [{"HeaderName": ORIGIN_HEADER, "HeaderValue": {"Fn::Sub": (
+                         "{{resolve:secretsmanager:${OriginSecret}:SecretString:key}}")}}]}],
                 "DefaultCacheBehavior": {
                     "TargetOriginId": "web", "ViewerProtocolPolicy": "redirect-to-https",
                     "AllowedMethods": ["GET", "HEAD"], "CachedMethods": ["GET", "HEAD"], "Compress": True,

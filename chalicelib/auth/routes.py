@@ -10,6 +10,8 @@ session is refused at once.
 """
 from __future__ import annotations
 
+import hmac
+import ipaddress
 from typing import Any
 
 from chalice import AuthResponse, Blueprint, IAMAuthorizer
@@ -18,6 +20,7 @@ from pydantic import Field
 from chalicelib.auth import service
 from chalicelib.auth.cards import CARD_PATTERN
 from chalicelib.auth.otp import CODE_PATTERN, PHONE_PATTERN
+from chalicelib.auth.secret_store import secret_json
 from chalicelib.auth.service import ID_NUMBER_PATTERN
 from chalicelib.core import config
 from chalicelib.core.errors import Unauthorized
@@ -58,8 +61,28 @@ if not config.is_local():
     AUTHORIZERS["ops"] = IAMAuthorizer()
 
 
+# Behind the page's CloudFront distribution (infra/web.py) API Gateway's sourceIp is an edge
+# server's, shared by every borrower it serves. The distribution's viewer-request function puts
+# the viewer's own address in VIEWER_HEADER (replacing any the client sent), and the origin adds
+# ORIGIN_HEADER holding the `origin` secret, which no client knows. Only with both is the
+# viewer's address used for per-address limits; a direct caller's VIEWER_HEADER is ignored.
+VIEWER_HEADER, ORIGIN_HEADER = "x-viewer-address", "x-origin-verify"
+
+
 def _source_ip(request: Any) -> str:
-    return ((request.context or {}).get("identity") or {}).get("sourceIp") or "unknown"
+    peer = ((request.context or {}).get("identity") or {}).get("sourceIp") or "unknown"
+    headers = request.headers or {}
+    viewer, proof = headers.get(VIEWER_HEADER), headers.get(ORIGIN_HEADER)
+    if not viewer or not proof:
+        return peer
+    key = secret_json("origin").get("key")
+    if not isinstance(key, str) or not key or not hmac.compare_digest(proof.encode(), key.encode()):
+        logger.warning("viewer address refused: the origin header does not match", extra={"peer": peer})
+        return peer
+    try:
+        return str(ipaddress.ip_address(viewer.strip()))
+    except ValueError:
+        return peer
 
 
 # Formats the services check (422 PHONE_INVALID, ID_NUMBER_INVALID, CARD_INVALID; 401

@@ -48,6 +48,9 @@ QUEUES: tuple[QueueSpec, ...] = (
 SECRETS: tuple[SecretSpec, ...] = (
     SecretSpec("hmac", "Keys for keyed hashes (OTP codes, ID-number and phone lookups)", True),
     SecretSpec("ops", "Shared key for /v1/ops in the local stage only", True, local_only=True),
+    # Sent by the page's CloudFront distribution to the API as X-Origin-Verify (infra/web.py):
+    # only with it does the API take the viewer's address CloudFront passes (auth/routes.py).
+    SecretSpec("origin", "Header value CloudFront sends the API so it trusts the viewer address", True),
     SecretSpec("wechat", "WeChat app id and secret for OAuth", False,
                fields=("app_id", "app_secret"), used_by=("api_handler",)),
     # Not generated: CloudFormation cannot make a key pair. Created holding {}, the app writes

@@ -101,7 +101,7 @@ def test_every_queue_and_dead_letter_queue_is_on_the_queue_key(prod):
 
 def test_every_secret_is_on_the_secret_key(prod):
     secrets = _of_type(prod, "AWS::SecretsManager::Secret")
-    assert len(secrets) == len(SECRETS) == 8
+    assert len(secrets) == len(SECRETS) == 9
     for secret in secrets.values():
         name, key = _key_of(prod, secret["Properties"]["KmsKeyId"])
         assert name == "SecretKey" and key["EnableKeyRotation"] is True

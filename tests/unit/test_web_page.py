@@ -52,3 +52,47 @@ def test_other_paths_go_to_the_api_and_the_page_is_read_only():
 def merge_template():
     from infra import template
     return template.build("local")["Resources"]
+
+
+def _run_cloudfront_function(code: str, event: dict) -> dict:
+    """A CloudFront Function's handler run under node (cloudfront-js-2.0 is a subset of it)."""
+    import json
+    import shutil
+    import subprocess
+    node = shutil.which("node")
+    assert node, "node is needed to run the CloudFront functions (Debian's nodejs)"
+    script = code + f"\nprocess.stdout.write(JSON.stringify(handler({json.dumps(event)})));"
+    return json.loads(subprocess.run([node, "-e", script], capture_output=True, text=True, check=True).stdout)
+
+
+def _viewer_request(uri: str, ip: str = "203.0.113.9", headers: dict | None = None) -> dict:
+    return {"viewer": {"ip": ip}, "request": {"method": "GET", "uri": uri, "headers": headers or {}}}
+
+
+def test_the_index_function_sends_the_folder_to_its_page_as_the_local_stack_does():
+    from infra.web import INDEX_FUNCTION
+    redirect = _run_cloudfront_function(INDEX_FUNCTION, _viewer_request("/app"))
+    assert redirect["statusCode"] == 302 and redirect["headers"]["location"]["value"] == "/app/"
+    assert web_page.answer("GET", "/app")["headers"]["Location"] == "/app/"
+    assert _run_cloudfront_function(INDEX_FUNCTION, _viewer_request("/app/"))["uri"] == "/app/index.html"
+    assert _run_cloudfront_function(INDEX_FUNCTION, _viewer_request("/app/app.js"))["uri"] == "/app/app.js"
+
+
+def test_the_api_behaviours_pass_the_viewers_own_address_whatever_the_client_sent():
+    from infra.web import VIEWER_ADDRESS_FUNCTION
+    forged = {"x-viewer-address": {"value": "198.51.100.1"}}
+    request = _run_cloudfront_function(VIEWER_ADDRESS_FUNCTION, _viewer_request("/v1/auth/sms-codes",
+                                                                                headers=forged))
+    assert request["headers"]["x-viewer-address"] == {"value": "203.0.113.9"}
+
+
+def test_the_api_origin_carries_the_origin_secret_and_every_api_path_the_viewer_function(merge_template):
+    config = merge_template["WebDistribution"]["Properties"]["DistributionConfig"]
+    api = next(origin for origin in config["Origins"] if origin["Id"] == "api")
+    assert api["OriginCustomHeaders"] == [{"HeaderName": "X-Origin-Verify", "HeaderValue": {
+        "Fn::Sub": "{{resolve:secretsmanager:${OriginSecret}:SecretString:key}}"}}]
+    assert merge_template["OriginSecret"]["Properties"]["GenerateSecretString"]["GenerateStringKey"] == "key"
+    for behaviour in config["CacheBehaviors"]:
+        [function] = behaviour["FunctionAssociations"]
+        assert function == {"EventType": "viewer-request", "FunctionARN": {
+            "Fn::GetAtt": ["WebViewerAddressFunction", "FunctionMetadata.FunctionARN"]}}
