@@ -210,8 +210,13 @@ def test_the_whole_journey_in_the_browser(phone_page, stack):
     page.wait_for_selector("main li:has-text('即将到期')")
     screen(page, "09-inbox")
 
-    # repay this installment, the amount the page offers
-    page.goto(f"/app/#/loans/{loan_id}")
+    # repay this installment, the amount the page offers: the loan found through the list
+    tab(page, "借款")
+    shows(page, "我的借款")
+    assert page.locator("main article").count() == 2  # the active loan and the cancelled one
+    page.get_by_role("link", name="查看 ¥10,000.00").click()
+    shows(page, "借款详情")
+    assert page.evaluate("location.hash") == f"#/loans/{loan_id}"
     first = api_get(stack, page, f"/v1/loans/{loan_id}")["schedule"][0]
     page.get_by_label(re.compile("还本期")).check()
     page.get_by_role("button", name="确认还款").click()
@@ -219,14 +224,20 @@ def test_the_whole_journey_in_the_browser(phone_page, stack):
     assert api_get(stack, page, f"/v1/loans/{loan_id}")["schedule"][0]["status"] == "paid"
     screen(page, "10-repaid")
 
-    # the next night anchors the day; then pay off everything
+    # the next night anchors the day; then any amount, then pay off everything
     run_jobs(stack, f"{due - timedelta(days=2)}T00:10:00+08:00")
     page.reload()
+    before = api_get(stack, page, f"/v1/loans/{loan_id}")["outstanding_principal"]
+    page.get_by_label("其他金额").check()
+    page.get_by_label("还款金额（元）").fill("100.50")
+    page.get_by_role("button", name="确认还款").click()
+    page.wait_for_selector("main .ok:has-text('已还 ¥100.50')")
+    assert api_get(stack, page, f"/v1/loans/{loan_id}")["outstanding_principal"] < before
     payoff = api_get(stack, page, f"/v1/loans/{loan_id}/payoff")
     page.get_by_label(re.compile("提前结清")).check()
     assert yuan(payoff["amount"]) in page.get_by_label(re.compile("提前结清")).evaluate("e => e.parentElement.textContent")
     page.get_by_role("button", name="确认还款").click()
-    page.wait_for_selector("main .ok:has-text('已还')")
+    page.wait_for_selector(f"main .ok:has-text('已还 {yuan(payoff["amount"])}')")
     assert page.locator("main .badge").first.inner_text() == "已结清"
     assert api_get(stack, page, f"/v1/loans/{loan_id}")["status"] == "closed"
 
@@ -295,6 +306,12 @@ def test_errors_are_the_apis_own_words(phone_page, stack):
     page.locator("#sms").get_by_role("button", name="登录").click()
     page.wait_for_selector("#sms [role=alert]:has-text('验证码')")
     assert not page.evaluate("sessionStorage.getItem('lending.access')")
+    page.get_by_label("短信验证码", exact=True).fill(last_code(stack["outbox"], phone))
+    page.locator("#sms").get_by_role("button", name="登录").click()
+    shows(page, "我的")  # signed in by SMS alone: the phone is already bound
+    assert "137****3333" in page.inner_text("main")
+    page.get_by_role("button", name="退出登录").click()
+    shows(page, "登录")
 
     # a WeChat OAuth redirect with a code the API refuses: sign-in, with the API's words as an alert
     page.goto("/app/?code=not-a-sandbox-code")
@@ -316,4 +333,29 @@ def test_errors_are_the_apis_own_words(phone_page, stack):
     page.get_by_role("button", name="提交申请").click()
     page.wait_for_selector("#apply [role=alert]:has-text('最多两位小数')")
     screen(page, "14-error")
+
+    # a decline shows its reasons, most important first, in the API's words
+    token = page.evaluate("sessionStorage.getItem('lending.access')")
+    auth = {"Authorization": f"Bearer {token}"}
+    phone = "13700004444"
+    assert requests.post(stack["base"] + "/v1/auth/sms-codes", json={"phone": phone}, timeout=30).status_code == 202
+    for path, body in [("/v1/me/phone", {"phone": phone, "code": last_code(stack["outbox"], phone)}),
+                       ("/v1/me/identity", {"name": "李四", "id_number": resident_id(date(1991, 7, 9))}),
+                       ("/v1/me/bank-cards", {"card_number": card_ending("8642")})]:
+        answer = requests.post(stack["base"] + path, json=body, headers=auth, timeout=30)
+        assert answer.status_code in (200, 201), answer.text
+    page.reload()
+    for label, value in [("借款金额（元）", "5000"), ("借款用途", "周转"), ("月收入（元）", "3000"),
+                         ("月支出（元）", "2900"), ("资产（元）", "0"), ("现有负债（元）", "300000"),
+                         ("当前工作年限（年）", "0")]:
+        page.get_by_label(label).fill(value)
+    page.get_by_label("工作类型").select_option("partime")
+    page.get_by_role("button", name="提交申请").click()
+    shows(page, "审批结果")
+    assert page.locator("main .badge").inner_text() == "未通过"
+    decided = api_get(stack, page, f"/v1/applications/{page.evaluate('location.hash').split('/')[-1]}")
+    shown = page.locator("main ul li").all_inner_texts()
+    assert decided["status"] == "declined" and len(shown) == len(decided["reasons"]) >= 2
+    assert [text.split(" (")[0] for text in shown] == [r["message"] for r in decided["reasons"]]
+    screen(page, "15-declined")
     assert not page.problems, page.problems
