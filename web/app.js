@@ -171,14 +171,15 @@
   let clockSkew = 0;
   function noteServerTimes(data) {
     const stamp = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?\+08:00$/;
-    const walk = (value) => {
+    const walk = (value, key) => {
+      if (key === "disburse_at") return;  // a time chosen ahead (up to 7 days), not the clock's
       if (typeof value === "string" && stamp.test(value)) {
         clockSkew = Math.max(clockSkew, Date.parse(value) - Date.now());
       } else if (value && typeof value === "object") {
-        Object.values(value).forEach(walk);
+        Object.entries(value).forEach(([k, v]) => walk(v, k));
       }
     };
-    walk(data);
+    walk(data, "");
   }
   /** Beijing wall time "YYYY-MM-DDTHH:MM" of the service's now + ms. */
   function beijing(ms) {

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -201,6 +201,15 @@ def test_the_whole_journey_in_the_browser(phone_page, stack):
     page.get_by_role("button", name="取消借款").click()
     page.wait_for_selector("main .ok:has-text('借款已取消')")
     assert api_get(stack, page, f"/v1/loans/{later_id}")["status"] == "cancelled"
+    # the picker starts from the service's clock: a pay-out time chosen ahead does not move it
+    tab(page, "我的")
+    page.get_by_role("link", name="去借款").click()
+    shows(page, "借款")
+    clock = requests.get(stack["base"] + "/v1/ops/clock", headers={"X-Ops-Key": stack["ops_key"]}, timeout=30)
+    service_now = datetime.fromisoformat(clock.json()["now"])
+    earliest = page.get_by_label("预约时间（北京时间，7 天内）").get_attribute("min")
+    assert service_now.strftime("%Y-%m-%dT%H:%M") <= earliest <= \
+        (service_now + timedelta(minutes=10)).strftime("%Y-%m-%dT%H:%M"), (earliest, service_now)
 
     # the reminder days: three days before the first due date, the inbox has it
     due = date.fromisoformat(loan["schedule"][0]["due_date"])
