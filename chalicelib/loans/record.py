@@ -10,7 +10,7 @@ its own condition) never counts twice.
 | `loans` | a payout | the loan turns `active` (a cancelled or refused one is not a loan) |
 | `installments_on_time` | a repayment | an installment is paid without ever being overdue |
 | `installments_late` | close of business (or a repayment that finds it) | an installment turns `overdue` |
-| `days_past_due_seen` | close of business | the loan's days past due, each night it is `overdue` |
+| `days_past_due_seen` | close of business | the loan's days past due, each night it is `overdue` (alone on a night that writes no loan: `see_late_days`) |
 
 Days past due count once an installment is overdue: the grace day (D+1, free of charge) is
 not a late day. The worst is the largest number in `days_past_due_seen`, a DynamoDB number
@@ -77,6 +77,16 @@ def installment_changes(before: engine.LoanState, after: engine.LoanState) -> tu
 def late_days(state: engine.LoanState, on: date) -> int:
     """The loan's days past due on `on` if it is overdue (past a grace day), else 0."""
     return engine.days_past_due(state, on) if engine.loan_status(state, on) == "overdue" else 0
+
+
+def see_late_days(user_id: str, state: engine.LoanState, on: date) -> None:
+    """Record the loan's days past due on `on` outside a transaction: for a night whose close
+    of business writes nothing else (an overdue installment whose daily penalty rounds to 0
+    fen, its status and bucket unchanged), when the days still grow. Adding to the set is
+    idempotent, so a night closed twice adds nothing more."""
+    days = late_days(state, on)
+    if days > 0:
+        CreditRecord(user_id=user_id).update(actions=[CreditRecord.days_past_due_seen.add({days})])
 
 
 def count_changes(tx: TransactWrite, user_id: str, before: engine.LoanState, after: engine.LoanState,

@@ -460,6 +460,7 @@ def _close_loan(loan_id: str, business_date: date, now: datetime, posted: Counte
         status = engine.loan_status(result.state, business_date)
         dpd_bucket = aggregates.bucket(status, result.state, business_date)
         if not result.posted and loan.status == status and loan.dpd_bucket == dpd_bucket:
+            borrower_record.see_late_days(loan.user_id, result.state, step_date)  # its days still grow
             return
         state_json = json.dumps(result.state.to_dict())
         try:

@@ -294,9 +294,12 @@ def check_closed_through(world: World, business_date: date, skip: set[str] | fro
     """What close of business for `business_date` must have left (loans in `skip` aside):
     every live loan with an unpaid installment past its grace day (D <= X-2) is `overdue`,
     and closing it again as of X would post nothing (each day's penalty up to X-1 is posted;
-    days of 0 fen need no write)."""
+    days of 0 fen need no write), and its borrower's record has seen its days past due as of X
+    (the credit report's worst days, recorded even on a night that writes no loan)."""
+    from chalicelib.loans.record import CreditRecord, late_days
     from chalicelib.money import engine
     problems = []
+    seen = {r.user_id: r.days_past_due_seen or set() for r in CreditRecord.scan(consistent_read=True)}
     for loan in LoanRecord.scan(consistent_read=True):
         if loan.user_id not in world.users or loan.loan_id in skip or loan.status not in ("active", "overdue"):
             continue
@@ -306,6 +309,10 @@ def check_closed_through(world: World, business_date: date, skip: set[str] | fro
         if late and loan.status != "overdue":
             problems.append(f"{loan.loan_id[:8]}: installments {late} are past their grace day unpaid, "
                             f"but the loan is {loan.status}")
+        days = late_days(state, business_date)
+        if days and max(seen.get(loan.user_id, set()), default=0) < days:
+            problems.append(f"{loan.loan_id[:8]}: {days} days past due, but its borrower's record has seen at most "
+                            f"{max(seen.get(loan.user_id, set()), default=0)}")
         missing = engine.close_of_business(state, business_date).posted
         if missing:
             problems.append(f"{loan.loan_id[:8]}: {len(missing)} day(s) of penalty not posted, from "

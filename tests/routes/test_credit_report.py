@@ -137,3 +137,25 @@ def test_each_borrower_sees_only_their_own_report(client, outbox, borrower):
     assert report(api, me)["history"]["applications"] == 1
     status, body = api.get("/v1/me/credit-report")
     assert status == 401 and body["error"]["code"] == "TOKEN_MISSING"
+
+
+def test_the_worst_days_keep_growing_on_nights_that_post_no_penalty(borrower, clock):
+    """An overdue installment whose unpaid principal is so small its daily penalty rounds to
+    0 fen posts nothing, and its loan's status and bucket stay the same: close of business then
+    writes no loan, but the borrower's days past due still grow and must be recorded."""
+    api, me = borrower
+    _, loan = approved_loan(api, me["headers"], me["card_id"], amount=240_000)
+    loan_id = loan["loan_id"]
+    assert disbursement.disburse(loan_id, clock.now()) == "active"
+    first = api.get(f"/v1/loans/{loan_id}", me["headers"])[1]["schedule"][0]
+    due = date.fromisoformat(first["due_date"])
+    clock.set(datetime.combine(due, time(10), SHANGHAI))
+    # leave 100 fen of principal unpaid: 100 × 24 % / 365 rounds to 0 fen a day
+    status, _ = api.post(f"/v1/loans/{loan_id}/repayments", {"amount": first["total"] - 100}, with_key(me["headers"]))
+    assert status == 201
+    for day in range(2, 11):
+        repay.close_of_business(due + timedelta(days=day), clock.now())
+    detail = api.get(f"/v1/loans/{loan_id}", me["headers"])[1]
+    assert detail["status"] == "overdue" and detail["schedule"][0]["penalty"] == 0
+    history = report(api, me)["history"]
+    assert (history["installments_late"], history["max_days_past_due"]) == (1, 10)
