@@ -10,7 +10,7 @@ from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.core import config
-from chalicelib.core.db import BaseMeta, FenAttribute, IntAttribute, register_table
+from chalicelib.core.db import BaseMeta, CompressedTextAttribute, FenAttribute, IntAttribute, register_table
 
 
 @register_table
@@ -204,7 +204,9 @@ class LoanRecord(Model):
     failure_reason = UnicodeAttribute(null=True)
     created_at = UnicodeAttribute()
     closed_at = UnicodeAttribute(null=True)
-    state = UnicodeAttribute()  # JSON: the schedule engine's state (preview until disbursed)
+    # JSON: the schedule engine's state (preview until disbursed), stored compressed: it is
+    # most of the item, and the item is written by every payout, repayment and late night
+    state = CompressedTextAttribute()
     # The head of the loan's ledger chain: its entry count, last hash and last entry id
     # (moved in the same transaction as every entry posted; chalicelib.money.chain).
     # Days-past-due bucket as of its last write (chalicelib.loans.aggregates); live loans only.
