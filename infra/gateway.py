@@ -87,6 +87,15 @@ class GatewayHandler(ChaliceRequestHandler):
         # BaseHTTPRequestHandler handles the connection's requests inside __init__.
         super(ChaliceRequestHandler, self).__init__(request, client_address, server)
 
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        """Every answer's `Date` header on the service's clock, as API Gateway's is on AWS's
+        (where the service's clock is the wall clock): the local stack's clock runs ahead of
+        the wall after `make jobs AT=`, and the borrower's page takes its now from this header."""
+        if timestamp is None:
+            from chalicelib import wiring
+            timestamp = wiring.clock().now().timestamp()
+        return super().date_time_string(timestamp)
+
     def _send_http_response_with_body(self, code: int, headers: Any, body: Any) -> None:
         if self.command != "HEAD":
             return super()._send_http_response_with_body(code, headers, body)

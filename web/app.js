@@ -166,20 +166,13 @@
   }
   const when = (iso) => (iso ? String(iso).replace("T", " ").replace(/(:\d\d)(\.\d+)?\+08:00$/, "$1") : "—");
 
-  // The service's clock: the local stack's test clock can run ahead of this device's, so the
-  // disbursement picker starts from the latest time the API has stamped, not from Date.now().
+  // The service's clock: every API answer's Date header is stamped on it (API Gateway's is
+  // AWS's clock, the local stack's is its own clock, which `make jobs AT=` moves ahead of this
+  // device's), so the disbursement picker starts from the service's now, not from Date.now().
   let clockSkew = 0;
-  function noteServerTimes(data) {
-    const stamp = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?\+08:00$/;
-    const walk = (value, key) => {
-      if (key === "disburse_at") return;  // a time chosen ahead (up to 7 days), not the clock's
-      if (typeof value === "string" && stamp.test(value)) {
-        clockSkew = Math.max(clockSkew, Date.parse(value) - Date.now());
-      } else if (value && typeof value === "object") {
-        Object.entries(value).forEach(([k, v]) => walk(v, k));
-      }
-    };
-    walk(data, "");
+  function noteServerClock(response) {
+    const stamped = Date.parse(response.headers.get("Date") || "");
+    if (!Number.isNaN(stamped)) clockSkew = stamped - Date.now();
   }
   /** Beijing wall time "YYYY-MM-DDTHH:MM" of the service's now + ms. */
   function beijing(ms) {
@@ -211,6 +204,7 @@
     } catch (err) {
       throw new ApiError(0, "NETWORK", t("network"));
     }
+    noteServerClock(response);
     if (response.status === 401 && token && !opts.anonymous && !opts.retried && await refresh()) {
       return api(method, path, body, { ...opts, retried: true });
     }
@@ -223,7 +217,6 @@
       if (response.status === 429 && wait) message += lang === "en" ? ` (${wait} s)` : `（${wait} 秒后）`;
       throw new ApiError(response.status, error.code || `HTTP_${response.status}`, message);
     }
-    noteServerTimes(data);
     return data;
   }
 

@@ -16,6 +16,7 @@ import sys
 import tempfile
 from datetime import date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 
 import pytest
@@ -154,6 +155,14 @@ def test_a_future_disbursement_a_reminder_held_overnight_and_an_overdue_day(stac
     assert clock_now(api, stack) >= before
     _, again = api.get("/v1/me/notifications", auth)
     assert len(again["items"]) == len(inbox["items"])
+
+    # every answer's Date header is on the same clock (as API Gateway's is on AWS's): the
+    # borrower's page takes its now from it, for the pay-out picker
+    for path in ("/health", "/v1/me", "/app/", "/nowhere"):
+        answer = api.session.get(stack["base"] + path, headers=auth, timeout=30)
+        stamped = parsedate_to_datetime(answer.headers["Date"])
+        assert abs((stamped - clock_now(api, stack)).total_seconds()) < 5, (path, answer.headers["Date"])
+    assert clock_now(api, stack) - datetime.now(SHANGHAI) > timedelta(days=2)  # far from the wall clock
 
 
 def test_account_protection_follows_the_clock(stack):
