@@ -122,6 +122,12 @@ class Dynamo:
         return units
 
 
+def short_name(table: str) -> str:
+    """A table's name without the stage's prefix (`loans`, not `lending-bench-loans`)."""
+    from chalicelib.core import config
+    return table.removeprefix(config.resource_prefix() + "-")
+
+
 # ---- the recorder ------------------------------------------------------------------------------
 
 class Recorder:
@@ -135,6 +141,8 @@ class Recorder:
         self.api_requests: dict[str, int] = defaultdict(int)
         self.log_bytes: dict[str, int] = defaultdict(int)
         self.sms: dict[str, int] = defaultdict(int)
+        # read and write units by table (writes with their indexes), per phase: what dominates
+        self.by_table: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
         self._inside = False
 
     @property
@@ -184,18 +192,18 @@ class Recorder:
     def _dynamo(self, operation: str, params: dict[str, Any], answer: dict[str, Any]) -> None:
         dynamo = self.dynamo
         if operation == "GetItem":
-            self.count("ddb_rru", read_units(item_size(answer.get("Item")), params.get("ConsistentRead", False)))
+            self._read(params["TableName"], read_units(item_size(answer.get("Item")), params.get("ConsistentRead", False)))
         elif operation == "BatchGetItem":
             for table, items in answer.get("Responses", {}).items():
                 consistent = params["RequestItems"][table].get("ConsistentRead", False)
                 for item in items:
-                    self.count("ddb_rru", read_units(item_size(item), consistent))
+                    self._read(table, read_units(item_size(item), consistent))
         elif operation in ("Query", "Scan"):
             size = sum(item_size(i) for i in answer.get("Items", []))
-            self.count("ddb_rru", read_units(size, params.get("ConsistentRead", False)))
+            self._read(params["TableName"], read_units(size, params.get("ConsistentRead", False)))
         elif operation == "TransactGetItems":
-            for got in answer.get("Responses", []):
-                self.count("ddb_rru", read_units(item_size(got.get("Item")), True, transactional=True))
+            for got, entry in zip(answer.get("Responses", []), params["TransactItems"]):
+                self._read(entry["Get"]["TableName"], read_units(item_size(got.get("Item")), True, transactional=True))
         elif operation == "PutItem":
             self._written(params["TableName"], params["Item"], False)
         elif operation == "UpdateItem":
@@ -221,9 +229,14 @@ class Recorder:
                 else:  # ConditionCheck and Delete consume write units too
                     self.count("ddb_wru", 2)
 
+    def _read(self, table: str, units: float) -> None:
+        self.count("ddb_rru", units)
+        self.by_table[self.phase][f"{short_name(table)} rru"] += units
+
     def _written(self, table: str, item: dict[str, Any] | None, transactional: bool) -> None:
-        self.count("ddb_wru", write_units(item_size(item), transactional))
-        self.count("ddb_wru", self.dynamo.index_units(table, item))
+        units = write_units(item_size(item), transactional) + self.dynamo.index_units(table, item)
+        self.count("ddb_wru", units)
+        self.by_table[self.phase][f"{short_name(table)} wru"] += units
 
     @contextlib.contextmanager
     def installed(self) -> Iterator[None]:
@@ -478,6 +491,7 @@ def measure() -> dict[str, Any]:
                 recorder.settle()
     return {"life": facts, "calls": {k: dict(v) for k, v in recorder.calls.items()},
             "lambdas": {k: dict(v) for k, v in recorder.lambdas.items()},
+            "units_by_table": {k: dict(sorted(v.items(), key=lambda kv: -kv[1])) for k, v in recorder.by_table.items()},
             "api_requests": dict(recorder.api_requests), "log_bytes": dict(recorder.log_bytes),
             "sms": dict(recorder.sms), "prices": json.loads(PRICES.read_text())}
 
@@ -502,9 +516,21 @@ def memory_gb(function: str) -> float:
     return int(function_setting("prod", function, "lambda_memory_size", 128)) / 1024
 
 
-def phase_cost(figures: dict[str, Any], phase: str) -> dict[str, float]:
-    """USD by service for one phase of the recorded run."""
-    p = {k: v["price"] / v["per"] for k, v in figures["prices"]["prices_usd"].items()}
+def unit_prices(prices: dict[str, Any]) -> dict[str, float]:
+    """USD per unit (one request, one GB-second, one GB) from bench/prices.json's main table."""
+    return {k: v["price"] / v["per"] for k, v in prices["prices_usd"].items()}
+
+
+def china_unit_prices(prices: dict[str, Any]) -> dict[str, float]:
+    """CNY per unit at the China regions' prices found offline (`china_cross_check`), the main
+    table's at the exchange rate for the rest."""
+    cny = {k: usd * prices["usd_to_cny"] for k, usd in unit_prices(prices).items()}
+    cny.update({k: v["price"] / v["per"] for k, v in prices["china_cross_check"]["prices_cny"].items()})
+    return cny
+
+
+def phase_cost(figures: dict[str, Any], phase: str, p: dict[str, float]) -> dict[str, float]:
+    """Cost by service of one phase of the recorded run, at the unit prices `p`."""
     calls = figures["calls"].get(phase, {})
     lambdas = figures["lambdas"].get(phase, {})
     invocations = sum(v for k, v in lambdas.items() if k.endswith(":n"))
@@ -521,9 +547,10 @@ def phase_cost(figures: dict[str, Any], phase: str) -> dict[str, float]:
     }
 
 
-def bill(figures: dict[str, Any]) -> dict[str, Any]:
-    rate = figures["prices"]["usd_to_cny"]
-    phases = {phase: phase_cost(figures, phase) for phase in (*LIFE, "decision", *RUNS_PER_MONTH)}
+def netted_phases(figures: dict[str, Any], p: dict[str, float]) -> dict[str, dict[str, float]]:
+    """Each phase's cost at the unit prices `p`, the daily jobs' own part taken out of the
+    loan's phases (it is in the fixed monthly figure instead)."""
+    phases = {phase: phase_cost(figures, phase, p) for phase in (*LIFE, "decision", *RUNS_PER_MONTH)}
     idle_days = figures["life"]["idle_anchor_days"]
     phases["idle_anchor"] = {k: v / idle_days for k, v in phases["idle_anchor"].items()}  # one day's
     for phase, (job_name, idle) in DAILY_PART.items():
@@ -534,8 +561,19 @@ def bill(figures: dict[str, Any]) -> dict[str, Any]:
     loan_days = figures["life"]["anchored_loan_days"]
     phases["ledger_anchor"] = {k: max(0.0, v - loan_days * phases["idle_anchor"][k])
                                for k, v in phases["ledger_anchor"].items()}
-    life = {service: sum(phases[phase][service] for phase in LIFE) for service in phases["sign_up"]}
+    return phases
+
+
+def life_by_service(phases: dict[str, dict[str, float]]) -> dict[str, float]:
+    return {service: sum(phases[phase][service] for phase in LIFE) for service in phases["sign_up"]}
+
+
+def bill(figures: dict[str, Any]) -> dict[str, Any]:
+    rate = figures["prices"]["usd_to_cny"]
+    phases = netted_phases(figures, unit_prices(figures["prices"]))
+    life = life_by_service(phases)
     life_usd = sum(life.values())
+    china = life_by_service(netted_phases(figures, china_unit_prices(figures["prices"])))
     decision = phases["decision"]
     per_decision = sum(decision.values()) / figures["calls"]["decision"]["decisions"]
     p = figures["prices"]["prices_usd"]
@@ -547,6 +585,7 @@ def bill(figures: dict[str, Any]) -> dict[str, Any]:
         "phases_usd": phases,
         "life_usd_by_service": life, "life_usd": life_usd, "life_cny": life_usd * rate,
         "dominant": max(life, key=life.get),
+        "china_life_cny_by_service": china, "china_life_cny": sum(china.values()),
         "million_decisions_usd": per_decision * 1_000_000, "million_decisions_cny": per_decision * 1_000_000 * rate,
         "fixed_usd_per_month": fixed_month,
         "sms_per_life": sum(sms.values()), "sms_by_phase": sms,

@@ -196,6 +196,12 @@ def cost_rows(c: dict) -> list[dict]:
     return [row(f"AWS charges of one 12-month loan's whole life ({where})",
                 f"{b['life_cny']:.4f} CNY (${b['life_usd']:.5f}); by service, in 0.001 CNY: {by_service}",
                 "≤ 0.01 CNY (issue 17)", b["life_cny"] <= 0.01),
+            row("the same life at the China regions' prices found offline (bench/prices.json `china_cross_check`: "
+                "DynamoDB's from before the November 2024 reduction, an upper bound; the rest us-east-1's at the rate)",
+                f"{b['china_life_cny']:.4f} CNY; by service, in 0.001 CNY: " + ", ".join(
+                    f"{name} {cny * 1000:.2f}" for name, cny in
+                    sorted(b["china_life_cny_by_service"].items(), key=lambda kv: -kv[1])),
+                "≤ 0.01 CNY (issue 17, at cn-north-1's prices)", b["china_life_cny"] <= 0.01),
             row("AWS charges of 1 million credit decisions (application + decision, signed in)",
                 f"{b['million_decisions_cny']:,.1f} CNY (${b['million_decisions_usd']:,.2f})", "— (issue 17 asks for it)"),
             row("jobs and pollers whatever the book (sweep each minute, reconciler, daily jobs, an empty "
