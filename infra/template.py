@@ -45,7 +45,7 @@ def api_paths() -> dict[str, Any]:
       client's language) rather than by the gateway's 403 "Missing Authentication Token";
     - `Allow` on the CORS preflight that chalice generates (a mock integration).
     The local server (infra/gateway.py) answers both the same way."""
-    from chalicelib.core.http import ROUTES, allowed_methods, cors_enabled
+    from chalicelib.api.http import ROUTES, allowed_methods, cors_enabled
 
     integration = {"type": "aws_proxy", "httpMethod": "POST", "passthroughBehavior": "when_no_match",
                    "contentHandling": "CONVERT_TO_TEXT", "responses": {"default": {"statusCode": "200"}},
@@ -172,7 +172,7 @@ def build(stage: str) -> dict[str, Any]:
     from chalice.app import SQSEventConfig
 
     from chalicelib.core import config
-    from chalicelib.core.db import TABLES
+    from chalicelib.adapters.db import TABLES
     from chalicelib.core.resources import QUEUES, SECRETS
 
     prefix = config.resource_prefix()
