@@ -143,23 +143,12 @@ def anchor_bucket(stage: str, prefix: str) -> dict[str, Any]:
         "LedgerAnchorBucket": {
             "Type": "AWS::S3::Bucket", "DeletionPolicy": "Retain", "UpdateReplacePolicy": "Retain",
             "Metadata": hardening._skip(hardening.ANCHOR_ACCESS_LOG),
-            "Properties": {
-                "BucketName": name, "ObjectLockEnabled": True,
-                "ObjectLockConfiguration": {"ObjectLockEnabled": "Enabled", "Rule": {"DefaultRetention": {
-                    "Mode": "COMPLIANCE", "Days": int(stage_env(stage)["ANCHOR_RETENTION_DAYS"])}}},
-                "VersioningConfiguration": {"Status": "Enabled"},
-                "BucketEncryption": {"ServerSideEncryptionConfiguration": [
-                    {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]},
-                "PublicAccessBlockConfiguration": {"BlockPublicAcls": True, "BlockPublicPolicy": True,
-                                                   "IgnorePublicAcls": True, "RestrictPublicBuckets": True},
-                "OwnershipControls": {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}}},
+            "Properties": {"BucketName": name, "ObjectLockEnabled": True, **hardening.private_bucket(
+                ObjectLockConfiguration={"ObjectLockEnabled": "Enabled", "Rule": {"DefaultRetention": {
+                    "Mode": "COMPLIANCE", "Days": int(stage_env(stage)["ANCHOR_RETENTION_DAYS"])}}})}},
         "LedgerAnchorBucketPolicy": {"Type": "AWS::S3::BucketPolicy", "Properties": {
             "Bucket": {"Ref": "LedgerAnchorBucket"},
-            "PolicyDocument": {"Version": "2012-10-17", "Statement": [{
-                "Sid": "TlsOnly", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
-                "Resource": [{"Fn::GetAtt": ["LedgerAnchorBucket", "Arn"]},
-                             {"Fn::Sub": "${LedgerAnchorBucket.Arn}/*"}],
-                "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]}}},
+            "PolicyDocument": {"Version": "2012-10-17", "Statement": [hardening.tls_only("LedgerAnchorBucket")]}}},
     }
     for function in ANCHOR_BUCKET_USERS:
         out[logical_id(function)] = {"Properties": {"Environment": {"Variables": {"ANCHOR_BUCKET": name}}}}
