@@ -5,8 +5,10 @@ from chalice import Chalice
 
 from chalicelib.auth import routes as auth_routes  # first: registers authenticators/authorizers
 from chalicelib import wiring
-from chalicelib.core import config, system, testclock
-from chalicelib.core.http import http_middleware
+from chalicelib.adapters import testclock
+from chalicelib.api import system
+from chalicelib.core import config
+from chalicelib.api.http import http_middleware
 from chalicelib.ledger import routes as ledger_routes
 from chalicelib.loans import routes as loans_routes
 from chalicelib.repay import routes as repay_routes

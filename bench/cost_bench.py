@@ -86,7 +86,7 @@ class Dynamo:
     def __init__(self) -> None:
         import boto3
 
-        from chalicelib.core.db import TABLES
+        from chalicelib.adapters.db import TABLES
         self.client = boto3.client("dynamodb")
         self.indexes: dict[str, list[tuple[list[str], str, list[str]]]] = {}
         self.keys: dict[str, list[str]] = {}
@@ -311,7 +311,7 @@ def life(recorder: Recorder, outbox: Path) -> dict[str, Any]:
 
     from app import app
     from chalicelib import wiring
-    from chalicelib.core import aws
+    from chalicelib.adapters import aws
     from chalicelib.core.clock import FixedClock, SHANGHAI
     from chalicelib.loans.models import LoanRecord
     from chalicelib.loans.schedules import load

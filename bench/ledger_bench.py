@@ -49,7 +49,7 @@ def _seed_day(loans: int, at: datetime) -> None:
 
 def anchoring(loans: int, changed: int) -> dict:
     with moto_account():  # first: the app's logger takes the bench's level at import
-        from chalicelib.core import aws
+        from chalicelib.adapters import aws
         from chalicelib.ledger import anchors
 
         day_at = datetime.combine(DAY, clock_time(3, 0), timezone.utc)  # 11:00 Beijing on DAY
@@ -76,7 +76,7 @@ def statement_after_a_year(n: int) -> dict:
         import app as app_module
         from chalicelib import wiring
         from chalicelib.core.clock import SHANGHAI, FixedClock
-        from chalicelib.core.http import AUTHENTICATORS
+        from chalicelib.api.http import AUTHENTICATORS
         from chalicelib.ledger import anchors
         from chalicelib.loans import credit, disbursement, people, service
         from chalicelib.loans.models import ApplicationRecord

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from chalicelib.core import config
-from chalicelib.core.messaging import MessageSender, OutboxSender, SnsSender
+from chalicelib.adapters.messaging import MessageSender, OutboxSender, SnsSender
 from chalicelib.core.observability import logger, metrics
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -36,13 +36,13 @@ def forget_built() -> None:
 
 def clock() -> Any:
     """The service's clock: the wall clock when deployed; in the `local` stage the local
-    stack's one clock (`chalicelib.core.testclock`, which `make jobs AT=` moves forward).
+    stack's one clock (`chalicelib.adapters.testclock`, which `make jobs AT=` moves forward).
     Tests put a FixedClock here."""
     found = _overrides.get("clock")
     if found is not None:
         return found
     if config.is_local():
-        from chalicelib.core.testclock import CLOCK
+        from chalicelib.adapters.testclock import CLOCK
         return CLOCK
     from chalicelib.core.clock import SystemClock
     return SystemClock()
@@ -107,7 +107,7 @@ def _register_health_checks() -> None:
     """The partners the API function calls, each a check of GET /health. (A partner only
     another function calls, such as the bank payout, is checked where it is used and by
     `python -m infra.readiness`: the API's role need not read its secret.)"""
-    from chalicelib.core import system
+    from chalicelib.api import system
     from chalicelib.core.resources import PARTNER_SECRETS
     for spec in PARTNER_SECRETS:
         if "api_handler" in spec.used_by:

@@ -1,7 +1,7 @@
 """Create every AWS resource of a stage from the one set of definitions, and seed it.
 
 Used by the local stack (against moto) and by the tests (inside `mock_aws`). The definitions
-are the pynamodb models (`chalicelib.core.db.TABLES`) and `chalicelib.core.resources`.
+are the pynamodb models (`chalicelib.adapters.db.TABLES`) and `chalicelib.core.resources`.
 """
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ import secrets as pysecrets
 from contextlib import contextmanager
 from typing import Iterator
 
-from chalicelib.core import aws, config
-from chalicelib.core.db import TABLES
+from chalicelib.adapters import aws
+from chalicelib.core import config
+from chalicelib.adapters.db import TABLES
 from chalicelib.core.resources import QUEUES, SECRETS
 from infra.stage import visibility_timeout
 
@@ -98,7 +99,7 @@ def bootstrap(stage: str, *, local_visibility: int | None = None) -> dict:
     """Everything a stage needs, created idempotently. The app must already be imported."""
     tables = create_tables()
     if stage == "local":  # the local stack's clock and parked messages; never deployed
-        from chalicelib.core import testclock
+        from chalicelib.adapters import testclock
         testclock.create_table()
     queues = create_queues(stage, local_visibility=local_visibility)
     secret_values = create_keys_and_secrets()

@@ -5,7 +5,7 @@
 
 A generated block sits between `<!-- BEGIN GENERATED: name -->` and `<!-- END GENERATED: name -->`;
 everything else in docs/ is written by hand. The tables come from the route registry
-(`core.http.ROUTES`, the same one the OpenAPI document and the security matrix use) and the
+(`api.http.ROUTES`, the same one the OpenAPI document and the security matrix use) and the
 examples from the money engine, so neither can drift from the code.
 """
 from __future__ import annotations
@@ -123,8 +123,8 @@ def _load_app() -> None:
 def api_error_codes() -> dict[str, dict[str, Any]]:
     """Every code the API can answer: its statuses and the operations that declare it."""
     _load_app()
-    from chalicelib.core.http import ROUTES
-    from chalicelib.core.openapi import error_codes
+    from chalicelib.api.http import ROUTES
+    from chalicelib.api.openapi import error_codes
     out: dict[str, dict[str, Any]] = {}
     for doc in ROUTES:
         if doc.path == "/probe":
@@ -169,7 +169,7 @@ def error_table() -> str:
 
 def _routes() -> list[Any]:
     _load_app()
-    from chalicelib.core.http import ROUTES
+    from chalicelib.api.http import ROUTES
     return [doc for doc in ROUTES if doc.path != "/probe"]
 
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from chalice.local import ChaliceRequestHandler, LocalGateway
 
-from chalicelib.core.http import allowed_methods, cors_enabled
+from chalicelib.api.http import allowed_methods, cors_enabled
 from infra import web_page
 
 

@@ -127,6 +127,25 @@ def _skip(*checks: tuple[str, str]) -> dict[str, Any]:
     return {"checkov": {"skip": [{"id": check, "comment": why} for check, why in checks]}}
 
 
+def private_bucket(**properties: Any) -> dict[str, Any]:
+    """An S3 bucket's properties every bucket of ours has: versioned, encrypted at rest, no
+    public access whatever a policy or ACL says, ACLs off; `properties` adds to them."""
+    return {"VersioningConfiguration": {"Status": "Enabled"}, **properties,
+            "BucketEncryption": {"ServerSideEncryptionConfiguration": [
+                {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]},
+            "PublicAccessBlockConfiguration": {"BlockPublicAcls": True, "BlockPublicPolicy": True,
+                                               "IgnorePublicAcls": True, "RestrictPublicBuckets": True},
+            "OwnershipControls": {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}}
+
+
+def tls_only(bucket: str) -> dict[str, Any]:
+    """The bucket policy statement refusing any request to bucket `bucket` (a logical id)
+    that does not come over TLS."""
+    return {"Sid": "TlsOnly", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
+            "Resource": [{"Fn::GetAtt": [bucket, "Arn"]}, {"Fn::Sub": f"${{{bucket}.Arn}}/*"}],
+            "Condition": {"Bool": {"aws:SecureTransport": "false"}}}
+
+
 def _key(description: str, extra_statements: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     from infra.template import _key as account_key  # the account administers, IAM delegates
     key = account_key(description)

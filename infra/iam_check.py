@@ -322,7 +322,7 @@ def requests_for(call: dict[str, Any], recording: dict[str, Any], dep: Deploymen
             items = [(operation, target.get("TableName", "*"), target.get("IndexName"))]
         for action, table, index in items:
             if table == f"{recording['resource_prefix']}-{LOCAL_ONLY_TABLE}" and dep.stage != recording["stage"]:
-                continue  # the local stack's clock (chalicelib/core/testclock.py): no deployed stage has it
+                continue  # the local stack's clock (chalicelib/adapters/testclock.py): no deployed stage has it
             table = rename(table)
             arn = f"arn:{PARTITION}:dynamodb:{REGION}:{ACCOUNT}:table/{table}"
             out.append(Request(f"dynamodb:{action}", arn + (f"/index/{index}" if index else ""), (), why))

@@ -136,7 +136,8 @@ def new_container() -> None:
     for the bank and the wallet, whose memory is the outside world's, not a container's."""
     from chalicelib import wiring
     from chalicelib.auth import pii_vault, providers
-    from chalicelib.core import aws, config
+    from chalicelib.adapters import aws
+    from chalicelib.core import config
     from chalicelib.loans import catalog
 
     aws.reset()

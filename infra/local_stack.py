@@ -5,7 +5,7 @@
 
 Ports: API_PORT (8000), MOTO_PORT (5000), LOCAL_HOST (127.0.0.1).
 
-One clock (`chalicelib.core.testclock`): the stack's time starts at the wall clock and runs on
+One clock (`chalicelib.adapters.testclock`): the stack's time starts at the wall clock and runs on
 from there; `jobs --at AT` moves it forward to AT (never back), runs every schedule with the
 event time AT and drains the queues as of the clock. The API, the consumers, quiet hours, the
 scheduler and every timestamp read it through `wiring.clock()`; both processes share it
@@ -210,7 +210,7 @@ def advance_clock(when: datetime) -> datetime:
     messages with the old time. Returns the clock's time."""
     import time
 
-    from chalicelib.core import testclock
+    from chalicelib.adapters import testclock
     from chalicelib.core.clock import SHANGHAI
 
     moved = testclock.CLOCK.advance_to(when)

@@ -49,7 +49,7 @@ def check_template(template: dict[str, Any], stage: str) -> list[str]:
     apply_stage_env(stage)
     import app  # noqa: F401 - registers every table and event source
     from chalicelib.core import config
-    from chalicelib.core.db import TABLES
+    from chalicelib.adapters.db import TABLES
     from chalicelib.core.resources import QUEUES
 
     problems = []

@@ -3,7 +3,7 @@
 Consumers get Lambda-shaped SQS events with each message's own id; records a handler reports
 in `batchItemFailures` (or all of them, if it raises) stay on the queue and come back after
 `retry_delay` seconds, so the queue's redrive policy moves a poison message to its DLQ after
-`maxReceiveCount` receives. Messages parked until a time (`chalicelib.core.testclock`) go back
+`maxReceiveCount` receives. Messages parked until a time (`chalicelib.adapters.testclock`) go back
 on their queue once the service's clock passes it. Schedules fire at their cron/rate times by
 the service's clock (the local stack's one clock).
 """
@@ -18,7 +18,8 @@ from typing import Any
 from chalice.app import SQSEventConfig, ScheduledEventConfig
 
 from chalicelib import wiring
-from chalicelib.core import aws, config
+from chalicelib.adapters import aws
+from chalicelib.core import config
 from chalicelib.core.observability import logger
 from chalicelib.core.resources import QUEUES
 from infra.lambda_events import LambdaContext, scheduled_event, sqs_event, sqs_record
@@ -105,7 +106,7 @@ class QueuePump:
 
     def release_due(self) -> int:
         """Put the parked messages whose time has come by the service's clock on their queues."""
-        from chalicelib.core import testclock
+        from chalicelib.adapters import testclock
         now = wiring.clock().now()
         return sum(testclock.release_due(spec.key, now) for spec, _ in self.consumers)
 

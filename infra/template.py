@@ -45,7 +45,7 @@ def api_paths() -> dict[str, Any]:
       client's language) rather than by the gateway's 403 "Missing Authentication Token";
     - `Allow` on the CORS preflight that chalice generates (a mock integration).
     The local server (infra/gateway.py) answers both the same way."""
-    from chalicelib.core.http import ROUTES, allowed_methods, cors_enabled
+    from chalicelib.api.http import ROUTES, allowed_methods, cors_enabled
 
     integration = {"type": "aws_proxy", "httpMethod": "POST", "passthroughBehavior": "when_no_match",
                    "contentHandling": "CONVERT_TO_TEXT", "responses": {"default": {"statusCode": "200"}},
@@ -143,23 +143,12 @@ def anchor_bucket(stage: str, prefix: str) -> dict[str, Any]:
         "LedgerAnchorBucket": {
             "Type": "AWS::S3::Bucket", "DeletionPolicy": "Retain", "UpdateReplacePolicy": "Retain",
             "Metadata": hardening._skip(hardening.ANCHOR_ACCESS_LOG),
-            "Properties": {
-                "BucketName": name, "ObjectLockEnabled": True,
-                "ObjectLockConfiguration": {"ObjectLockEnabled": "Enabled", "Rule": {"DefaultRetention": {
-                    "Mode": "COMPLIANCE", "Days": int(stage_env(stage)["ANCHOR_RETENTION_DAYS"])}}},
-                "VersioningConfiguration": {"Status": "Enabled"},
-                "BucketEncryption": {"ServerSideEncryptionConfiguration": [
-                    {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]},
-                "PublicAccessBlockConfiguration": {"BlockPublicAcls": True, "BlockPublicPolicy": True,
-                                                   "IgnorePublicAcls": True, "RestrictPublicBuckets": True},
-                "OwnershipControls": {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}}},
+            "Properties": {"BucketName": name, "ObjectLockEnabled": True, **hardening.private_bucket(
+                ObjectLockConfiguration={"ObjectLockEnabled": "Enabled", "Rule": {"DefaultRetention": {
+                    "Mode": "COMPLIANCE", "Days": int(stage_env(stage)["ANCHOR_RETENTION_DAYS"])}}})}},
         "LedgerAnchorBucketPolicy": {"Type": "AWS::S3::BucketPolicy", "Properties": {
             "Bucket": {"Ref": "LedgerAnchorBucket"},
-            "PolicyDocument": {"Version": "2012-10-17", "Statement": [{
-                "Sid": "TlsOnly", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
-                "Resource": [{"Fn::GetAtt": ["LedgerAnchorBucket", "Arn"]},
-                             {"Fn::Sub": "${LedgerAnchorBucket.Arn}/*"}],
-                "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]}}},
+            "PolicyDocument": {"Version": "2012-10-17", "Statement": [hardening.tls_only("LedgerAnchorBucket")]}}},
     }
     for function in ANCHOR_BUCKET_USERS:
         out[logical_id(function)] = {"Properties": {"Environment": {"Variables": {"ANCHOR_BUCKET": name}}}}
@@ -172,7 +161,7 @@ def build(stage: str) -> dict[str, Any]:
     from chalice.app import SQSEventConfig
 
     from chalicelib.core import config
-    from chalicelib.core.db import TABLES
+    from chalicelib.adapters.db import TABLES
     from chalicelib.core.resources import QUEUES, SECRETS
 
     prefix = config.resource_prefix()

@@ -86,29 +86,19 @@ def _api_behaviour(path: str) -> dict[str, Any]:
 def resources(stage: str, prefix: str) -> dict[str, Any]:
     """The bucket, its policy, the OAC, the index function, the security headers and the
     distribution, to merge into the template's Resources."""
-    bucket_arn = {"Fn::GetAtt": ["WebBucket", "Arn"]}
     return {
         "WebBucket": {
             "Type": "AWS::S3::Bucket", "DeletionPolicy": "Retain", "UpdateReplacePolicy": "Retain",
             "Metadata": hardening._skip(*hardening.WEB_SKIPS["bucket"]),
-            "Properties": {
-                "VersioningConfiguration": {"Status": "Enabled"},
-                # a publish replaces every file: earlier versions are kept a month for a rollback
-                "LifecycleConfiguration": {"Rules": [{
-                    "Id": "OldVersions", "Status": "Enabled",
-                    "NoncurrentVersionExpiration": {"NoncurrentDays": 30},
-                    "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1}}]},
-                "BucketEncryption": {"ServerSideEncryptionConfiguration": [
-                    {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]},
-                "PublicAccessBlockConfiguration": {"BlockPublicAcls": True, "BlockPublicPolicy": True,
-                                                   "IgnorePublicAcls": True, "RestrictPublicBuckets": True},
-                "OwnershipControls": {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}}},
+            # a publish replaces every file: earlier versions are kept a month for a rollback
+            "Properties": hardening.private_bucket(LifecycleConfiguration={"Rules": [{
+                "Id": "OldVersions", "Status": "Enabled",
+                "NoncurrentVersionExpiration": {"NoncurrentDays": 30},
+                "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1}}]})},
         "WebBucketPolicy": {"Type": "AWS::S3::BucketPolicy", "Properties": {
             "Bucket": {"Ref": "WebBucket"},
             "PolicyDocument": {"Version": "2012-10-17", "Statement": [
-                {"Sid": "TlsOnly", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
-                 "Resource": [bucket_arn, {"Fn::Sub": "${WebBucket.Arn}/*"}],
-                 "Condition": {"Bool": {"aws:SecureTransport": "false"}}},
+                hardening.tls_only("WebBucket"),
                 {"Sid": "TheDistributionReadsThePage", "Effect": "Allow",
                  "Principal": {"Service": "cloudfront.amazonaws.com"}, "Action": "s3:GetObject",
                  "Resource": {"Fn::Sub": "${WebBucket.Arn}/" + KEY_PREFIX + "*"},

@@ -131,8 +131,8 @@ class LogCapture:
 
 def table_dump() -> str:
     """Every item of every registered table, as raw DynamoDB JSON text."""
-    from chalicelib.core import aws
-    from chalicelib.core.db import TABLES
+    from chalicelib.adapters import aws
+    from chalicelib.adapters.db import TABLES
     ddb = aws.client("dynamodb")
     chunks = []
     for model in TABLES:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalicelib.core import aws
+from chalicelib.adapters import aws
 from chalicelib.core.resources import QUEUES
 from infra.lambda_events import sqs_event, sqs_record
 

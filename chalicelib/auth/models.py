@@ -24,7 +24,7 @@ from pynamodb.attributes import BooleanAttribute, TTLAttribute, UnicodeAttribute
 from pynamodb.models import Model
 
 from chalicelib.core import config
-from chalicelib.core.db import BaseMeta, IntAttribute, register_table
+from chalicelib.adapters.db import BaseMeta, IntAttribute, register_table
 
 PROFILE = "PROFILE"
 LOOKUP = "LOOKUP"

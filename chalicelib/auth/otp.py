@@ -28,10 +28,10 @@ from pynamodb.transactions import TransactWrite
 from chalicelib.auth.models import OtpChallengeRecord, SendCounterRecord
 from chalicelib.auth.pii_vault import keyed_hash
 from chalicelib.core.clock import SHANGHAI, shanghai_date
-from chalicelib.core.db import condition_failed, transact_connection
+from chalicelib.adapters.db import condition_failed, transact_connection
 from chalicelib.core.errors import DependencyDown, RateLimited, RuleViolation, Unauthorized
 from chalicelib.core.messages import wait_phrase
-from chalicelib.core.messaging import MessageSender
+from chalicelib.adapters.messaging import MessageSender
 from chalicelib.core.observability import logger
 from chalicelib.core.pii import mask_phone
 

@@ -25,7 +25,7 @@ from typing import Any, Callable, Protocol
 from stdnum.cn import ric
 from stdnum.exceptions import ValidationError
 
-from chalicelib.core.transport import HttpGet, HttpPost, urllib_get, urllib_post
+from chalicelib.adapters.transport import HttpGet, HttpPost, urllib_get, urllib_post
 from chalicelib.core import config
 from chalicelib.core.clock import shanghai_date
 from chalicelib.core.errors import DependencyDown, Unauthorized

@@ -24,7 +24,7 @@ from chalicelib.auth.secret_store import secret_json
 from chalicelib.auth.service import ID_NUMBER_PATTERN
 from chalicelib.core import config
 from chalicelib.core.errors import Unauthorized
-from chalicelib.core.http import AUTHENTICATORS, AUTHORIZERS, ApiModel, route
+from chalicelib.api.http import AUTHENTICATORS, AUTHORIZERS, ApiModel, route
 from chalicelib.core.observability import logger
 
 bp = Blueprint(__name__)

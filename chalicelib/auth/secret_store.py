@@ -1,7 +1,7 @@
 """Secrets Manager values as JSON, cached per container.
 
 A cached value is kept for `MAX_AGE` seconds (so a rotation reaches every container) and only
-while the boto3 client that read it is still the current one: `core.aws.reset()` (tests, the
+while the boto3 client that read it is still the current one: `adapters.aws.reset()` (tests, the
 local stack) therefore invalidates the cache too.
 """
 from __future__ import annotations
@@ -13,7 +13,8 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib.core import aws, config
+from chalicelib.adapters import aws
+from chalicelib.core import config
 from chalicelib.core.errors import DependencyDown
 
 MAX_AGE = 300.0

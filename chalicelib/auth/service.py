@@ -36,7 +36,7 @@ from chalicelib.auth.pii_vault import keyed_hash, mask_name, seal, unseal
 from chalicelib.auth.secret_store import secret_json
 from chalicelib.core import config
 from chalicelib.core.clock import SHANGHAI, Clock, shanghai_date, shanghai_iso
-from chalicelib.core.db import condition_failed, transact_connection
+from chalicelib.adapters.db import condition_failed, transact_connection
 from chalicelib.core.errors import Conflict, DependencyDown, Forbidden, NotFound, RateLimited, RuleViolation
 from chalicelib.core.observability import logger
 from chalicelib.core.pii import mask_id_number, mask_phone

@@ -46,7 +46,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from chalicelib.auth.secret_store import MAX_AGE
-from chalicelib.core import aws, config
+from chalicelib.adapters import aws
+from chalicelib.core import config
 from chalicelib.core.errors import DependencyDown, Unauthorized
 
 ALGORITHM = "EdDSA"

@@ -1,7 +1,7 @@
 """Domain errors carry the contract's HTTP status and error code.
 
 They are plain exceptions (no chalice import) so pure domain code can raise them; the HTTP
-layer maps them to `{"error": {"code", "message"}}` in one place (`core.http`). The message
+layer maps them to `{"error": {"code", "message"}}` in one place (`api.http`). The message
 is English; `params` fill in the Chinese one (`core.messages`), which clients get by default.
 """
 from __future__ import annotations

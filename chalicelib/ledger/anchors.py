@@ -20,9 +20,10 @@ import json
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from chalicelib.core import aws, config
+from chalicelib.adapters import aws
+from chalicelib.core import config
 from chalicelib.core.clock import SHANGHAI
-from chalicelib.core.db import condition_failed
+from chalicelib.adapters.db import condition_failed
 from chalicelib.core.observability import logger, metrics
 from chalicelib.money import chain
 

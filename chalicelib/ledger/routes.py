@@ -7,7 +7,7 @@ from chalice import Blueprint
 from pydantic import Field
 
 from chalicelib.core.errors import NotFound
-from chalicelib.core.http import ApiModel, date_param, route
+from chalicelib.api.http import ApiModel, date_param, route
 from chalicelib.ledger import audit, statement
 from chalicelib.ledger import models as _models  # noqa: F401 - registers the anchors' tables
 

@@ -25,7 +25,7 @@ from pynamodb.models import Model
 from pynamodb.attributes import NumberAttribute
 
 from chalicelib.core import config
-from chalicelib.core.db import BaseMeta, IntAttribute, register_table
+from chalicelib.adapters.db import BaseMeta, IntAttribute, register_table
 from chalicelib.money import engine
 
 SHARDS = 32

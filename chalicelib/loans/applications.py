@@ -11,7 +11,7 @@ from pynamodb.transactions import TransactWrite
 
 from chalicelib.core import pii
 from chalicelib.core.clock import parse_instant, shanghai_date
-from chalicelib.core.db import condition_failed, transact_connection
+from chalicelib.adapters.db import condition_failed, transact_connection
 from chalicelib.core.errors import Conflict, Forbidden, NotFound, RuleViolation
 from chalicelib.core.observability import logger, metrics
 from chalicelib.loans import catalog, credit, people, schedules
@@ -66,6 +66,11 @@ def _record_decline(record: ApplicationRecord) -> None:
             raise
 
 
+def decided_at(record: ApplicationRecord) -> str:
+    """When the decision the borrower sees was made: an operator's review, else the model's."""
+    return shanghai_iso(record.reviewed_at or record.decided_at)
+
+
 def view(record: ApplicationRecord, lang: str = "zh") -> dict:
     """The decision as the borrower sees it, in their language. Once an operator decided, that
     is the decision: its reason and its time (the automated one stays in `decision`)."""
@@ -81,7 +86,7 @@ def view(record: ApplicationRecord, lang: str = "zh") -> dict:
             "credit_limit": record.credit_limit, "apr": record.apr,
             "reasons": reasons.localise(shown, lang),
             "model_version": record.model_version,
-            "decided_at": shanghai_iso(record.reviewed_at or record.decided_at),
+            "decided_at": decided_at(record),
             "product_id": record.product_id, "amount": record.amount,
             "term_months": record.term_months}
 

@@ -9,7 +9,7 @@ from pynamodb.exceptions import DoesNotExist, TransactWriteError
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.core.clock import parse_instant, shanghai_date
-from chalicelib.core.db import condition_failed, transact_connection
+from chalicelib.adapters.db import condition_failed, transact_connection
 from chalicelib.core.errors import Conflict
 from chalicelib.loans.models import CreditLineRecord
 

@@ -14,9 +14,9 @@ from pynamodb.exceptions import TransactWriteError
 from pynamodb.transactions import TransactWrite
 
 from chalicelib import wiring
-from chalicelib.core import aws
+from chalicelib.adapters import aws
 from chalicelib.core.clock import parse_instant, shanghai_date
-from chalicelib.core.db import condition_failed, transact_connection
+from chalicelib.adapters.db import condition_failed, transact_connection
 from chalicelib.money.fen import format_cny
 from chalicelib.core.observability import logger, metrics
 from chalicelib.loans import aggregates, people, schedules

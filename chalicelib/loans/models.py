@@ -10,7 +10,7 @@ from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.core import config
-from chalicelib.core.db import BaseMeta, CompressedTextAttribute, FenAttribute, IntAttribute, register_table
+from chalicelib.adapters.db import BaseMeta, CompressedTextAttribute, FenAttribute, IntAttribute, register_table
 
 
 @register_table

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Protocol
 
-from chalicelib.core.transport import HttpPost, urllib_post
+from chalicelib.adapters.transport import HttpPost, urllib_post
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.core import config
-from chalicelib.core.db import BaseMeta, IntAttribute, register_table
+from chalicelib.adapters.db import BaseMeta, IntAttribute, register_table
 from chalicelib.money import engine
 
 

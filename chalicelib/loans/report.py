@@ -1,8 +1,8 @@
 """The borrower's credit report (信用报告, issue 19): `GET /v1/me/credit-report`.
 
 The borrower's own view of the latest decision and of their record with us, read from what is
-already stored in three reads whatever the history: the record item (`chalicelib.loans.record`),
-the latest decision's application, and the credit line.
+already stored in three reads whatever the history (four with the token's session): the record
+item (`chalicelib.loans.record`), the latest decision's application, and the credit line.
 
 - `grade`: the model's risk grade (A-E, the model card's bands) of the latest decision; null
   before any decision, or when the model was not consulted.
@@ -36,7 +36,6 @@ def credit_report(user_id: str, now: datetime, lang: str = "zh") -> dict[str, An
     if record.latest_application_id:
         latest = ApplicationRecord.get(record.latest_application_id, consistent_read=True)
     decision = json.loads(latest.decision) if latest else {}
-    shown = applications.view(latest, lang) if latest else None
     return {
         "as_of": shanghai_iso(now.isoformat()),
         "grade": decision.get("grade"),
@@ -48,6 +47,6 @@ def credit_report(user_id: str, now: datetime, lang: str = "zh") -> dict[str, An
             "installments_late": record.installments_late,
             "max_days_past_due": max(record.days_past_due_seen or {0}),
         },
-        "model_version": shown["model_version"] if shown else None,
-        "decided_at": shown["decided_at"] if shown else None,
+        "model_version": latest.model_version if latest else None,
+        "decided_at": applications.decided_at(latest) if latest else None,
     }

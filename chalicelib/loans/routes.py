@@ -13,9 +13,9 @@ from chalicelib.auth import hooks as auth_hooks
 from chalicelib import wiring
 from chalicelib.core import config
 from chalicelib.core.clock import parse_instant
-from chalicelib.core.events import partial_batch
-from chalicelib.core.http import ApiModel, request_language, route
-from chalicelib.core.idempotency import money_key
+from chalicelib.api.events import partial_batch
+from chalicelib.api.http import ApiModel, request_language, route
+from chalicelib.adapters.idempotency import money_key
 from chalicelib.core.observability import observed
 from chalicelib.core.resources import queue_spec
 from chalicelib.loans import applications, catalog, credit, disbursement, ops, report, service

@@ -10,11 +10,11 @@ from decimal import Decimal
 from pynamodb.exceptions import DoesNotExist, TransactWriteError
 from pynamodb.transactions import TransactWrite
 
-from chalicelib.core import aws
+from chalicelib.adapters import aws
 from chalicelib.core.clock import shanghai_date, shanghai_iso  # noqa: F401 - the slice imports shanghai_iso from here
-from chalicelib.core.db import condition_failed, transact_connection
+from chalicelib.adapters.db import condition_failed, transact_connection
 from chalicelib.core.errors import Conflict, NotFound, RuleViolation
-from chalicelib.core.idempotency import MoneyKey
+from chalicelib.adapters.idempotency import MoneyKey
 from chalicelib.core.observability import logger
 from chalicelib.loans import aggregates, catalog, credit, people, schedules
 from chalicelib.loans.models import ApplicationRecord, CreditLineRecord, LoanRecord

@@ -13,7 +13,7 @@ import time
 from typing import Protocol
 
 from chalicelib.core.errors import DependencyDown, RuleViolation
-from chalicelib.core.transport import HttpPost, urllib_post
+from chalicelib.adapters.transport import HttpPost, urllib_post
 
 
 class NotCollected(Exception):

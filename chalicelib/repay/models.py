@@ -6,7 +6,7 @@ from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 
 from chalicelib.core import config
-from chalicelib.core.db import BaseMeta, IntAttribute, register_table
+from chalicelib.adapters.db import BaseMeta, IntAttribute, register_table
 
 
 class InboxByCreated(GlobalSecondaryIndex):

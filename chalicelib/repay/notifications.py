@@ -9,8 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from pynamodb.exceptions import PutError
 
 from chalicelib import wiring
-from chalicelib.core import aws
-from chalicelib.core import deferral
+from chalicelib.adapters import aws
+from chalicelib.adapters import deferral
 from chalicelib.core.clock import SHANGHAI, parse_instant, shanghai_iso
 from chalicelib.core.observability import logger, metrics
 from chalicelib.repay.models import NotificationRecord
@@ -62,7 +62,7 @@ def quiet_until(now: datetime) -> datetime | None:
 
 
 def defer(message: "NotificationMessage", until: datetime, now: datetime) -> None:
-    """Hold the message back until `until` by the service's clock (`chalicelib.core.deferral`:
+    """Hold the message back until `until` by the service's clock (`chalicelib.adapters.deferral`:
     re-queued with an SQS delay of at most 15 minutes when deployed, and deferred again until
     its time; parked until the local stack's clock passes it locally)."""
     held = message.model_copy(update={"deliver_after": until.isoformat()})

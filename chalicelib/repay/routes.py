@@ -11,9 +11,9 @@ from pydantic import Field
 from chalicelib import wiring
 from chalicelib.core import config, jobs
 from chalicelib.core.clock import parse_instant, shanghai_date
-from chalicelib.core.events import partial_batch
-from chalicelib.core.http import ApiModel, date_param, route
-from chalicelib.core.idempotency import money_key
+from chalicelib.api.events import partial_batch
+from chalicelib.api.http import ApiModel, date_param, route
+from chalicelib.adapters.idempotency import money_key
 from chalicelib.core.observability import logger, metrics, observed
 from chalicelib.core.resources import queue_spec
 from chalicelib.ledger import anchors

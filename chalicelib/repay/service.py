@@ -16,11 +16,12 @@ from pynamodb.exceptions import DoesNotExist, TransactWriteError, UpdateError
 from pynamodb.transactions import TransactWrite
 
 from chalicelib import wiring
-from chalicelib.core import aws, jobs
+from chalicelib.adapters import aws
+from chalicelib.core import jobs
 from chalicelib.core.clock import shanghai_date
-from chalicelib.core.db import condition_failed, transact_connection
+from chalicelib.adapters.db import condition_failed, transact_connection
 from chalicelib.core.errors import Conflict, DependencyDown, LendingError, RuleViolation
-from chalicelib.core.idempotency import MoneyKey
+from chalicelib.adapters.idempotency import MoneyKey
 from chalicelib.core.observability import logger, metrics
 from chalicelib.loans import aggregates, schedules
 from chalicelib.loans import record as borrower_record

@@ -5,7 +5,7 @@ from pynamodb.attributes import NumberAttribute, UnicodeAttribute
 from pynamodb.models import Model
 
 from chalicelib.core import config
-from chalicelib.core.db import BaseMeta, IntAttribute, register_table
+from chalicelib.adapters.db import BaseMeta, IntAttribute, register_table
 
 
 @register_table

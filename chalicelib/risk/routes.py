@@ -6,7 +6,7 @@ from typing import Any
 from chalice import Blueprint, Cron
 
 from chalicelib.core.clock import parse_instant
-from chalicelib.core.http import route
+from chalicelib.api.http import route
 from chalicelib.core.observability import observed
 from chalicelib.risk import models as _models  # noqa: F401 - registers the monitoring table
 from chalicelib.risk import monitor

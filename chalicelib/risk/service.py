@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from chalicelib.core import system
+from chalicelib.api import system
 from chalicelib.core.observability import logger, metrics
 
 

@@ -14,7 +14,7 @@ import re
 from typing import Any
 from urllib.parse import urlparse
 
-from chalicelib.core.messaging import SMS_SIGNATURE
+from chalicelib.adapters.messaging import SMS_SIGNATURE
 from infra.template import GATEWAY_RESPONSES
 from tests.journeys import last_code
 

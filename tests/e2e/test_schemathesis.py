@@ -23,7 +23,7 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 
 from chalicelib.core.clock import SHANGHAI
-from chalicelib.core.openapi import document
+from chalicelib.api.openapi import document
 from tests.e2e.conftest import wait_for
 from tests.journeys import GOOD_APPLICANT, HttpApi, card_ending, ready_borrower, with_key
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from chalicelib.core.http import ROUTES
+from chalicelib.api.http import ROUTES
 from tests.e2e.conftest import ROOT, wait_for
 from tests.journeys import GOOD_APPLICANT, HttpApi, card_ending, ready_borrower, with_key
 

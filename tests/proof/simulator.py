@@ -72,7 +72,7 @@ def _commits_a_money_key(operation: str, params: dict) -> bool:
 def expire_in_progress_records() -> None:
     """Powertools' in-progress records run out (in AWS, with the dead function's remaining
     time): a retry then reaches the function again."""
-    from chalicelib.core.idempotency import MONEY_PREFIX, IdempotencyRecord
+    from chalicelib.adapters.idempotency import MONEY_PREFIX, IdempotencyRecord
     for record in IdempotencyRecord.scan(consistent_read=True):
         if not record.id.startswith(MONEY_PREFIX) and record.status == "INPROGRESS":
             record.delete()
@@ -480,7 +480,7 @@ class Simulation:
         if pending:
             self.log(f"  {len(pending)} notification(s) still failing, back on the queue")
             with self.faults.quiet():
-                from chalicelib.core import aws
+                from chalicelib.adapters import aws
                 for m in pending:
                     aws.client("sqs").send_message(QueueUrl=aws.queue_url("notifications"),
                                                    MessageBody=m["Body"])

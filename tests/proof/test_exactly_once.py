@@ -4,7 +4,7 @@ Found by a ledger review: the loan and repayment ids were fresh UUIDs and Powert
 key's record after the money write, outside its transaction. When that record write failed, or
 the container died between the two, a retry with the same key after the in-progress record
 expired drew a second loan or debited the wallet again. Now the key commits with the money
-write (`core.idempotency.MoneyKey`), so the retry answers the first result.
+write (`adapters.idempotency.MoneyKey`), so the retry answers the first result.
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 
 from chalicelib.core.errors import DependencyDown
-from chalicelib.core.idempotency import MONEY_PREFIX, IdempotencyRecord
+from chalicelib.adapters.idempotency import MONEY_PREFIX, IdempotencyRecord
 from chalicelib.loans import credit
 from chalicelib.loans import service as loans_service
 from chalicelib.repay import notifications, service

@@ -18,11 +18,12 @@ import pytest
 
 import tests.conftest  # noqa: F401  - stage env, fake credentials, moto, app (a no-op under pytest)
 from chalicelib import wiring
-from chalicelib.core import aws, config, idempotency
+from chalicelib.adapters import aws, idempotency
+from chalicelib.core import config
 from chalicelib.core.clock import SHANGHAI, FixedClock
-from chalicelib.core.db import TABLES
+from chalicelib.adapters.db import TABLES
 from chalicelib.core.errors import JobIncomplete
-from chalicelib.core.http import AUTHENTICATORS
+from chalicelib.api.http import AUTHENTICATORS
 from chalicelib.loans import catalog, credit, schedules
 from chalicelib.money import chain, ledger
 from chalicelib.loans.models import CreditLineRecord, LedgerEntryRecord, LoanRecord, ProductRecord

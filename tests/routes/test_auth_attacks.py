@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from chalicelib.auth import routes, service, tokens
 from chalicelib.auth.models import LookupRecord, RefreshFamilyRecord, UserRecord
 from chalicelib.core.clock import FixedClock, shanghai_date
-from chalicelib.core.http import AUTHENTICATORS
+from chalicelib.api.http import AUTHENTICATORS
 from tests.auth_support import (LogCapture, RecordingApi, access_claims, code_for, leaks, table_dump, tampered,
                                 with_check_digit, with_wrong_check_digit, years_ago)
 from tests.journeys import card_ending, ready_borrower, resident_id

@@ -25,7 +25,7 @@ def test_the_clock_route_answers_the_service_clock_in_beijing_time_to_operators(
 
 
 def test_the_local_clock_moves_forward_only_and_every_process_reads_it(aws_stack, monkeypatch):
-    from chalicelib.core import testclock
+    from chalicelib.adapters import testclock
     from chalicelib.core.clock import SHANGHAI
     monkeypatch.setattr(testclock, "CACHE_SECONDS", 0)
     mine, theirs = testclock.TestClock(), testclock.TestClock()  # as in `make jobs` and `make run`
@@ -41,7 +41,7 @@ def test_the_local_clock_moves_forward_only_and_every_process_reads_it(aws_stack
 
 
 def test_a_reader_sees_a_move_once_its_cache_has_expired(aws_stack, monkeypatch):
-    from chalicelib.core import testclock
+    from chalicelib.adapters import testclock
     monkeypatch.setattr(testclock, "CACHE_SECONDS", 60)
     reader, mover = testclock.TestClock(), testclock.TestClock()
     before = reader.now()
@@ -65,7 +65,7 @@ DEPLOYED = textwrap.dedent('''
     assert "/v1/ops/clock" not in paths and "/v1/ops/portfolio" in paths, sorted(paths)
     import app
     from chalicelib import wiring
-    from chalicelib.core import openapi
+    from chalicelib.api import openapi
     from chalicelib.core.clock import SystemClock
     assert "/v1/ops/clock" not in app.app.routes, sorted(app.app.routes)
     assert "/v1/ops/clock" not in openapi.document()["paths"]

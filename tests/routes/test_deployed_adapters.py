@@ -23,7 +23,8 @@ import pytest
 import app as app_module
 from chalicelib import wiring
 from chalicelib.auth import providers
-from chalicelib.core import aws, config
+from chalicelib.adapters import aws
+from chalicelib.core import config
 from infra.pump import QueuePump, invoke_schedule, schedules
 from tests.journeys import ChaliceApi, approved_loan, card_ending, resident_id, with_key
 

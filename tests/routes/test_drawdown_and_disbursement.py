@@ -184,7 +184,7 @@ def test_the_loan_list_is_one_page_newest_first(borrower, monkeypatch):
 @pytest.fixture()
 def as_borrower(client, aws_stack, monkeypatch):
     """GET as borrower u-1 over HTTP (bearer seam), and as an operator (the local ops key)."""
-    from chalicelib.core.http import AUTHENTICATORS
+    from chalicelib.api.http import AUTHENTICATORS
     monkeypatch.setitem(AUTHENTICATORS, "bearer", lambda request: "u-1")
     ops_key = json.loads(aws_stack["secrets"]["ops"])["key"]
 

@@ -9,7 +9,7 @@ from chalice import Blueprint, Chalice
 from chalice.test import Client
 
 from chalicelib.core.errors import RuleViolation
-from chalicelib.core.http import AUTHENTICATORS, ROUTES, ApiModel, http_middleware, route
+from chalicelib.api.http import AUTHENTICATORS, ROUTES, ApiModel, http_middleware, route
 
 
 class Payment(ApiModel):
@@ -108,7 +108,7 @@ def test_duplicate_while_the_first_runs_is_409_in_progress(probe):
     first = threading.Thread(target=lambda: results.setdefault("first", post(client, "/pay/a", {"amount": 5})))
     first.start()
     # wait until the first request holds the in-progress record
-    from chalicelib.core.idempotency import IdempotencyRecord
+    from chalicelib.adapters.idempotency import IdempotencyRecord
     for _ in range(200):
         if IdempotencyRecord.count() == 1:
             break

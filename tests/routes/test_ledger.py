@@ -9,7 +9,8 @@ from datetime import date, datetime, time, timedelta, timezone
 
 import pytest
 
-from chalicelib.core import aws, config
+from chalicelib.adapters import aws
+from chalicelib.core import config
 from chalicelib.core.clock import SHANGHAI
 from chalicelib.ledger import anchors, audit, statement
 from chalicelib.ledger.models import AnchorRecord, ProofRecord

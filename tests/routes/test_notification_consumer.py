@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from chalicelib.core.messaging import SMS_SIGNATURE
+from chalicelib.adapters.messaging import SMS_SIGNATURE
 from chalicelib.repay.models import NotificationRecord
 from infra.lambda_events import sqs_event
 
@@ -76,7 +76,7 @@ def test_no_sms_at_night_it_waits_for_the_morning_by_the_clock(client, outbox, c
     from datetime import datetime, timezone
 
     from app import app
-    from chalicelib.core import testclock
+    from chalicelib.adapters import testclock
     from chalicelib.repay import notifications
     from infra.pump import QueuePump
     clock.set(datetime(2027, 1, 10, 14, 30, tzinfo=timezone.utc))  # 22:30 in Beijing
@@ -109,7 +109,8 @@ def test_deployed_an_sms_at_night_is_delayed_on_the_queue_and_deferred_again_unt
     and comes back to be deferred again until then."""
     from datetime import datetime, timezone
 
-    from chalicelib.core import aws, config, deferral
+    from chalicelib.adapters import aws, deferral
+    from chalicelib.core import config
     monkeypatch.setattr(deferral, "parks_locally", lambda: False)
     # The URL read here, not through aws.queue_url: its cache would spare the consumer its own
     # GetQueueUrl, which a fresh container makes (and the IAM coverage check must see).

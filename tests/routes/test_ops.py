@@ -116,7 +116,7 @@ def test_the_borrower_sees_the_operators_decision_but_never_the_note(ops, client
     # Given an application the model sent to review, decided by an operator an hour later
     # with a note meant for colleagues only
     from datetime import timedelta
-    from chalicelib.core.http import AUTHENTICATORS
+    from chalicelib.api.http import AUTHENTICATORS
     monkeypatch.setitem(AUTHENTICATORS, "bearer", lambda request: "u-9")
     application_id = review_application("u-9")
     clock.set(NOW + timedelta(hours=1))
@@ -226,7 +226,7 @@ def test_two_approvals_at_once_cannot_both_raise_the_limit(ops, clock, monkeypat
 
 def test_an_application_decided_before_shows_no_note_either(client, monkeypatch):
     # Given an application an operator decided when the note was appended to its reasons
-    from chalicelib.core.http import AUTHENTICATORS
+    from chalicelib.api.http import AUTHENTICATORS
     from chalicelib.loans.models import ApplicationRecord
     monkeypatch.setitem(AUTHENTICATORS, "bearer", lambda request: "u-9")
     application_id = review_application("u-9")

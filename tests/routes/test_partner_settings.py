@@ -12,7 +12,7 @@ import pytest
 
 from chalicelib import wiring
 from chalicelib.auth import secret_store
-from chalicelib.core import aws
+from chalicelib.adapters import aws
 from chalicelib.core.settings import SettingsMissing
 from chalicelib.loans import credit, disbursement
 from chalicelib.loans.models import LoanRecord

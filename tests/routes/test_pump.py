@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 
 from app import app
-from chalicelib.core import aws
+from chalicelib.adapters import aws
 from infra.pump import QueuePump
 
 

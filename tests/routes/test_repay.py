@@ -7,7 +7,7 @@ from datetime import date, datetime, time, timedelta
 
 import pytest
 
-from chalicelib.core import aws
+from chalicelib.adapters import aws
 from chalicelib.core.errors import Conflict, RuleViolation
 from chalicelib.loans import credit, disbursement
 from chalicelib.money import ledger

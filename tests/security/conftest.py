@@ -62,7 +62,7 @@ def snapshot() -> dict[str, Any]:
     from moto.sqs.models import sqs_backends
 
     from chalicelib import wiring
-    from chalicelib.core.db import TABLES
+    from chalicelib.adapters.db import TABLES
     region = os.environ["AWS_DEFAULT_REGION"]
     tables = dynamodb_backends[DEFAULT_ACCOUNT_ID][region].tables
     assert {m.Meta.table_name for m in TABLES} <= set(tables), "a table is missing from moto"
@@ -139,7 +139,7 @@ def world(tmp_path_factory):
 
     from chalicelib import wiring
     from chalicelib.auth import secret_store
-    from chalicelib.core import idempotency
+    from chalicelib.adapters import idempotency
     from chalicelib.core.clock import FixedClock
     from infra.bootstrap import fresh_moto_account
 

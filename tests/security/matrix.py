@@ -1,6 +1,6 @@
-"""The security matrix, derived from the route registry (`chalicelib.core.http.ROUTES`).
+"""The security matrix, derived from the route registry (`chalicelib.api.http.ROUTES`).
 
-A route added with `core.http.route()` joins every table here by itself: its auth kind picks
+A route added with `api.http.route()` joins every table here by itself: its auth kind picks
 the attacks, its path parameters and body model pick the objects and fields to tamper with.
 What cannot be derived (a realistic body, which object a parameter names) is looked up in the
 small maps below, and a route or a parameter missing from them fails the suite loudly instead
@@ -19,7 +19,7 @@ from typing import Any, Callable
 from pydantic import BaseModel
 
 import app as app_module
-from chalicelib.core.http import ROUTES, RouteDoc
+from chalicelib.api.http import ROUTES, RouteDoc
 from tests.journeys import GOOD_APPLICANT, card_ending, resident_id
 
 APP = app_module.app

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import pytest
 
-from chalicelib.core.http import MAX_BODY_BYTES
+from chalicelib.api.http import MAX_BODY_BYTES
 from tests.security.conftest import assert_error, assert_unchanged, snapshot
 from tests.security.matrix import (as_owner, bearer_routes, body_routes, by_id, fields_of, path_params,
                                    rid, routes, with_value)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from chalicelib.core.transport import urllib_get, urllib_post
+from chalicelib.adapters.transport import urllib_get, urllib_post
 
 
 @pytest.mark.parametrize("url", ["file:///etc/passwd", "http://api.example.com/v1/transfers",

@@ -9,7 +9,8 @@ import pytest
 from chalicelib.auth import cards
 from chalicelib.auth.pii_vault import SealBroken, keyed_hash, mask_name, seal, unseal
 from chalicelib.auth.secret_store import forget
-from chalicelib.core import aws, config
+from chalicelib.adapters import aws
+from chalicelib.core import config
 from chalicelib.core.errors import RuleViolation
 from tests.journeys import card_ending
 

@@ -8,7 +8,7 @@ import logging
 
 from chalice.app import SQSEvent
 
-from chalicelib.core.events import partial_batch
+from chalicelib.api.events import partial_batch
 from infra.lambda_events import LambdaContext, sqs_event, sqs_record
 
 

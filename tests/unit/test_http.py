@@ -7,7 +7,7 @@ import pytest
 from chalice import Response
 
 from chalicelib.core.errors import BadRequest
-from chalicelib.core.http import ApiModel, normalise_error, parse_body
+from chalicelib.api.http import ApiModel, normalise_error, parse_body
 
 
 class Amount(ApiModel):
@@ -66,7 +66,7 @@ def test_route_authenticates_before_parsing_and_passes_the_principal():
     from chalice.test import Client
 
     from chalicelib.core.errors import Unauthorized
-    from chalicelib.core.http import AUTHENTICATORS, route
+    from chalicelib.api.http import AUTHENTICATORS, route
 
     def authenticate(request):
         if request.headers.get("authorization") != "Bearer good":
@@ -96,7 +96,7 @@ def test_route_authenticates_before_parsing_and_passes_the_principal():
         assert seen == [("user-1", 5)]
     finally:
         AUTHENTICATORS.pop("test-scheme")
-        from chalicelib.core.http import ROUTES
+        from chalicelib.api.http import ROUTES
         ROUTES[:] = [r for r in ROUTES if r.path != "/probe"]
 
 
@@ -139,7 +139,7 @@ def test_a_passing_aws_failure_is_503_with_retry_after_and_a_bug_is_500(make, st
     from chalice import Blueprint, Chalice
     from chalice.test import Client
 
-    from chalicelib.core.http import ROUTES, route
+    from chalicelib.api.http import ROUTES, route
 
     bp = Blueprint("probe")
 

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 import pytest
 
 from chalicelib.core import config
-from chalicelib.core.db import TABLES
+from chalicelib.adapters.db import TABLES
 from chalicelib.core.resources import QUEUES
 from infra import policy, template
 from infra.package import check_template, ship_bytecode
@@ -200,7 +200,7 @@ def test_every_function_is_named_and_owns_its_log_group(merge):
 def test_every_path_sends_undeclared_methods_to_the_function_and_preflights_list_allow(merge):
     """Deployed, a method a path does not declare is answered by the function (405 METHOD_NOT_ALLOWED
     with Allow), as the local server does, not by the gateway's 403 Missing Authentication Token."""
-    from chalicelib.core.http import ROUTES, allowed_methods, cors_enabled
+    from chalicelib.api.http import ROUTES, allowed_methods, cors_enabled
     paths = merge["RestAPI"]["Properties"]["DefinitionBody"]["paths"]
     assert set(paths) == {doc.path for doc in ROUTES}
     for path, entry in paths.items():

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from chalicelib.core.errors import RateLimited, RuleViolation
-from chalicelib.core.http import lending_error_response
+from chalicelib.api.http import lending_error_response
 from chalicelib.core.messages import ZH, language, message, wait_phrase
 
 

@@ -39,7 +39,7 @@ def test_the_money_floor_imports_only_the_standard_library(module):
 
 def test_the_check_catches_an_adapter_import(tmp_path):
     bad = tmp_path / "bad.py"
-    bad.write_text("from chalicelib.core import aws\nimport boto3\n")
+    bad.write_text("from chalicelib.adapters import aws\nimport boto3\n")
     names = imports_of(bad)
-    assert {"chalicelib.core", "chalicelib.core.aws", "boto3"} <= names
+    assert {"chalicelib.adapters", "chalicelib.adapters.aws", "boto3"} <= names
     assert not any(allowed(n) for n in names)

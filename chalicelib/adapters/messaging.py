@@ -12,7 +12,7 @@ import threading
 from datetime import datetime, timezone
 from typing import Callable, Protocol
 
-from chalicelib.core import aws
+from chalicelib.adapters import aws
 from chalicelib.core.clock import SHANGHAI
 from chalicelib.core.pii import mask_phone
 

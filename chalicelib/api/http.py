@@ -19,8 +19,9 @@ from typing import Any, Callable
 from chalice import Blueprint, CORSConfig, Response
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from chalicelib.core import idempotency, messages
-from chalicelib.core.db import transient
+from chalicelib.adapters import idempotency
+from chalicelib.core import messages
+from chalicelib.adapters.db import transient
 from chalicelib.core.errors import BadRequest, LendingError
 from chalicelib.core.observability import logger, metrics
 
@@ -148,7 +149,7 @@ def route(bp: Blueprint, path: str, method: str, *, summary: str, tag: str,
     """Declare an endpoint. The view gets the chalice request, the path params, `body=` (the
     validated model) when `body` is given, and `principal=` (user or operator id) when `auth`
     is given; authentication runs before the body is even parsed. `idempotent` routes need an
-    `Idempotency-Key` header and answer a retry with the first success (core.idempotency)."""
+    `Idempotency-Key` header and answer a retry with the first success (adapters.idempotency)."""
 
     def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
         ROUTES.append(RouteDoc(path, method, summary, tag, body, auth, status, errors, query,

@@ -114,7 +114,7 @@ def transact_connection():  # type: ignore[no-untyped-def]
     A transaction cancelled only by a conflict with another one in flight (the portfolio's
     counter shards are shared by every loan) is sent again, after a short random pause, up to
     CONFLICT_RETRIES times; any other failure, a condition above all, is the caller's."""
-    from chalicelib.core import aws
+    from chalicelib.adapters import aws
 
     def make():  # type: ignore[no-untyped-def]
         import random

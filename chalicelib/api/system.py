@@ -5,8 +5,8 @@ from typing import Any, Callable
 
 from chalice import Blueprint, Response
 
-from chalicelib.core import openapi
-from chalicelib.core.http import route
+from chalicelib.api import openapi
+from chalicelib.api.http import route
 
 bp = Blueprint(__name__)
 

@@ -8,7 +8,7 @@ stage:
 - deployed: on its queue, with SQS DelaySeconds, at most 15 minutes; a message held overnight
   comes back every 15 minutes and is deferred again until its time;
 - local: parked in the local stack's table until the local stack's clock passes its time
-  (`chalicelib.core.testclock`): SQS delays run on moto's wall clock, which `make jobs` does
+  (`chalicelib.adapters.testclock`): SQS delays run on moto's wall clock, which `make jobs` does
   not move, so a delayed message would neither wait for that clock nor let `make jobs` drain.
 """
 from __future__ import annotations
@@ -16,7 +16,8 @@ from __future__ import annotations
 import math
 from datetime import datetime
 
-from chalicelib.core import aws, config
+from chalicelib.adapters import aws
+from chalicelib.core import config
 
 MAX_SQS_DELAY = 900  # seconds: SQS's limit
 
@@ -35,7 +36,7 @@ def defer(queue_key: str, body: str, until: datetime, now: datetime) -> None:
     consumer gets it again no earlier than `until` by the service's clock, or, deployed, up to
     15 minutes earlier for another deferral."""
     if parks_locally():
-        from chalicelib.core import testclock
+        from chalicelib.adapters import testclock
         testclock.park(queue_key, body, until)
         return
     aws.client("sqs").send_message(QueueUrl=aws.queue_url(queue_key), DelaySeconds=sqs_delay(until, now),

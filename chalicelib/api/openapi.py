@@ -1,12 +1,12 @@
-"""Builds the OpenAPI 3 document from the routes declared with `core.http.route`."""
+"""Builds the OpenAPI 3 document from the routes declared with `api.http.route`."""
 from __future__ import annotations
 
 import re
 from typing import Any
 
 from chalicelib.core import config
-from chalicelib.core.http import ROUTES
-from chalicelib.core.idempotency import KEY_PATTERN
+from chalicelib.api.http import ROUTES
+from chalicelib.adapters.idempotency import KEY_PATTERN
 
 ERROR_SCHEMA = {
     "type": "object",
@@ -400,7 +400,7 @@ _LINKS: dict[tuple[str, str], dict[str, tuple]] = {
 }
 
 
-# What every idempotent operation may answer about its key (core.idempotency).
+# What every idempotent operation may answer about its key (adapters.idempotency).
 _IDEMPOTENCY_ERRORS = ("400 IDEMPOTENCY_KEY_REQUIRED", "409 IDEMPOTENCY_KEY_REUSED",
                        "409 IDEMPOTENCY_IN_PROGRESS")
 
@@ -415,7 +415,7 @@ def _codes_by_status(errors: tuple[str, ...], idempotent: bool = False) -> dict[
     return out
 
 
-# What `core.http.route` itself may answer, whatever the operation declares.
+# What `api.http.route` itself may answer, whatever the operation declares.
 _EVERY_OPERATION = ("400 BODY_TOO_LARGE", "415 UNSUPPORTED_MEDIA_TYPE", "500 INTERNAL_ERROR",
                     "503 DEPENDENCY_UNAVAILABLE")
 _WITH_BODY = ("400 BODY_INVALID", "400 UNKNOWN_FIELD", "400 FIELD_REQUIRED", "400 FIELD_INVALID")

@@ -31,8 +31,9 @@ from pynamodb.attributes import TTLAttribute, UnicodeAttribute
 from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
-from chalicelib.core import aws, config
-from chalicelib.core.db import BaseMeta, register_table
+from chalicelib.adapters import aws
+from chalicelib.core import config
+from chalicelib.adapters.db import BaseMeta, register_table
 from chalicelib.core.errors import BadRequest, Conflict
 from chalicelib.core.observability import logger
 

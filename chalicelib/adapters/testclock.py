@@ -20,7 +20,7 @@ message is parked in the same table (pk `deferred#<queue key>`, sk `<deliver_aft
 width UTC>#<id>`, the body as sent) and the event pump puts each parked message whose time
 has come back on its queue (`release_due`): every second in the `make run` process, and in
 `make jobs`' drain, which then returns with the later ones still parked. See
-`chalicelib.core.deferral` for the deployed path.
+`chalicelib.adapters.deferral` for the deployed path.
 """
 from __future__ import annotations
 
@@ -30,7 +30,8 @@ import uuid
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from chalicelib.core import aws, config
+from chalicelib.adapters import aws
+from chalicelib.core import config
 
 CACHE_SECONDS = 0.5
 _CLOCK_KEY = {"pk": {"S": "clock"}, "sk": {"S": "offset"}}
@@ -177,7 +178,7 @@ def blueprint(now: Any) -> Any:
     from chalice import Blueprint
 
     from chalicelib.core.clock import SHANGHAI
-    from chalicelib.core.http import route
+    from chalicelib.api.http import route
 
     bp = Blueprint(__name__)
 
