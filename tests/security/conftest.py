@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from tests.auth_support import LogCapture, RecordingApi
+from tests.auth_support import LogCapture, RecordingApi, readable
 from tests.journeys import GOOD_APPLICANT, card_ending, ready_borrower, resident_id, with_key
 from tests.routes.conftest import review_application
 
@@ -66,7 +66,7 @@ def snapshot() -> dict[str, Any]:
     region = os.environ["AWS_DEFAULT_REGION"]
     tables = dynamodb_backends[DEFAULT_ACCOUNT_ID][region].tables
     assert {m.Meta.table_name for m in TABLES} <= set(tables), "a table is missing from moto"
-    items = sorted(f"{name} {json.dumps(item.to_json(), sort_keys=True, ensure_ascii=False)}"
+    items = sorted(f"{name} {json.dumps(item.to_json(), sort_keys=True, ensure_ascii=False, default=readable)}"
                    for name, table in tables.items() for item in table.all_items())
     queues = {name: sorted(m.body for m in queue._messages)
               for name, queue in sqs_backends[DEFAULT_ACCOUNT_ID][region].queues.items()}
