@@ -50,6 +50,16 @@ class CreditRecord(Model):
 def count(tx: TransactWrite, user_id: str, *, applications: int = 0, approved: int = 0, loans: int = 0,
           on_time: int = 0, late: int = 0, days_past_due: int = 0, latest: str | None = None) -> None:
     """Add to the user's record inside `tx` (nothing when there is nothing to add)."""
+    actions = _additions(applications=applications, approved=approved, loans=loans, on_time=on_time,
+                         late=late, days_past_due=days_past_due, latest=latest)
+    if actions:
+        tx.update(CreditRecord(user_id=user_id), actions=actions)
+
+
+def _additions(*, applications: int = 0, approved: int = 0, loans: int = 0, on_time: int = 0, late: int = 0,
+               days_past_due: int = 0, latest: str | None = None) -> list:
+    """The update actions that add these to a record: what `count` writes in a transaction,
+    and `see_late_days` alone."""
     actions = [attribute.add(amount) for attribute, amount in (
         (CreditRecord.applications, applications), (CreditRecord.approved, approved),
         (CreditRecord.loans, loans), (CreditRecord.installments_on_time, on_time),
@@ -58,8 +68,7 @@ def count(tx: TransactWrite, user_id: str, *, applications: int = 0, approved: i
         actions.append(CreditRecord.days_past_due_seen.add({days_past_due}))
     if latest is not None:
         actions.append(CreditRecord.latest_application_id.set(latest))
-    if actions:
-        tx.update(CreditRecord(user_id=user_id), actions=actions)
+    return actions
 
 
 def installment_changes(before: engine.LoanState, after: engine.LoanState) -> tuple[int, int]:
@@ -84,9 +93,9 @@ def see_late_days(user_id: str, state: engine.LoanState, on: date) -> None:
     of business writes nothing else (an overdue installment whose daily penalty rounds to 0
     fen, its status and bucket unchanged), when the days still grow. Adding to the set is
     idempotent, so a night closed twice adds nothing more."""
-    days = late_days(state, on)
-    if days > 0:
-        CreditRecord(user_id=user_id).update(actions=[CreditRecord.days_past_due_seen.add({days})])
+    actions = _additions(days_past_due=late_days(state, on))
+    if actions:
+        CreditRecord(user_id=user_id).update(actions=actions)
 
 
 def count_changes(tx: TransactWrite, user_id: str, before: engine.LoanState, after: engine.LoanState,

@@ -311,9 +311,10 @@ def check_closed_through(world: World, business_date: date, skip: set[str] | fro
             problems.append(f"{loan.loan_id[:8]}: installments {late} are past their grace day unpaid, "
                             f"but the loan is {loan.status}")
         days = late_days(state, business_date)
-        if days and max(seen.get(loan.user_id, set()), default=0) < days:
+        worst = max(seen.get(loan.user_id, set()), default=0)
+        if days and worst < days:
             problems.append(f"{loan.loan_id[:8]}: {days} days past due, but its borrower's record has seen at most "
-                            f"{max(seen.get(loan.user_id, set()), default=0)}")
+                            f"{worst}")
         missing = engine.close_of_business(state, business_date).posted
         if missing:
             problems.append(f"{loan.loan_id[:8]}: {len(missing)} day(s) of penalty not posted, from "
